@@ -1,0 +1,41 @@
+// Package cli holds patrol's cobra commands. Commands gather settings once, build the
+// adapters, and return errors; only cmd/patrol exits.
+package cli
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+// NewRoot returns the patrol command tree.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "patrol",
+		Short:         "Keep Azure DevOps PATs working without depending on any person's account",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
+	root.AddCommand(newLocalCmd())
+	return root
+}
+
+// exitError carries a process exit code chosen by a command (for example a failed
+// invariant in `patrol local --demo`).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// ExitCode maps an error returned by a command to the process exit code.
+func ExitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
