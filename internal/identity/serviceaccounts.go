@@ -1,0 +1,255 @@
+// Package identity gets Entra ID tokens for patrol: delegated tokens for the service
+// accounts that own PATs (MSAL for Go public client — Azure DevOps refuses service
+// principals and managed identities on the PAT lifecycle API), and the workload identity
+// patrol itself runs as (azidentity).
+//
+// A service account signs in once with the device-code flow (`patrol login`); its MSAL
+// token cache is then kept in Key Vault, one secret per account, and refreshed silently.
+// A stored password (ROPC) is used only where the operator enabled it, because ROPC
+// fails for accounts under MFA or Conditional Access and is deprecated by Microsoft.
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
+)
+
+// DevOpsScope asks Entra for a token to the Azure DevOps resource.
+const DevOpsScope = "499b84ac-1321-427f-aa17-267ca6975798/.default"
+
+// CacheStore persists each service account's MSAL cache (and, where ROPC is enabled, reads
+// its password). The Key Vault adapter implements it.
+type CacheStore interface {
+	// LoadCache returns the account's cache blob, or nil when there is none yet.
+	LoadCache(ctx context.Context, account string) ([]byte, error)
+	SaveCache(ctx context.Context, account string, blob []byte) error
+	// Password returns the account's stored password and whether one exists.
+	Password(ctx context.Context, account string) (string, bool, error)
+}
+
+// Options configure ServiceAccounts.
+type Options struct {
+	// Authority is https://<host>/<tenant>; the host defaults to the public cloud.
+	Authority  string
+	ClientID   string
+	HTTPClient *http.Client
+	Store      CacheStore
+	AllowROPC  bool
+	Logger     *slog.Logger
+	// Scopes default to DevOpsScope.
+	Scopes []string
+}
+
+// Token is a delegated access token. Its String never shows the value.
+type Token struct {
+	value     string
+	ExpiresOn time.Time
+}
+
+// Value returns the bearer token.
+func (t Token) Value() string { return t.value }
+
+// String redacts the value.
+func (t Token) String() string { return "Token(redacted, expires " + t.ExpiresOn.UTC().Format(time.RFC3339) + ")" }
+
+// LogValue redacts the value in structured logs.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// ServiceAccounts issues Azure DevOps tokens for service accounts.
+type ServiceAccounts struct {
+	opts    Options
+	mu      sync.Mutex
+	clients map[string]*account
+}
+
+type account struct {
+	upn    string
+	client public.Client
+	cache  *kvCache
+}
+
+// NewServiceAccounts validates opts; it makes no network call.
+func NewServiceAccounts(opts Options) (*ServiceAccounts, error) {
+	switch {
+	case opts.ClientID == "":
+		return nil, errors.New("identity: no public client id (PATROL_CLIENT_ID)")
+	case opts.Authority == "" || !strings.HasPrefix(opts.Authority, "https://"):
+		return nil, fmt.Errorf("identity: authority %q must be an https URL ending in the tenant", opts.Authority)
+	case opts.Store == nil:
+		return nil, errors.New("identity: no cache store")
+	}
+	if len(opts.Scopes) == 0 {
+		opts.Scopes = []string{DevOpsScope}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	return &ServiceAccounts{opts: opts, clients: map[string]*account{}}, nil
+}
+
+func (s *ServiceAccounts) account(upn string) (*account, error) {
+	key := strings.ToLower(upn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.clients[key]; ok {
+		return a, nil
+	}
+	c := &kvCache{store: s.opts.Store, account: key}
+	pc, err := public.New(s.opts.ClientID,
+		public.WithAuthority(s.opts.Authority),
+		public.WithHTTPClient(s.opts.HTTPClient),
+		public.WithCache(c),
+		// Instance discovery calls login.microsoftonline.com for any other host, which
+		// the local stack must never reach; the authority is configured, not discovered.
+		public.WithInstanceDiscovery(!isCustomAuthority(s.opts.Authority)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("identity: MSAL client for %s: %w", upn, err)
+	}
+	a := &account{upn: key, client: pc, cache: c}
+	s.clients[key] = a
+	return a, nil
+}
+
+func isCustomAuthority(authority string) bool {
+	return !strings.HasPrefix(strings.ToLower(authority), "https://login.microsoftonline.com/")
+}
+
+// Token returns an Azure DevOps token for the service account: silently from its cache,
+// else by password where ROPC is allowed and a password is stored, else a *SignInError
+// telling the operator how to fix it.
+func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) {
+	a, err := s.account(upn)
+	if err != nil {
+		return Token{}, err
+	}
+	accts, err := a.client.Accounts(ctx)
+	if err != nil {
+		return Token{}, fmt.Errorf("identity: read cache of %s: %w", upn, err)
+	}
+	for _, acct := range accts {
+		if !strings.EqualFold(acct.PreferredUsername, upn) {
+			continue
+		}
+		res, err := a.client.AcquireTokenSilent(ctx, s.opts.Scopes, public.WithSilentAccount(acct))
+		if err == nil {
+			return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+		}
+		se := classify(upn, err)
+		if se.Kind != NotSignedIn && se.Kind != SignInExpired {
+			return Token{}, se
+		}
+		s.opts.Logger.InfoContext(ctx, "silent token refresh failed", "serviceAccount", upn, "reason", se.Kind.String())
+		return s.passwordOr(ctx, a, se)
+	}
+	return s.passwordOr(ctx, a, &SignInError{Account: upn, Kind: NotSignedIn})
+}
+
+// passwordOr signs in with the stored password where allowed, else returns fallback.
+func (s *ServiceAccounts) passwordOr(ctx context.Context, a *account, fallback *SignInError) (Token, error) {
+	if !s.opts.AllowROPC {
+		return Token{}, fallback
+	}
+	pw, ok, err := s.opts.Store.Password(ctx, a.upn)
+	if err != nil {
+		return Token{}, fmt.Errorf("identity: read password of %s: %w", a.upn, err)
+	}
+	if !ok {
+		return Token{}, fallback
+	}
+	//nolint:staticcheck // ROPC is deprecated; patrol uses it only where the operator opted in.
+	res, err := a.client.AcquireTokenByUsernamePassword(ctx, s.opts.Scopes, a.upn, pw)
+	if err != nil {
+		return Token{}, classify(a.upn, err)
+	}
+	return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+}
+
+// DeviceCode is what a person needs to complete a device-code sign-in.
+type DeviceCode struct {
+	UserCode        string
+	VerificationURL string
+	Message         string
+	ExpiresOn       time.Time
+}
+
+// Login signs the service account in with the device-code flow. show is called once with
+// the code to enter; Login then waits until the sign-in completes, fails or ctx ends. It
+// refuses a sign-in completed as a different user, which would otherwise silently issue
+// PATs under the wrong account.
+func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(DeviceCode)) error {
+	a, err := s.account(upn)
+	if err != nil {
+		return err
+	}
+	dc, err := a.client.AcquireTokenByDeviceCode(ctx, s.opts.Scopes)
+	if err != nil {
+		return classify(upn, err)
+	}
+	show(DeviceCode{UserCode: dc.Result.UserCode, VerificationURL: dc.Result.VerificationURL, Message: dc.Result.Message, ExpiresOn: dc.Result.ExpiresOn})
+	res, err := dc.AuthenticationResult(ctx)
+	if err != nil {
+		return classify(upn, err)
+	}
+	if !strings.EqualFold(res.Account.PreferredUsername, upn) {
+		_ = a.client.RemoveAccount(ctx, res.Account)
+		return &SignInError{Account: upn, Kind: WrongAccount, Detail: "signed in as " + res.Account.PreferredUsername}
+	}
+	return nil
+}
+
+// kvCache adapts CacheStore to MSAL's ExportReplace. It keeps the last blob in memory so
+// a warm function instance does not read Key Vault before every token, and writes only
+// when MSAL's cache actually changed.
+type kvCache struct {
+	store   CacheStore
+	account string
+	mu      sync.Mutex
+	blob    []byte
+	loaded  bool
+}
+
+func (c *kvCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.ReplaceHints) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.loaded {
+		b, err := c.store.LoadCache(ctx, c.account)
+		if err != nil {
+			return fmt.Errorf("identity: load token cache of %s: %w", c.account, err)
+		}
+		c.blob, c.loaded = b, true
+	}
+	if len(c.blob) == 0 {
+		return nil
+	}
+	return u.Unmarshal(c.blob)
+}
+
+func (c *kvCache) Export(ctx context.Context, m cache.Marshaler, _ cache.ExportHints) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded && string(b) == string(c.blob) {
+		return nil
+	}
+	if err := c.store.SaveCache(ctx, c.account, b); err != nil {
+		return fmt.Errorf("identity: save token cache of %s: %w", c.account, err)
+	}
+	c.blob, c.loaded = b, true
+	return nil
+}
