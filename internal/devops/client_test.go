@@ -1,0 +1,451 @@
+package devops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	emu "github.com/patrol-dev/patrol/internal/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/emulator/fault"
+)
+
+func TestCreateVerifyRevoke(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	var logs bytes.Buffer
+	c, _ := s.client(svcUPN)
+	c.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+
+	want := s.clock.Now().Add(ninetyDays)
+	p := s.create(c, orgName, "patrol-op1-build")
+	if p.AuthorizationID == "" || len(p.Token.Reveal()) != 84 || !p.ValidTo.Equal(want) || len(p.TargetAccounts) != 1 {
+		t.Fatalf("created PAT %+v", p)
+	}
+	u, err := c.VerifyPAT(ctx, orgName, p.Token)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if u.ID != svcOID || u.DisplayName != "Build service account" || u.SubjectDescriptor == "" {
+		t.Errorf("verified as %+v", u)
+	}
+	if _, err := c.VerifyPAT(ctx, otherOrg, p.Token); !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrPermanent) {
+		t.Errorf("PAT of %s verified at %s: %v", orgName, otherOrg, err)
+	}
+	got, err := c.GetPAT(ctx, orgName, p.AuthorizationID)
+	if err != nil || got.DisplayName != p.DisplayName || !got.Token.IsZero() {
+		t.Errorf("get: %+v, %v", got, err)
+	}
+
+	if err := c.RevokePAT(ctx, orgName, p.AuthorizationID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if s.devops.IsActive(p.AuthorizationID) {
+		t.Fatal("PAT still active after revoke")
+	}
+	_, err = c.VerifyPAT(ctx, orgName, p.Token)
+	if !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrPermanent) {
+		t.Fatalf("verify revoked PAT: %v, want ErrUnauthorized", err)
+	}
+	s.noLeak("verify error", err.Error())
+	if err := c.RevokePAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); err != nil {
+		t.Errorf("revoking an unknown PAT: %v, want success", err)
+	}
+	if _, err := c.GetPAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get unknown: %v, want ErrNotFound", err)
+	}
+	s.noLeak("logs", logs.String())
+	if !strings.Contains(logs.String(), p.AuthorizationID) {
+		t.Error("logs do not name the PAT by authorization id")
+	}
+}
+
+func TestVerifyPATAfterExpiry(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	c, _ := s.client(svcUPN)
+	p, err := c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "short", Scope: "vso.code", ValidTo: s.clock.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.remember(p.Token)
+	s.clock.Advance(2 * time.Hour)
+	_, err = c.VerifyPAT(context.Background(), orgName, p.Token)
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("expired PAT: %v", err)
+	}
+	s.noLeak("error", err.Error())
+}
+
+func TestPolicyViolationsArePermanent(t *testing.T) {
+	cases := map[string]struct {
+		policies emu.Policies
+		scope    string
+		wantCode string
+	}{
+		"a full-scope PAT under the no-full-scope policy":   {emu.Policies{NoFullScope: true}, "app_token", "fullScopePatPolicyViolation"},
+		"a service account outside the creation allow-list": {emu.Policies{RestrictCreation: true, AllowList: []string{adminUPN}}, "vso.code", "accessDenied"},
+		"an unknown scope": {emu.Policies{}, "repo", "invalidScope"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := newStack(t, emu.RateLimit{})
+			s.devops.SetPolicies(orgName, tc.policies)
+			c, sl := s.client(svcUPN)
+			_, err := c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "p", Scope: tc.scope, ValidTo: s.clock.Now().Add(ninetyDays)})
+			var e *Error
+			if !errors.As(err, &e) || e.Code != tc.wantCode || !e.Permanent() || !errors.Is(err, ErrPermanent) || errors.Is(err, ErrTransient) {
+				t.Fatalf("err = %v, want permanent %s", err, tc.wantCode)
+			}
+			if n := s.devops.Journal().Count(emu.OpCreatePat); n != 1 || len(sl.got()) != 0 {
+				t.Errorf("%d create requests, %d waits: a permanent failure must not be retried", n, len(sl.got()))
+			}
+		})
+	}
+}
+
+func TestLifespanPolicyClampIsReported(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	s.devops.SetPolicies(orgName, emu.Policies{MaxLifespan: 30 * 24 * time.Hour})
+	c, _ := s.client(svcUPN)
+	p := s.create(c, orgName, "clamped")
+	if got := p.ValidTo.Sub(s.clock.Now()); got != 30*24*time.Hour {
+		t.Errorf("ValidTo is %s away, want the clamped 30 days", got)
+	}
+}
+
+func TestThrottlingHonoursRetryAfter(t *testing.T) {
+	t.Run("an injected 429 is retried after the server's Retry-After", func(t *testing.T) {
+		s := newStack(t, emu.RateLimit{})
+		s.devops.Faults().Set(emu.OpCreatePat, fault.Fault{Status: 429, RetryAfter: 7 * time.Second, Times: 2})
+		c, sl := s.client(svcUPN)
+		s.create(c, orgName, "after-throttle")
+		if got := sl.got(); len(got) != 2 || got[0] != 7*time.Second || got[1] != 7*time.Second {
+			t.Errorf("waits %v, want [7s 7s]", got)
+		}
+		if n := len(s.devops.ActivePATs(orgName, svcUPN)); n != 1 {
+			t.Errorf("%d active PATs, want 1", n)
+		}
+	})
+	t.Run("the emulator's own budget is waited out", func(t *testing.T) {
+		s := newStack(t, emu.RateLimit{Limit: 2, Window: time.Minute})
+		c, sl := s.client(svcUPN)
+		for i := range 3 {
+			if _, err := c.ListPATs(context.Background(), orgName, ListFilter{}); err != nil {
+				t.Fatalf("list %d: %v", i, err)
+			}
+		}
+		if got := sl.got(); len(got) != 1 || got[0] != time.Minute {
+			t.Errorf("waits %v, want one of 1m (both earlier requests leave the window then)", got)
+		}
+	})
+	t.Run("a Retry-After beyond the limit is returned, not slept", func(t *testing.T) {
+		s := newStack(t, emu.RateLimit{})
+		s.devops.Faults().Set(emu.OpCreatePat, fault.Fault{Status: 429, RetryAfter: 10 * time.Minute, Times: 1})
+		c, sl := s.client(svcUPN)
+		_, err := c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "x", Scope: "vso.code", ValidTo: s.clock.Now().Add(ninetyDays)})
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrTransient) || e.RetryAfter() != 10*time.Minute || e.StatusCode != 429 {
+			t.Fatalf("err = %v, want transient 429 with RetryAfter 10m", err)
+		}
+		if !strings.Contains(err.Error(), "TF400733") || len(sl.got()) != 0 {
+			t.Errorf("error %q / waits %v", err, sl.got())
+		}
+	})
+}
+
+func TestServerErrorsAreRetried(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	c, sl := s.client(svcUPN)
+	s.devops.Faults().Set(emu.OpCreatePat, fault.Fault{Status: 503, Times: 2})
+	s.create(c, orgName, "after-503")
+	if got := sl.got(); len(got) != 2 || got[0] != time.Second || got[1] != 2*time.Second {
+		t.Errorf("waits %v, want the injected back-off [1s 2s]", got)
+	}
+
+	s.devops.Faults().Set(emu.OpRevokePat, fault.Fault{Status: 500})
+	err := c.RevokePAT(context.Background(), orgName, s.devops.ActivePATs(orgName, svcUPN)[0].AuthorizationID)
+	if !errors.Is(err, ErrTransient) || errors.Is(err, ErrPermanent) {
+		t.Fatalf("revoke under a persistent 500: %v, want transient", err)
+	}
+	if n := s.devops.Journal().Count(emu.OpRevokePat); n != 4 {
+		t.Errorf("%d revoke attempts, want MaxAttempts = 4", n)
+	}
+}
+
+func TestDroppedConnectionIsRetried(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	c, _ := s.client(svcUPN)
+	s.devops.Faults().Set(emu.OpConnectionData, fault.Fault{Drop: true, Times: 1})
+	p := s.create(c, orgName, "p")
+	if _, err := c.VerifyPAT(context.Background(), orgName, p.Token); err != nil {
+		t.Fatalf("verify after a dropped connection: %v", err)
+	}
+}
+
+// loseFirstCreate lets the first create reach the emulator, then loses its answer: the
+// PAT exists but the client never learns its value.
+type loseFirstCreate struct {
+	next http.RoundTripper
+	done atomic.Bool
+}
+
+func (l *loseFirstCreate) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := l.next.RoundTrip(r)
+	if err == nil && r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/tokens/pats") && l.done.CompareAndSwap(false, true) {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return &http.Response{StatusCode: 502, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	}
+	return res, err
+}
+
+func TestCreateRetryAfterALostAnswerLeavesOnePAT(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	hc := *s.http
+	hc.Transport = &loseFirstCreate{next: s.http.Transport}
+	sl := &sleeps{clock: s.clock}
+	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: &hc, Token: s.tokenFor(svcUPN), Retry: RetryPolicy{Sleep: sl.sleep}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.create(c, orgName, "patrol-op7")
+	active := s.devops.ActivePATs(orgName, svcUPN)
+	if len(active) != 1 || active[0].AuthorizationID != p.AuthorizationID {
+		t.Fatalf("active PATs %v, want only the returned %s", active, p.AuthorizationID)
+	}
+	if all := s.devops.PATs(orgName); len(all) != 2 {
+		t.Errorf("%d PATs in total, want 2 (the lost one revoked)", len(all))
+	}
+}
+
+// addBOM prefixes every emulator response body with a UTF-8 byte-order mark.
+type addBOM struct{ next http.RoundTripper }
+
+func (a addBOM) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := a.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	res.Body = io.NopCloser(io.MultiReader(strings.NewReader("\ufeff"), bytes.NewReader(b)))
+	res.ContentLength = -1
+	return res, nil
+}
+
+func TestResponsesWithAByteOrderMark(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	hc := *s.http
+	hc.Transport = addBOM{s.http.Transport}
+	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: &hc, Token: s.tokenFor(svcUPN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.create(c, orgName, "bom")
+	if _, err := c.VerifyPAT(context.Background(), orgName, p.Token); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	s.devops.SetPolicies(orgName, emu.Policies{NoFullScope: true})
+	_, err = c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "x", Scope: "app_token", ValidTo: s.clock.Now().Add(time.Hour)})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "fullScopePatPolicyViolation" {
+		t.Errorf("policy violation behind a BOM: %v", err)
+	}
+}
+
+func TestSignInPagesAndRedirectsAreRefused(t *testing.T) {
+	var followed atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) { followed.Add(1) })
+	mux.HandleFunc("/redirect/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/login?signin=1", http.StatusFound)
+	})
+	mux.HandleFunc("/signin/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNonAuthoritativeInfo)
+		io.WriteString(w, "<html>Sign In</html>")
+	})
+	mux.HandleFunc("/servicerror/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-TFS-ServiceError", "VS403403%3A%20Not%20allowed%20here")
+		w.WriteHeader(http.StatusBadRequest)
+	})
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	cases := map[string]struct {
+		prefix string
+		want   error
+		text   string
+	}{
+		"a 302 to a sign-in page is not followed":       {"/redirect", ErrUnauthorized, "not followed"},
+		"a 203 sign-in page is an authorization error":  {"/signin", ErrUnauthorized, "sign-in page"},
+		"X-TFS-ServiceError is the message of an error": {"/servicerror", ErrPermanent, "VS403403: Not allowed here"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := NewClient(Options{BaseURL: srv.URL + tc.prefix, HTTPClient: srv.Client(),
+				Token: func(context.Context) (string, error) { return "t", nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.ListPATs(context.Background(), orgName, ListFilter{})
+			if !errors.Is(err, tc.want) || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("err = %v, want %v mentioning %q", err, tc.want, tc.text)
+			}
+		})
+	}
+	if followed.Load() != 0 {
+		t.Error("the client followed a redirect")
+	}
+}
+
+func TestListingAndFinding(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	c, _ := s.client(svcUPN)
+	ctx := context.Background()
+	for i := range 105 {
+		s.create(c, orgName, fmt.Sprintf("bulk-%03d", i))
+	}
+	mine := s.create(c, orgName, "patrol-op42-a")
+	revoked := s.create(c, orgName, "patrol-op42-b")
+	if err := c.RevokePAT(ctx, orgName, revoked.AuthorizationID); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.ListPATs(ctx, orgName, ListFilter{Status: All})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 107 {
+		t.Errorf("listed %d PATs over two pages, want 107", len(all))
+	}
+	if n := s.devops.Journal().Count(emu.OpListPats); n != 2 {
+		t.Errorf("%d list requests, want 2 pages", n)
+	}
+	found, err := c.FindByDisplayName(ctx, orgName, "patrol-op42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || found[0].AuthorizationID != mine.AuthorizationID || !found[0].Token.IsZero() {
+		t.Errorf("found %+v, want only the active %s", found, mine.AuthorizationID)
+	}
+}
+
+func TestTokenAdministration(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	svc, _ := s.client(svcUPN)
+	admin, _ := s.client(adminUPN)
+	ctx := context.Background()
+	a := s.create(svc, orgName, "a")
+	b := s.create(svc, orgName, "b")
+	u, err := svc.VerifyPAT(ctx, orgName, a.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AdminListUserPATs(ctx, orgName, u.SubjectDescriptor); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("non-admin list: %v, want ErrUnauthorized", err)
+	}
+	list, err := admin.AdminListUserPATs(ctx, orgName, u.SubjectDescriptor)
+	if err != nil || len(list) != 2 || !list[0].IsValid || list[0].UserID != svcOID {
+		t.Fatalf("admin list: %+v, %v", list, err)
+	}
+	if err := admin.AdminRevoke(ctx, orgName, []string{a.AuthorizationID}); err != nil {
+		t.Fatalf("admin revoke: %v", err)
+	}
+	if s.devops.IsActive(a.AuthorizationID) || !s.devops.IsActive(b.AuthorizationID) {
+		t.Error("admin revoke did not revoke exactly the one PAT")
+	}
+}
+
+func TestInputIsCheckedBeforeCalling(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	c, _ := s.client(svcUPN)
+	ctx := context.Background()
+	cases := map[string]func() error{
+		"an organization with a slash":           func() error { _, err := c.ListPATs(ctx, "a/b", ListFilter{}); return err },
+		"an authorization id that is not a GUID": func() error { return c.RevokePAT(ctx, orgName, "123") },
+		"a create without a scope": func() error {
+			_, err := c.CreatePAT(ctx, orgName, CreateRequest{DisplayName: "x", ValidTo: time.Now()})
+			return err
+		},
+		"an empty PAT to verify":           func() error { _, err := c.VerifyPAT(ctx, orgName, Secret{}); return err },
+		"an admin revoke of a non-GUID id": func() error { return c.AdminRevoke(ctx, orgName, []string{"x"}) },
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := f(); !errors.Is(err, ErrPermanent) {
+				t.Errorf("err = %v, want a permanent input error", err)
+			}
+		})
+	}
+	if n := len(s.devops.Journal().Entries()); n != 0 {
+		t.Errorf("%d requests reached the service", n)
+	}
+	for name, o := range map[string]Options{
+		"no token source":     {},
+		"an http base URL":    {BaseURL: "http://localhost:1", Token: c.token},
+		"a base URL with a ?": {BaseURL: "https://localhost:1/?x=1", Token: c.token},
+	} {
+		if _, err := NewClient(o); err == nil {
+			t.Errorf("NewClient with %s: no error", name)
+		}
+	}
+}
+
+func TestCancelledContextStopsRetrying(t *testing.T) {
+	s := newStack(t, emu.RateLimit{})
+	s.devops.Faults().Set(emu.OpListPats, fault.Fault{Status: 503})
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: s.http, Token: s.tokenFor(svcUPN), Retry: RetryPolicy{
+		MaxAttempts: 100,
+		Sleep:       func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ListPATs(ctx, orgName, ListFilter{})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrTransient) {
+		t.Fatalf("err = %v, want the 503 and context.Canceled", err)
+	}
+	if n := s.devops.Journal().Count(emu.OpListPats); n != 1 {
+		t.Errorf("%d attempts after cancellation, want 1", n)
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	const value = "ThisIsTheSecretPatValue0123456789"
+	p := PAT{AuthorizationID: "id-1", Token: NewSecret(value)}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	log.Info("pat", "pat", p, "token", p.Token, "any", any(p.Token))
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("pat", "token", p.Token)
+	js, _ := json.Marshal(p)
+	mapJS, _ := json.Marshal(map[Secret]int{p.Token: 1})
+	outputs := map[string]string{
+		"%v of the PAT":   fmt.Sprintf("%v", p),
+		"%+v of the PAT":  fmt.Sprintf("%+v", p),
+		"%#v of the PAT":  fmt.Sprintf("%#v", p),
+		"%s of the token": fmt.Sprintf("%s", p.Token),
+		"%q of the token": fmt.Sprintf("%q", p.Token),
+		"%x of the token": fmt.Sprintf("%x", p.Token),
+		"%d of the token": fmt.Sprintf("%d", p.Token),
+		"slog output":     logs.String(),
+		"JSON of the PAT": string(js),
+		"JSON map keys":   string(mapJS),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, value) || strings.Contains(out, fmt.Sprintf("%x", value)) {
+			t.Errorf("%s reveals the token", name)
+		}
+	}
+	if p.Token.Reveal() != value {
+		t.Error("Reveal does not return the value")
+	}
+}
