@@ -1,0 +1,377 @@
+// Package config holds patrol's settings: their names (the contract shared with
+// local.settings.json.example, function.json files and infra/), their defaults, and
+// Load, which validates every setting once at start-up so that a bad value stops the
+// process with a message naming the setting instead of failing mid-rotation.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	cron "github.com/netresearch/go-cron"
+)
+
+// Setting names, exactly as docs/architecture.md "Settings" lists them.
+const (
+	SettingKeyVaultURL           = "PATROL_KEYVAULT_URL"
+	SettingServiceBusConnection  = "ServiceBusConnection"
+	SettingServiceBusNamespace   = "ServiceBusConnection__fullyQualifiedNamespace"
+	SettingTenantID              = "PATROL_TENANT_ID"
+	SettingClientID              = "PATROL_CLIENT_ID"
+	SettingDefaultServiceAccount = "PATROL_DEFAULT_SERVICE_ACCOUNT"
+	SettingGrace                 = "PATROL_GRACE"
+	SettingRenewBefore           = "PATROL_RENEW_BEFORE"
+	SettingLifetime              = "PATROL_LIFETIME"
+	SettingAllowROPC             = "PATROL_ALLOW_ROPC"
+	SettingSweepSchedule         = "PATROL_SWEEP_SCHEDULE"
+	SettingAzureClientID         = "AZURE_CLIENT_ID"
+	SettingAuthorityHost         = "PATROL_AUTHORITY_HOST"
+	SettingDevOpsURL             = "PATROL_DEVOPS_URL"
+	SettingCAFile                = "PATROL_CA_FILE"
+)
+
+// Names returns every setting name in the order docs/architecture.md lists them, for
+// the contract test that keeps code, local.settings.json.example and infra/ in step.
+func Names() []string {
+	return []string{
+		SettingKeyVaultURL, SettingServiceBusConnection, SettingServiceBusNamespace,
+		SettingTenantID, SettingClientID, SettingDefaultServiceAccount, SettingGrace,
+		SettingRenewBefore, SettingLifetime, SettingAllowROPC, SettingSweepSchedule,
+		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
+	}
+}
+
+// Defaults, as documented.
+const (
+	DefaultGrace         = 24 * time.Hour
+	DefaultRenewBefore   = 14 * Day
+	DefaultLifetime      = 90 * Day
+	DefaultSweepSchedule = "0 0 */6 * * *"
+	// MaxLifetime is the longest PAT Azure DevOps issues ("not to exceed one year").
+	MaxLifetime = 365 * Day
+	// MinLifetime keeps the renew window (a third of the lifetime at most) long enough
+	// for a failed rotation to be retried before the PAT expires.
+	MinLifetime = time.Hour
+)
+
+// Day is 24 hours: the unit of the `14d` duration syntax.
+const Day = 24 * time.Hour
+
+// Config is every setting, validated. Zero values of optional settings mean "not set".
+type Config struct {
+	KeyVaultURL string
+	// ServiceBusConnection is a connection string (local stack); it holds a key, so
+	// never log it — Config.LogValue leaves it out.
+	ServiceBusConnection string
+	// ServiceBusNamespace is the fully qualified namespace for an identity-based
+	// connection (Azure). Exactly one of the two Service Bus settings is set.
+	ServiceBusNamespace   string
+	TenantID              string
+	ClientID              string
+	DefaultServiceAccount string
+	Grace                 time.Duration
+	RenewBefore           time.Duration
+	Lifetime              time.Duration
+	AllowROPC             bool
+	SweepSchedule         string
+	AzureClientID         string
+	AuthorityHost         string
+	DevOpsURL             string
+	CAFile                string
+}
+
+// LogValue lets a Config be logged without its Service Bus key.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String(SettingKeyVaultURL, c.KeyVaultURL),
+		slog.String(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection)),
+		slog.String(SettingServiceBusNamespace, c.ServiceBusNamespace),
+		slog.String(SettingTenantID, c.TenantID),
+		slog.String(SettingClientID, c.ClientID),
+		slog.String(SettingDefaultServiceAccount, c.DefaultServiceAccount),
+		slog.String(SettingGrace, FormatDuration(c.Grace)),
+		slog.String(SettingRenewBefore, FormatDuration(c.RenewBefore)),
+		slog.String(SettingLifetime, FormatDuration(c.Lifetime)),
+		slog.Bool(SettingAllowROPC, c.AllowROPC),
+		slog.String(SettingSweepSchedule, c.SweepSchedule),
+		slog.String(SettingAzureClientID, c.AzureClientID),
+		slog.String(SettingAuthorityHost, c.AuthorityHost),
+		slog.String(SettingDevOpsURL, c.DevOpsURL),
+		slog.String(SettingCAFile, c.CAFile),
+	)
+}
+
+// SettingError names the setting and the bad value (redacted when the setting holds a
+// secret).
+type SettingError struct {
+	Setting string
+	Value   string
+	Problem string
+}
+
+func (e *SettingError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("config: %s: %s", e.Setting, e.Problem)
+	}
+	return fmt.Sprintf("config: %s=%q: %s", e.Setting, e.Value, e.Problem)
+}
+
+// Load reads and validates every setting through getenv (os.Getenv, or a dotenv file
+// layered over it with WithEnvFile). All problems are reported together so one run
+// shows everything that needs fixing.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	var errs []error
+	bad := func(setting, value, problem string) {
+		errs = append(errs, &SettingError{Setting: setting, Value: value, Problem: problem})
+	}
+	c := Config{
+		KeyVaultURL:           get(SettingKeyVaultURL),
+		ServiceBusConnection:  get(SettingServiceBusConnection),
+		ServiceBusNamespace:   get(SettingServiceBusNamespace),
+		TenantID:              get(SettingTenantID),
+		ClientID:              get(SettingClientID),
+		DefaultServiceAccount: get(SettingDefaultServiceAccount),
+		SweepSchedule:         get(SettingSweepSchedule),
+		AzureClientID:         get(SettingAzureClientID),
+		AuthorityHost:         get(SettingAuthorityHost),
+		DevOpsURL:             get(SettingDevOpsURL),
+		CAFile:                get(SettingCAFile),
+	}
+
+	if c.KeyVaultURL == "" {
+		bad(SettingKeyVaultURL, "", "required (the vault URL, e.g. https://myvault.vault.azure.net)")
+	} else if p := httpsURLProblem(c.KeyVaultURL); p != "" {
+		bad(SettingKeyVaultURL, c.KeyVaultURL, p)
+	}
+
+	switch {
+	case c.ServiceBusConnection == "" && c.ServiceBusNamespace == "":
+		bad(SettingServiceBusConnection, "", "required: set it or "+SettingServiceBusNamespace)
+	case c.ServiceBusConnection != "" && c.ServiceBusNamespace != "":
+		bad(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection),
+			"set only one of it and "+SettingServiceBusNamespace+" so it is clear which connection is used")
+	case c.ServiceBusConnection != "":
+		if p := connectionStringProblem(c.ServiceBusConnection); p != "" {
+			bad(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection), p)
+		}
+	default:
+		if !isHostPort(c.ServiceBusNamespace) {
+			bad(SettingServiceBusNamespace, c.ServiceBusNamespace, "want a host name such as mybus.servicebus.windows.net (no scheme or path)")
+		}
+	}
+
+	switch {
+	case c.TenantID == "":
+		bad(SettingTenantID, "", "required (the tenant id or domain of the service accounts)")
+	case !isGUID(c.TenantID) && !isDNSName(c.TenantID):
+		bad(SettingTenantID, c.TenantID, "want a GUID or a domain such as contoso.onmicrosoft.com")
+	}
+	switch {
+	case c.ClientID == "":
+		bad(SettingClientID, "", "required (the application id of the public client that signs service accounts in)")
+	case !isGUID(c.ClientID):
+		bad(SettingClientID, c.ClientID, "want an application (client) id GUID")
+	}
+	if c.DefaultServiceAccount != "" && !IsUPN(c.DefaultServiceAccount) {
+		bad(SettingDefaultServiceAccount, c.DefaultServiceAccount, "want a user principal name such as svc-build@contoso.com")
+	}
+	if c.AzureClientID != "" && !isGUID(c.AzureClientID) {
+		bad(SettingAzureClientID, c.AzureClientID, "want the managed identity's client id GUID")
+	}
+
+	duration := func(setting string, def, min, max time.Duration) time.Duration {
+		raw := get(setting)
+		if raw == "" {
+			return def
+		}
+		d, err := ParseDuration(raw)
+		if err != nil {
+			bad(setting, raw, err.Error())
+			return def
+		}
+		if d < min || d > max {
+			bad(setting, raw, fmt.Sprintf("want between %s and %s", FormatDuration(min), FormatDuration(max)))
+			return def
+		}
+		return d
+	}
+	c.Grace = duration(SettingGrace, DefaultGrace, 0, MaxLifetime)
+	c.RenewBefore = duration(SettingRenewBefore, DefaultRenewBefore, time.Minute, MaxLifetime)
+	c.Lifetime = duration(SettingLifetime, DefaultLifetime, MinLifetime, MaxLifetime)
+
+	if raw := get(SettingAllowROPC); raw != "" {
+		v, err := strconv.ParseBool(raw)
+		if err != nil {
+			bad(SettingAllowROPC, raw, "want true or false")
+		}
+		c.AllowROPC = v
+	}
+
+	if c.SweepSchedule == "" {
+		c.SweepSchedule = DefaultSweepSchedule
+	} else if p := scheduleProblem(c.SweepSchedule); p != "" {
+		bad(SettingSweepSchedule, c.SweepSchedule, p)
+	}
+
+	for _, s := range []struct{ name, value string }{
+		{SettingAuthorityHost, c.AuthorityHost},
+		{SettingDevOpsURL, c.DevOpsURL},
+	} {
+		if s.value == "" {
+			continue
+		}
+		if p := httpsURLProblem(s.value); p != "" {
+			bad(s.name, s.value, p)
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// ncrontab is the Functions timer format: six fields, seconds first.
+var ncrontab = cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+func scheduleProblem(s string) string {
+	if n := len(strings.Fields(s)); n != 6 {
+		return fmt.Sprintf("want an NCRONTAB expression with 6 fields (second minute hour day month weekday), got %d", n)
+	}
+	if _, err := ncrontab.Parse(s); err != nil {
+		return "not a valid NCRONTAB expression: " + err.Error()
+	}
+	return ""
+}
+
+func httpsURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "want an absolute URL such as https://host"
+	}
+	if u.Scheme != "https" {
+		return "want an https URL (tokens are sent to it)"
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "want a base URL without credentials, query or fragment"
+	}
+	return ""
+}
+
+func isGUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+var dnsName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+func isDNSName(s string) bool { return len(s) <= 253 && dnsName.MatchString(s) }
+
+func isHostPort(s string) bool {
+	host := s
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			return false
+		}
+		host = h
+	}
+	return isDNSName(host) || host == "localhost"
+}
+
+var upn = regexp.MustCompile(`^[^@\s"<>,;]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
+
+// IsUPN reports whether s looks like a user principal name (name@domain.tld).
+func IsUPN(s string) bool { return len(s) <= 256 && upn.MatchString(s) }
+
+// connectionStringProblem checks the shape azservicebus accepts, without ever
+// returning the key.
+func connectionStringProblem(s string) string {
+	fields := map[string]string{}
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return "want Key=Value pairs separated by ';'"
+		}
+		fields[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+	}
+	ep := fields["endpoint"]
+	if ep == "" {
+		return "missing Endpoint=sb://<namespace>/"
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Scheme != "sb" || u.Host == "" {
+		return "Endpoint must look like sb://<namespace>/"
+	}
+	if strings.EqualFold(fields["usedevelopmentemulator"], "true") {
+		return ""
+	}
+	if fields["sharedaccesssignature"] != "" {
+		return ""
+	}
+	if fields["sharedaccesskeyname"] == "" || fields["sharedaccesskey"] == "" {
+		return "want SharedAccessKeyName and SharedAccessKey, SharedAccessSignature, or UseDevelopmentEmulator=true"
+	}
+	return ""
+}
+
+// RedactConnectionString replaces the values of SharedAccessKey and
+// SharedAccessSignature so a connection string can appear in an error or a log.
+func RedactConnectionString(s string) string {
+	parts := strings.Split(s, ";")
+	for i, part := range parts {
+		k, _, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "sharedaccesskey", "sharedaccesssignature":
+			parts[i] = k + "=REDACTED"
+		}
+	}
+	return strings.Join(parts, ";")
+}
+
+// ParseDuration accepts Go syntax (`36h`, `90m`) or whole days (`14d`). Negative
+// durations are refused: none of patrol's settings or tags means anything by them.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && strings.Trim(days, "0123456789") == "" {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > int64(MaxDurationDays) {
+			return 0, fmt.Errorf("duration %q: too many days", s)
+		}
+		return time.Duration(n) * Day, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want Go syntax like 36h or whole days like 14d", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q: must not be negative", s)
+	}
+	return d, nil
+}
+
+// MaxDurationDays bounds the `Nd` syntax well below time.Duration's range (~292 years).
+const MaxDurationDays = 100 * 365
+
+// FormatDuration writes d the way ParseDuration reads it back, as whole days when it
+// is a whole number of days.
+func FormatDuration(d time.Duration) string {
+	if d > 0 && d%Day == 0 {
+		return strconv.FormatInt(int64(d/Day), 10) + "d"
+	}
+	return d.String()
+}

@@ -1,0 +1,130 @@
+package rotation
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+)
+
+// PlanRow is one line of `patrol status` / `patrol plan` and one input of the sweep.
+type PlanRow struct {
+	Secret         string    `json:"secret"`
+	Org            string    `json:"org,omitempty"`
+	Owner          string    `json:"owner,omitempty"`
+	ServiceAccount string    `json:"serviceAccount,omitempty"`
+	Version        string    `json:"version,omitempty"`
+	Expires        time.Time `json:"expires,omitzero"`
+	// DaysLeft is whole days until Expires, negative once expired (0 without Expires).
+	DaysLeft int `json:"daysLeft"`
+	// Action/Reason are what a sweep would do now; At is when (now for rotate, the
+	// renew window's start for wait).
+	Action  Action    `json:"action"`
+	Reason  Reason    `json:"reason"`
+	At      time.Time `json:"at,omitzero"`
+	Message string    `json:"message,omitempty"`
+}
+
+// Plan evaluates every managed secret (SecretStore.ListManaged) as the sweep would,
+// changing nothing. Rows are sorted by when something happens, soonest first, then
+// by name. Secrets due now include any whose wake-up was missed.
+func Plan(versions []Version, d Defaults, now time.Time) []PlanRow {
+	rows := make([]PlanRow, 0, len(versions))
+	for _, v := range versions {
+		dec := Decide(Input{Exists: true, Current: v, Defaults: d}, Trigger{Kind: TriggerSweep}, now)
+		row := PlanRow{
+			Secret: v.Name, Org: dec.Policy.Org, Owner: dec.State.Owner, ServiceAccount: dec.Policy.ServiceAccount,
+			Version: v.ID, Expires: v.Expires, Action: dec.Action, Reason: dec.Reason, At: dec.At, Message: dec.Message,
+		}
+		if row.Org == "" {
+			row.Org = v.Tags[TagOrg]
+		}
+		if row.Owner == "" {
+			row.Owner = v.Tags[TagOwner]
+		}
+		if dec.Action == ActionRotate {
+			row.At = now
+		}
+		if !v.Expires.IsZero() {
+			row.DaysLeft = int(math.Floor(v.Expires.Sub(now).Hours() / 24))
+		}
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b PlanRow) int {
+		return cmp.Or(compareTimes(a.At, b.At), cmp.Compare(a.Secret, b.Secret))
+	})
+	return rows
+}
+
+// compareTimes orders zero times (no scheduled action) last.
+func compareTimes(a, b time.Time) int {
+	switch {
+	case a.IsZero() && b.IsZero():
+		return 0
+	case a.IsZero():
+		return 1
+	case b.IsZero():
+		return -1
+	}
+	return a.Compare(b)
+}
+
+// Due returns the rows a sweep should enqueue a rotation for.
+func Due(rows []PlanRow) []PlanRow {
+	var due []PlanRow
+	for _, r := range rows {
+		if r.Action == ActionRotate {
+			due = append(due, r)
+		}
+	}
+	return due
+}
+
+// SweepOpID is the operation id a sweep uses for a due secret: derived from the
+// version, so overlapping sweeps enqueue one command.
+func SweepOpID(row PlanRow) string { return DeriveOpID(string(TriggerSweep), row.Secret, row.Version) }
+
+// OrphanMinAge is how old an unreferenced patrol PAT must be before Orphans reports
+// it: far longer than any rotation takes, so a PAT created by a rotation still in
+// flight (between create and store) is never mistaken for an orphan.
+const OrphanMinAge = time.Hour
+
+// Orphans returns the PATs patrol created (display name "patrol <secret> <op>") that
+// no managed secret needs: not the current PAT of any version, and not a previous PAT
+// still inside its grace period (its scheduled revocation handles that). pats are an
+// account's active PATs in one organization; versions are SecretStore.ListManaged.
+// The sweep schedules a Revocation for each; Rotator.Revoke re-checks the current PAT
+// before revoking.
+func Orphans(pats []PATInfo, versions []Version, d Defaults, now time.Time) []PATInfo {
+	needed := map[string]bool{}
+	for _, v := range versions {
+		st, err := ParseState(v.Tags)
+		if err != nil {
+			// Unreadable state: keep every PAT named for this secret.
+			needed["secret:"+v.Name] = true
+			continue
+		}
+		needed[st.PATID] = true
+		if st.PreviousPATID != "" {
+			grace := d.Grace
+			if p, err := ParsePolicy(v.Tags, d); err == nil {
+				grace = p.Grace
+			}
+			if v.Created.IsZero() || now.Before(v.Created.Add(grace+OrphanMinAge)) {
+				needed[st.PreviousPATID] = true
+			}
+		}
+	}
+	var out []PATInfo
+	for _, p := range pats {
+		secret, _, ok := ParseDisplayName(p.DisplayName)
+		if !ok || needed[p.ID] || needed["secret:"+secret] {
+			continue
+		}
+		if p.ValidFrom.IsZero() || now.Sub(p.ValidFrom) < OrphanMinAge {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
