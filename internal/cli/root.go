@@ -17,7 +17,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
-	root.AddCommand(newLocalCmd())
+	root.AddCommand(newLocalCmd(), newPackageCmd())
 	return root
 }
 

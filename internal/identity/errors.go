@@ -15,15 +15,15 @@ type Kind int
 
 // The kinds of sign-in failure, each with its own fix.
 const (
-	Other         Kind = iota
-	NotSignedIn        // no cached sign-in for the account
-	SignInExpired      // the refresh token expired or was revoked (AADSTS700082, 50173, 70043)
-	MFARequired        // Conditional Access demands MFA (AADSTS50076, 50079)
-	Disabled           // the account is disabled (AADSTS50057)
-	BadPassword        // the stored password is wrong (AADSTS50126)
-	PasswordExpired    // AADSTS50055
-	Locked             // AADSTS50053
-	WrongAccount       // a device-code sign-in completed as someone else
+	Other           Kind = iota
+	NotSignedIn          // no cached sign-in for the account
+	SignInExpired        // the refresh token expired or was revoked (AADSTS700082, 50173, 70043)
+	MFARequired          // Conditional Access demands MFA (AADSTS50076, 50079)
+	Disabled             // the account is disabled (AADSTS50057)
+	BadPassword          // the stored password is wrong (AADSTS50126)
+	PasswordExpired      // AADSTS50055
+	Locked               // AADSTS50053
+	WrongAccount         // a device-code sign-in completed as someone else
 )
 
 func (k Kind) String() string {

@@ -59,7 +59,9 @@ type Token struct {
 func (t Token) Value() string { return t.value }
 
 // String redacts the value.
-func (t Token) String() string { return "Token(redacted, expires " + t.ExpiresOn.UTC().Format(time.RFC3339) + ")" }
+func (t Token) String() string {
+	return "Token(redacted, expires " + t.ExpiresOn.UTC().Format(time.RFC3339) + ")"
+}
 
 // LogValue redacts the value in structured logs.
 func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }

@@ -14,7 +14,7 @@ import (
 type WorkloadOptions struct {
 	// AuthorityHost overrides the Entra host (local stack); empty = public cloud.
 	AuthorityHost string
-	HTTPClient              *http.Client
+	HTTPClient    *http.Client
 }
 
 // ClientOptions returns the azcore options every Azure SDK client of patrol shares, so

@@ -1,0 +1,205 @@
+// The patrol function app: a Linux custom handler (the Go binary `patrol`) on the Flex
+// Consumption plan. One user-assigned managed identity is used for everything: host
+// storage, the deployment package, Service Bus triggers and patrol's own sender, Key
+// Vault, and Application Insights ingestion. No key or connection string is stored in
+// app settings.
+//
+// Premium (Elastic, EP1) instead of Flex: see docs/deploy.md "Premium plan variant".
+
+@description('Function app name: 2-60 letters, digits and dashes, globally unique (it becomes <name>.azurewebsites.net).')
+@minLength(2)
+@maxLength(60)
+param name string
+
+@description('Flex Consumption plan name.')
+@minLength(1)
+@maxLength(60)
+param planName string
+
+@description('Azure region (must offer Flex Consumption).')
+param location string
+
+@description('Tags applied to every resource.')
+param tags object
+
+@description('Resource id of the user-assigned managed identity.')
+@minLength(1)
+param identityId string
+
+@description('Client id of the user-assigned managed identity.')
+@minLength(36)
+@maxLength(36)
+param identityClientId string
+
+@description('Storage account for host state and the deployment package.')
+@minLength(3)
+@maxLength(24)
+param storageAccountName string
+
+@description('Blob endpoint of that storage account (https://<account>.blob.core.windows.net/).')
+@minLength(1)
+param storageBlobEndpoint string
+
+@description('Container that holds the deployment package.')
+@minLength(3)
+@maxLength(63)
+param deploymentContainerName string
+
+@description('Application Insights connection string.')
+@minLength(1)
+param appInsightsConnectionString string
+
+@description('Fully qualified Service Bus namespace (<name>.servicebus.windows.net).')
+@minLength(1)
+param serviceBusFullyQualifiedNamespace string
+
+@description('Key Vault URL (https://<vault>.vault.azure.net/).')
+@minLength(1)
+param keyVaultUrl string
+
+@description('PATROL_TENANT_ID: tenant of the service accounts.')
+@minLength(36)
+@maxLength(36)
+param tenantId string
+
+@description('PATROL_CLIENT_ID: application id of the public client used to sign service accounts in.')
+@minLength(36)
+@maxLength(36)
+param signInClientId string
+
+@description('PATROL_DEFAULT_SERVICE_ACCOUNT: UPN used when a secret has no patrol-service-account tag.')
+@maxLength(256)
+param defaultServiceAccount string
+
+@description('PATROL_GRACE: how long a replaced PAT stays valid (Go duration or whole days).')
+@minLength(2)
+@maxLength(16)
+param grace string
+
+@description('PATROL_RENEW_BEFORE: renew window before a PAT expires.')
+@minLength(2)
+@maxLength(16)
+param renewBefore string
+
+@description('PATROL_LIFETIME: default PAT lifetime.')
+@minLength(2)
+@maxLength(16)
+param lifetime string
+
+@description('PATROL_ALLOW_ROPC: allow password sign-in from patrol-password-<slug> secrets.')
+param allowRopc bool
+
+@description('PATROL_SWEEP_SCHEDULE: NCRONTAB (6 fields, UTC) of the Sweep timer.')
+@minLength(11)
+@maxLength(64)
+param sweepSchedule string
+
+@description('Memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@description('Most instances Flex Consumption may scale out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@description('Subnet resource id for VNet integration (subnet delegated to Microsoft.App/environments). Empty: no VNet integration.')
+param virtualNetworkSubnetId string
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  // azd finds the deployment target of service "patrol" (azure.yaml) by this tag.
+  tags: union(tags, { 'azd-service-name': 'patrol' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
+    siteConfig: {
+      minTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      // Flex Consumption replaces the FUNCTIONS_WORKER_RUNTIME app setting with this;
+      // setting that app setting (or FUNCTIONS_EXTENSION_VERSION) fails the deployment.
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+}
+
+// Every key below is checked by internal/settings against docs/architecture.md,
+// internal/config and local.settings.json.example. Keep it one literal object.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Host storage through the managed identity (no account key).
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    // Telemetry with Entra ingestion (the component has local auth disabled).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // azidentity's ManagedIdentityCredential picks the user-assigned identity by this.
+    AZURE_CLIENT_ID: identityClientId
+    // The Service Bus triggers and patrol's own azservicebus sender share this
+    // identity-based connection.
+    ServiceBusConnection__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
+    ServiceBusConnection__credential: 'managedidentity'
+    ServiceBusConnection__clientId: identityClientId
+    PATROL_KEYVAULT_URL: keyVaultUrl
+    PATROL_TENANT_ID: tenantId
+    PATROL_CLIENT_ID: signInClientId
+    PATROL_DEFAULT_SERVICE_ACCOUNT: defaultServiceAccount
+    PATROL_GRACE: grace
+    PATROL_RENEW_BEFORE: renewBefore
+    PATROL_LIFETIME: lifetime
+    PATROL_ALLOW_ROPC: allowRopc ? 'true' : 'false'
+    PATROL_SWEEP_SCHEDULE: sweepSchedule
+  }
+}
+
+output name string = site.name
+output id string = site.id
+output defaultHostName string = site.properties.defaultHostName
