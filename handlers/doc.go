@@ -1,0 +1,22 @@
+// Package handlers is patrol's Azure Functions custom-handler protocol layer and nothing
+// else: it answers the host's readiness probe, decodes the host's `{Data, Metadata}`
+// invocation envelope into typed inputs, calls the business logic through the App
+// interface it owns, and encodes `{Outputs, Logs, ReturnValue}`.
+//
+// The host's payloads are not what a reader of the docs expects (see
+// shared/reference/protocols.md §1): string trigger values and string metadata arrive
+// JSON-encoded a second time, integers arrive as strings, Event Grid data may be an
+// object or a string, and dates lose their zone. Every decoder here is tolerant of those
+// shapes and strict about meaning: a value that cannot be understood yields an error
+// naming the field.
+//
+// Failure semantics follow the host: a non-2xx answer fails the invocation, so the
+// trigger retries (Service Bus abandons the message, Event Grid redelivers). That is
+// right for transient errors only. A message that can never succeed is dead-lettered
+// first (through DeadLetterer) and then acknowledged with a 2xx and a logged reason, so
+// nothing is lost silently and nothing loops until MaxDeliveryCount.
+//
+// The protocol is written by hand: it is small (one JSON envelope each way), Microsoft
+// ships no Go library for it, and the third-party ones (e.g. KarlGW/azfunc) decide
+// failure semantics for the caller, which is exactly what patrol must control here.
+package handlers

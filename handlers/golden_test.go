@@ -1,0 +1,306 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const testInvocationID = "3d1e9a7c-5b2f-4c8e-a6d4-0f1e2d3c4b5a"
+
+// fakeApp records every call with its decoded input and answers as configured. It is
+// the in-memory stand-in for the business logic: what is under test here is the
+// protocol around it.
+type fakeApp struct {
+	mu        sync.Mutex
+	calls     []recordedCall
+	err       error
+	rotateNow RotateNowResult
+	status    StatusResult
+}
+
+type recordedCall struct {
+	Method  string       `json:"method"`
+	Input   any          `json:"input"`
+	Message *MessageInfo `json:"message,omitempty"`
+}
+
+func (a *fakeApp) record(method string, in any, mi *MessageInfo) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, recordedCall{Method: method, Input: in, Message: mi})
+	return a.err
+}
+
+func (a *fakeApp) KeyVaultEvent(_ context.Context, ev KeyVaultEvent) error {
+	return a.record("KeyVaultEvent", ev, nil)
+}
+func (a *fakeApp) Offboard(_ context.Context, m OffboardingMessage) error {
+	return a.record("Offboard", m, &m.Message)
+}
+func (a *fakeApp) Rotate(_ context.Context, c RotationCommand) error {
+	return a.record("Rotate", c, &c.Message)
+}
+func (a *fakeApp) Revoke(_ context.Context, c RevocationCommand) error {
+	return a.record("Revoke", c, &c.Message)
+}
+func (a *fakeApp) RotateNow(_ context.Context, r RotateNowRequest) (RotateNowResult, error) {
+	if err := a.record("RotateNow", r, nil); err != nil {
+		return RotateNowResult{}, err
+	}
+	res := a.rotateNow
+	if res.OperationID == "" {
+		res.OperationID = r.OperationID
+	}
+	return res, nil
+}
+func (a *fakeApp) Status(_ context.Context, r StatusRequest) (StatusResult, error) {
+	if err := a.record("Status", r, nil); err != nil {
+		return StatusResult{}, err
+	}
+	return a.status, nil
+}
+func (a *fakeApp) Sweep(_ context.Context, t SweepTick) error { return a.record("Sweep", t, nil) }
+
+type deadLetterCall struct {
+	Queue, LockToken, Reason, Description string
+}
+
+type fakeDeadLetterer struct {
+	mu    sync.Mutex
+	calls []deadLetterCall
+	err   error
+}
+
+func (d *fakeDeadLetterer) DeadLetter(_ context.Context, queue, lockToken, reason, description string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, deadLetterCall{queue, lockToken, reason, description})
+	return d.err
+}
+
+type fakeReporter struct {
+	mu    sync.Mutex
+	calls []Failure
+	err   error
+}
+
+func (r *fakeReporter) ReportFailure(_ context.Context, f Failure) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, f)
+	return r.err
+}
+
+// permanentErr is how a core error marks itself permanent without importing handlers.
+type permanentErr struct{ msg string }
+
+func (e permanentErr) Error() string   { return e.msg }
+func (e permanentErr) Permanent() bool { return true }
+
+var (
+	at       = time.Date(2026, 11, 27, 20, 14, 5, 0, time.UTC)
+	statusV1 = SecretStatus{Name: "pat-svc1", Managed: true, Org: "contoso", ServiceAccount: "svc-pipelines@contoso.example",
+		Owner: "svc-pipelines@contoso.example", PATID: "3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b",
+		Version: "ee059b2bb5bc48398a53b168c6cdcb10", Expires: time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC),
+		RenewAt: time.Date(2027, 2, 11, 0, 0, 0, 0, time.UTC), LastOperation: "mfrggzdfmztwq2lk", LastReason: "near-expiry"}
+	statusFeed = SecretStatus{Name: "pat-feed", Managed: true, Org: "contoso", ServiceAccount: "ada.lovelace@contoso.example",
+		Owner: "ada.lovelace@contoso.example", NeedsAttention: "the configured service account is a person who is leaving"}
+)
+
+type goldenCase struct {
+	file       string // testdata/<Function>/<case>.request.json
+	app        fakeApp
+	deadLetter error
+	report     error
+}
+
+func goldenCases() map[string]*goldenCase {
+	return map[string]*goldenCase{
+		"a near-expiry event in the Event Grid schema reaches the app decoded": {
+			file: "KeyVaultEvents/near-expiry-eventgrid"},
+		"a CloudEvents event whose data is a JSON string reaches the app decoded": {
+			file: "KeyVaultEvents/expired-cloudevents-string-data"},
+		"the documentation's sample with a stray-space key, a spaced version and string NBF decodes": {
+			file: "KeyVaultEvents/docs-sample-quirks"},
+		"an event type patrol does not handle is acknowledged with a logged reason and no call": {
+			file: "KeyVaultEvents/unhandled-type"},
+		"a transient app error fails the event so Event Grid redelivers it": {
+			file: "KeyVaultEvents/transient-failure", app: fakeApp{err: errors.New("keyvault: get secret \"pat-svc1\": 503 Service Unavailable")}},
+
+		"an HR message in the host's double encoding reaches the app with its metadata": {
+			file: "Offboarding/double-encoded"},
+		"an HR message quoted once more than usual still decodes": {
+			file: "Offboarding/quoted-once-more"},
+		"an HR message sent single-encoded (as hand-made fixtures do) decodes": {
+			file: "Offboarding/single-encoded"},
+		"a malformed HR message is dead-lettered naming the field, then acknowledged": {
+			file: "Offboarding/malformed"},
+		"a malformed HR message whose dead-lettering fails is not acknowledged": {
+			file: "Offboarding/malformed-dead-letter-fails", deadLetter: errors.New("servicebus: dead-letter: connection reset")},
+		"an HR message that is not JSON is dead-lettered": {
+			file: "Offboarding/not-json"},
+
+		"a rotation command on the session queue reaches the app": {
+			file: "Rotate/session"},
+		"a rotation command whose session is not its secret publishes a failed outcome and completes": {
+			file: "Rotate/session-mismatch"},
+		"a permanent app error on the session queue publishes a failed outcome and completes": {
+			file: "Rotate/permanent-failure", app: fakeApp{err: permanentErr{"rotation: secret \"pat-feed\": gather: tag patrol-scopes=\"app_token\": full-scope PAT refused"}}},
+		"a transient app error abandons the rotation command for a retry": {
+			file: "Rotate/transient-failure", app: fakeApp{err: fmt.Errorf("devops: create pat: %w", context.DeadlineExceeded)}},
+
+		"a scheduled revocation reaches the app": {
+			file: "Revoke/scheduled"},
+		"a permanent app error dead-letters the revocation": {
+			file: "Revoke/permanent-failure", app: fakeApp{err: fmt.Errorf("devops: revoke: organization contoso: %w", ErrPermanent)}},
+
+		"an emergency rotation answers 202 with an operation id and a status URL": {
+			file: "RotateNow/accepted"},
+		"an emergency rotation that finishes within ?wait answers 200 with the outcome": {
+			file: "RotateNow/wait-completed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &Outcome{
+				Kind: OutcomeRotated, Secret: "pat-svc1", OperationID: testInvocationID, Reason: "emergency",
+				Version: "0f9e8d7c6b5a49382716f5e4d3c2b1a0", At: at}}}},
+		"an emergency rotation with an unknown body field answers 400 naming it": {
+			file: "RotateNow/unknown-body-field"},
+		"an emergency rotation of an unknown secret answers 404": {
+			file: "RotateNow/not-found", app: fakeApp{err: fmt.Errorf("secret %q: %w", "pat-gone", ErrNotFound)}},
+		"an emergency rotation while another holds the secret answers 409": {
+			file: "RotateNow/conflict", app: fakeApp{err: fmt.Errorf("operation op-1 is rotating pat-svc1: %w", ErrConflict)}},
+		"an old host's Query sent as a JSON string still reads revokeNow": {
+			file: "RotateNow/query-as-string-old-host"},
+
+		"status of one secret answers 200 with it": {
+			file: "SecretStatus/one-secret", app: fakeApp{status: StatusResult{Secrets: []SecretStatus{statusV1}}}},
+		"status without a secret lists every managed secret": {
+			file: "SecretStatus/all-secrets", app: fakeApp{status: StatusResult{Secrets: []SecretStatus{statusFeed, statusV1}}}},
+		"status of an impossible secret name answers 400 without calling the app": {
+			file: "SecretStatus/invalid-name"},
+		"status of an operation answers with its outcome": {
+			file: "SecretStatus/operation", app: fakeApp{status: StatusResult{Secrets: []SecretStatus{statusV1}, Operation: &Outcome{
+				Kind: OutcomeSkipped, Secret: "pat-svc1", OperationID: "0b8f5e52-3c1d-4a7e-9f60-1d2c3b4a5e6f", Reason: "done-before", At: at}}}},
+
+		"a timer firing with schedule status reaches the app with the host's clock": {
+			file: "Sweep/scheduled"},
+		"a timer firing without the schedule monitor (null ScheduleStatus) decodes": {
+			file: "Sweep/no-monitor"},
+		"a past-due firing with zone-less dates whose sweep fails fails the invocation": {
+			file: "Sweep/past-due-failure", app: fakeApp{err: errors.New("keyvault: list secrets: 429 Too Many Requests")}},
+	}
+}
+
+// golden is what a golden file holds: the handler's answer to the host and every side
+// effect it caused.
+type golden struct {
+	Status       int              `json:"status"`
+	Response     json.RawMessage  `json:"response"`
+	Calls        []recordedCall   `json:"calls"`
+	DeadLettered []deadLetterCall `json:"deadLettered"`
+	Reported     []Failure        `json:"failuresReported"`
+}
+
+func TestGolden(t *testing.T) {
+	cases := goldenCases()
+	seen := map[string]bool{}
+	for name, tc := range cases {
+		seen[tc.file] = true
+		t.Run(name, func(t *testing.T) {
+			req, err := os.ReadFile(filepath.Join("testdata", tc.file+".request.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := &tc.app
+			dl := &fakeDeadLetterer{err: tc.deadLetter}
+			rep := &fakeReporter{err: tc.report}
+			h := New(Options{Deps: func(context.Context) (Deps, error) {
+				return Deps{App: app, DeadLetterer: dl, Failures: rep}, nil
+			}})
+			fn, _, _ := strings.Cut(tc.file, "/")
+			r := httptest.NewRequest(http.MethodPost, "/"+fn, bytes.NewReader(req))
+			r.Header.Set("Content-Type", "application/json; charset=utf-8")
+			r.Header.Set(InvocationIDHeader, testInvocationID)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+
+			got := golden{Status: w.Code, Response: w.Body.Bytes(), Calls: app.calls, DeadLettered: dl.calls, Reported: rep.calls}
+			gotBytes := normalize(t, got)
+			path := filepath.Join("testdata", tc.file+".golden.json")
+			if *update {
+				if err := os.WriteFile(path, gotBytes, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(gotBytes, want) {
+				t.Errorf("%s differs from the handler's answer (rerun with -update if the change is intended)\ngot:\n%s", path, gotBytes)
+			}
+		})
+	}
+	// Every request file has a case, so no fixture silently goes untested.
+	files, _ := filepath.Glob(filepath.Join("testdata", "*", "*.request.json"))
+	for _, f := range files {
+		rel := strings.TrimSuffix(filepath.ToSlash(strings.TrimPrefix(f, "testdata"+string(filepath.Separator))), ".request.json")
+		if !seen[rel] {
+			t.Errorf("testdata/%s.request.json has no golden case", rel)
+		}
+	}
+	// And every function has at least one.
+	byFn := map[string]bool{}
+	for f := range seen {
+		fn, _, _ := strings.Cut(f, "/")
+		byFn[fn] = true
+	}
+	for _, fn := range Functions() {
+		if !byFn[fn.Name] {
+			t.Errorf("function %s has no golden case", fn.Name)
+		}
+	}
+}
+
+// normalize renders a golden record as indented JSON with the response re-indented, so
+// the comparison is byte-for-byte yet insensitive to the handler's compact spacing. The
+// HTTP output's body (a JSON string) is expanded for readability.
+func normalize(t *testing.T, g golden) []byte {
+	t.Helper()
+	var resp map[string]any
+	if err := json.Unmarshal(g.Response, &resp); err != nil {
+		t.Fatalf("handler answered non-JSON: %v: %q", err, g.Response)
+	}
+	if outs, ok := resp["Outputs"].(map[string]any); ok {
+		for _, v := range outs {
+			if o, ok := v.(map[string]any); ok {
+				if body, ok := o["body"].(string); ok && json.Valid([]byte(body)) {
+					o["body(parsed)"] = json.RawMessage(body)
+				}
+			}
+		}
+	}
+	rb, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Response = rb
+	sort.SliceStable(g.DeadLettered, func(i, j int) bool { return g.DeadLettered[i].LockToken < g.DeadLettered[j].LockToken })
+	out, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
