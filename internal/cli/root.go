@@ -17,7 +17,8 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
-	root.AddCommand(newLocalCmd(), newPackageCmd())
+	root.AddCommand(newLocalCmd(), newPackageCmd(), newEmulateCmd())
+	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd())
 	return root
 }
 
