@@ -11,7 +11,6 @@
 package devops
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -181,35 +180,6 @@ func parseRoute(method, path string) (route, bool) {
 	return r, r.op != ""
 }
 
-// recorder captures the status for the journal and keeps hijacking possible so dropped
-// connections can be injected.
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := r.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("hijacking not supported")
-	}
-	return hj.Hijack()
-}
-
 // request carries what the handlers need after authentication.
 type request struct {
 	*http.Request
@@ -222,7 +192,7 @@ type request struct {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := &journal.StatusRecorder{ResponseWriter: w}
 	rt, ok := parseRoute(r.Method, r.URL.Path)
 	if ok && rt.op == OpListPats && qget(r.URL.Query(), "authorizationId") != "" {
 		rt.op = OpGetPat
@@ -230,7 +200,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := &request{Request: r}
 	defer func() {
 		s.journal.Add(journal.Entry{Time: s.clock.Now(), Method: r.Method, Path: r.URL.Path, Operation: rt.op,
-			Status: rec.status, Principal: req.principal, Duration: time.Since(start)})
+			Status: rec.Status, Principal: req.principal, Duration: time.Since(start)})
 	}()
 	if !ok {
 		writeVSS(rec, http.StatusNotFound, "ResourceNotFoundException",

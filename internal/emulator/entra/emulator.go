@@ -27,7 +27,6 @@
 package entra
 
 import (
-	"bufio"
 	"context"
 	"crypto/rsa"
 	"errors"
@@ -270,10 +269,10 @@ func (e *Emulator) op(name string, faultBody func(http.ResponseWriter, *http.Req
 		start := time.Now()
 		ri := &requestInfo{}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &journal.StatusRecorder{ResponseWriter: w}
 		defer func() {
 			// Status stays 0 when a fault dropped the connection before any answer.
-			status := rec.status
+			status := rec.Status
 			e.journal.Add(journal.Entry{Time: e.clock.Now(), Method: r.Method, Path: r.URL.Path, Operation: name,
 				Status: status, Principal: ri.principal, Duration: time.Since(start)})
 		}()
@@ -283,32 +282,6 @@ func (e *Emulator) op(name string, faultBody func(http.ResponseWriter, *http.Req
 		h(rec, r)
 	})
 }
-
-// statusRecorder remembers the status for the journal and lets fault injection hijack.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(s.ResponseWriter).Hijack()
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // writeAAD answers with Entra's error JSON.
 func (e *Emulator) writeAAD(w http.ResponseWriter, r *http.Request, aerr *aadError) {

@@ -4,6 +4,9 @@
 package journal
 
 import (
+	"bufio"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -79,3 +82,43 @@ func (j *Journal) Reset() {
 	j.entries = nil
 	j.counts = map[string]int{}
 }
+
+// StatusRecorder wraps an emulator's ResponseWriter to remember the status for the
+// journal while staying hijackable, so fault injection can still drop the connection.
+// A dropped connection leaves Status 0: no answer was sent.
+type StatusRecorder struct {
+	http.ResponseWriter
+	Status int
+	// OnHijack, when set, runs once just before the connection is taken over, so the
+	// request is journaled before the client can observe the drop.
+	OnHijack func()
+}
+
+// WriteHeader records the first status written.
+func (s *StatusRecorder) WriteHeader(code int) {
+	if s.Status == 0 {
+		s.Status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write records an implicit 200.
+func (s *StatusRecorder) Write(b []byte) (int, error) {
+	if s.Status == 0 {
+		s.Status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Hijack takes the connection over (fault injection's dropped connections).
+func (s *StatusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	s.Status = 0
+	if f := s.OnHijack; f != nil {
+		s.OnHijack = nil
+		f()
+	}
+	return http.NewResponseController(s.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,7 +1,6 @@
 package keyvault
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -294,39 +293,6 @@ func (e *Emulator) Close() error {
 }
 
 // recorder keeps the status for the journal and passes hijacking through so fault
-// injection can drop the connection.
-type recorder struct {
-	http.ResponseWriter
-	status   int
-	onHijack func() // journals the request before the client can see the drop
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := r.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("keyvault: connection cannot be hijacked")
-	}
-	r.status = 0 // no response: the connection is dropped
-	if r.onHijack != nil {
-		r.onHijack()
-		r.onHijack = nil
-	}
-	return hj.Hijack()
-}
 
 // ServeHTTP is the Key Vault data plane. Order matters: the challenge comes before
 // any body or name validation, because azsecrets' first request has no token and no
@@ -335,7 +301,7 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	now := e.clk.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := &journal.StatusRecorder{ResponseWriter: w}
 	rt, routeErr := parseRoute(r.Method, r.URL.EscapedPath())
 	var who string
 	logged := false
@@ -343,12 +309,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !logged {
 			logged = true
 			e.journal.Add(journal.Entry{Time: now, Method: r.Method, Path: r.URL.Path, Operation: rt.op,
-				Status: rec.status, Principal: who, Duration: time.Since(start)})
+				Status: rec.Status, Principal: who, Duration: time.Since(start)})
 			e.log.Debug("keyvault: request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "op", rt.op,
-				"status", rec.status, "principal", who)
+				"status", rec.Status, "principal", who)
 		}
 	}
-	rec.onHijack = record
+	rec.OnHijack = record
 	defer record()
 	e.commonHeaders(rec, r)
 
