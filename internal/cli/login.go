@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/identity"
+	"github.com/patrol-dev/patrol/internal/keyvault"
+)
+
+func newLoginCmd() *cobra.Command {
+	var account string
+	cmd := &cobra.Command{
+		Use:   "login --service-account UPN",
+		Short: "Sign a service account in (device code) and keep its token cache in Key Vault",
+		Long: "Starts a device-code sign-in for the service account: open the URL shown, enter the code\n" +
+			"and sign in as that account. patrol then keeps the account's MSAL token cache in the Key Vault\n" +
+			"secret patrol-msal-<account> and refreshes it silently from then on.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !config.IsUPN(account) {
+				return usageError(fmt.Errorf("--service-account %q: want a user principal name such as svc-build@contoso.com", account))
+			}
+			s, err := services(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeServices(cmd, s)
+			out := cmd.OutOrStdout()
+			err = s.Accounts.Login(cmd.Context(), account, func(dc identity.DeviceCode) {
+				fmt.Fprintf(out, "To sign in %s, open %s and enter the code %s (valid until %s).\n",
+					account, dc.VerificationURL, dc.UserCode, dc.ExpiresOn.UTC().Format(time.RFC3339))
+				fmt.Fprintln(out, "Waiting for the sign-in to complete…")
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s.\n", account, keyvault.CacheSecretName(account))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&account, "service-account", "", "UPN of the service account (required)")
+	return operatorCommand(cmd)
+}
+
+func newOffboardCmd() *cobra.Command {
+	var upn, objectID, reason string
+	cmd := &cobra.Command{
+		Use:   "offboard --upn UPN [--object-id ID]",
+		Short: "Enqueue an HR-style offboarding message on hr-offboarding (to test a deployment)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if upn == "" && objectID == "" {
+				return usageError(errors.New("--upn or --object-id is required: who is leaving"))
+			}
+			if upn != "" && !config.IsUPN(upn) {
+				return usageError(fmt.Errorf("--upn %q: want a user principal name such as alice@contoso.com", upn))
+			}
+			if objectID != "" {
+				if _, err := uuid.Parse(objectID); err != nil || len(objectID) != 36 {
+					return usageError(fmt.Errorf("--object-id %q: want the person's Entra object id (a GUID)", objectID))
+				}
+			}
+			s, err := services(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeServices(cmd, s)
+			if s.Bus == nil {
+				return errors.New("offboard: no Service Bus connection configured")
+			}
+			msg := handlers.OffboardingMessage{SchemaVersion: handlers.SchemaVersion, EventID: "patrol-cli-" + uuid.NewString(),
+				Person: handlers.Person{UPN: upn, ObjectID: objectID}, Reason: reason}
+			if err := s.Bus.SendOffboarding(cmd.Context(), msg); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Enqueued offboarding event %s on hr-offboarding.\n", msg.EventID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&upn, "upn", "", "UPN of the person leaving")
+	cmd.Flags().StringVar(&objectID, "object-id", "", "Entra object id of the person leaving")
+	cmd.Flags().StringVar(&reason, "reason", "patrol offboard (test)", "free text carried in the message")
+	return operatorCommand(cmd)
+}

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/wiring"
+)
+
+// wiringKey carries wiring.Options in a command's context: the seam through which the
+// end-to-end tests hand the commands a credential or in-test effects without any
+// package-level state.
+type wiringKey struct{}
+
+// WithWiringOptions returns ctx carrying o for the commands that build services.
+func WithWiringOptions(ctx context.Context, o wiring.Options) context.Context {
+	return context.WithValue(ctx, wiringKey{}, o)
+}
+
+func wiringOptions(ctx context.Context) wiring.Options {
+	o, _ := ctx.Value(wiringKey{}).(wiring.Options)
+	return o
+}
+
+// loadSettings reads the settings once: the environment, with --env-file layered over
+// it (the file wins, see config.WithEnvFile), validated by config.Load so every bad
+// setting is named before anything connects.
+//
+// The Azure SDK's credentials read their own variables (AZURE_CLIENT_ID,
+// AZURE_CLIENT_SECRET, IDENTITY_ENDPOINT…) from the process environment, so those
+// names from the file are exported too; nothing else is.
+func loadSettings(cmd *cobra.Command) (config.Config, error) {
+	getenv := os.Getenv
+	path, _ := cmd.Flags().GetString("env-file")
+	if path != "" {
+		file, err := config.ReadEnvFile(path)
+		if err != nil {
+			return config.Config{}, err
+		}
+		for k, v := range file {
+			if sdkVariable(k) {
+				if err := os.Setenv(k, v); err != nil {
+					return config.Config{}, fmt.Errorf("--env-file: export %s: %w", k, err)
+				}
+			}
+		}
+		getenv = config.WithEnvFile(file, os.Getenv)
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return config.Config{}, fmt.Errorf("settings:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func sdkVariable(name string) bool {
+	for _, p := range []string{"AZURE_", "IDENTITY_", "MSI_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// services loads the settings and builds every component (no network call yet).
+func services(cmd *cobra.Command) (*wiring.Services, error) {
+	cfg, err := loadSettings(cmd)
+	if err != nil {
+		return nil, err
+	}
+	o := wiringOptions(cmd.Context())
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return wiring.Build(cmd.Context(), cfg, o)
+}
+
+func closeServices(cmd *cobra.Command, s *wiring.Services) {
+	if err := s.Close(context.WithoutCancel(cmd.Context())); err != nil {
+		s.Logger.Warn("closing connections", "error", err)
+	}
+}
+
+// usageError marks a mistake in how the command was called: exit code 2.
+func usageError(err error) error { return &exitError{code: 2, err: err} }
+
+// operatorCommand applies what every operator command shares: usage errors (bad
+// arguments or flags) exit with 2.
+func operatorCommand(c *cobra.Command) *cobra.Command {
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	if c.Args != nil {
+		args := c.Args
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usageError(err)
+			}
+			return nil
+		}
+	}
+	return c
+}

@@ -1,0 +1,196 @@
+package keyvault_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/patrol-dev/patrol/internal/emulator/fault"
+	emukv "github.com/patrol-dev/patrol/internal/emulator/keyvault"
+	"github.com/patrol-dev/patrol/internal/emulator/stack"
+	"github.com/patrol-dev/patrol/internal/keyvault"
+	"github.com/patrol-dev/patrol/internal/rotation"
+)
+
+// newStore starts the emulators and returns the adapter on azsecrets, authenticated
+// as the workload app through the Entra emulator.
+func newStore(t *testing.T) (*keyvault.Store, *stack.Stack) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	st, err := stack.Start(ctx, stack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	co := azcore.ClientOptions{Transport: st.HTTP, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: st.Entra.AuthorityHost(), Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}}}
+	cred, err := azidentity.NewClientSecretCredential(stack.TenantID, stack.WorkloadClientID, st.WorkloadSecret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvco := co
+	kvco.Retry = policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond, MaxRetries: 1}
+	s, err := keyvault.New(st.VaultURL, cred, keyvault.Options{ClientOptions: kvco})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, st
+}
+
+func managedTags(reason rotation.Reason) map[string]string {
+	return map[string]string{rotation.TagManaged: "true", rotation.TagOrg: "contoso", rotation.TagScopes: "vso.code", rotation.TagReason: string(reason)}
+}
+
+func TestSecretStoreAgainstTheEmulator(t *testing.T) {
+	s, st := newStore(t)
+	ctx := context.Background()
+	exp := st.Clock.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
+
+	t.Run("a missing secret is ErrNotFound", func(t *testing.T) {
+		_, err := s.Current(ctx, "absent")
+		if !errors.Is(err, rotation.ErrNotFound) || !strings.HasPrefix(err.Error(), `keyvault: get "absent": HTTP 404`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a write without patrol-managed=true is refused before any request", func(t *testing.T) {
+		n := st.KV.Journal().Count(emukv.OpSetSecret)
+		_, err := s.SetVersion(ctx, "x", rotation.NewVersion{Value: rotation.NewSecret("v"), Tags: map[string]string{"a": "b"}})
+		if !errors.Is(err, rotation.ErrUnmanaged) || st.KV.Journal().Count(emukv.OpSetSecret) != n {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("an unmanaged secret is written only by an adoption", func(t *testing.T) {
+		if _, err := st.KV.Put(stack.Vault, "handmade", emukv.NewSecret{Value: "someone's PAT"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: rotation.NewSecret("new"), Tags: managedTags(rotation.ReasonManual)})
+		if !errors.Is(err, rotation.ErrUnmanaged) || !strings.Contains(err.Error(), "patrol adopt handmade") {
+			t.Fatalf("a manual write over an unmanaged secret: %v", err)
+		}
+		v, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: rotation.NewSecret("new"), Expires: exp, Tags: managedTags(rotation.ReasonAdopt)})
+		if err != nil {
+			t.Fatalf("adopt: %v", err)
+		}
+		if len(v.ID) != 32 || !v.Expires.Equal(exp) || !v.Enabled || v.Tags[rotation.TagManaged] != "true" || v.Created.IsZero() {
+			t.Fatalf("version = %+v", v)
+		}
+		cur, err := s.Current(ctx, "handmade")
+		if err != nil || cur.ID != v.ID || !cur.Expires.Equal(exp) {
+			t.Fatalf("Current = %+v, %v; want version %s", cur, err, v.ID)
+		}
+		if val, _ := st.KV.SecretValue(stack.Vault, "handmade", v.ID); val != "new" {
+			t.Fatal("the value was not written")
+		}
+		// Managed now: an ordinary rotation write goes through.
+		if _, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: rotation.NewSecret("newer"), Tags: managedTags(rotation.ReasonManual)}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a token cache secret is never written as a PAT", func(t *testing.T) {
+		if err := s.SaveCache(ctx, "svc@contoso.com", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.SetVersion(ctx, keyvault.CacheSecretName("svc@contoso.com"), rotation.NewVersion{Value: rotation.NewSecret("pat"), Tags: managedTags(rotation.ReasonAdopt)})
+		if !errors.Is(err, rotation.ErrUnmanaged) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a disabled current version is reported as disabled, not as an error", func(t *testing.T) {
+		f := false
+		id, err := st.KV.Put(stack.Vault, "off", emukv.NewSecret{Value: "p", Enabled: &f, Tags: managedTags(rotation.ReasonManual)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.Current(ctx, "off")
+		if err != nil || v.Enabled || v.ID != id || v.Tags[rotation.TagManaged] != "true" {
+			t.Fatalf("Current = %+v, %v", v, err)
+		}
+	})
+	t.Run("ListManaged returns only managed secrets, with their versions", func(t *testing.T) {
+		vs, err := s.ListManaged(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]string{}
+		for _, v := range vs {
+			names[v.Name] = v.ID
+		}
+		if len(names) != 2 || names["handmade"] == "" || names["off"] == "" {
+			t.Fatalf("ListManaged = %v, want handmade and off", names)
+		}
+	})
+	t.Run("throttling that outlasts the SDK's retries is transient with Retry-After", func(t *testing.T) {
+		st.KV.Faults().Set(emukv.OpGetSecret, fault.Fault{Status: 429, RetryAfter: 2 * time.Millisecond})
+		defer st.KV.Faults().Reset()
+		_, err := s.Current(ctx, "handmade")
+		if err == nil || rotation.IsPermanent(err) || errors.Is(err, rotation.ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("an RBAC refusal is permanent and names the missing right", func(t *testing.T) {
+		var oid string
+		for _, a := range st.Entra.Directory().Apps {
+			if a.ClientID == stack.WorkloadClientID {
+				oid = a.ObjectID
+			}
+		}
+		st.KV.Revoke(stack.Vault, oid, emukv.RoleSecretsOfficer)
+		defer func() { _ = st.KV.Grant(stack.Vault, oid, emukv.RoleSecretsOfficer) }()
+		_, err := s.Current(ctx, "handmade")
+		if !rotation.IsPermanent(err) || !strings.Contains(err.Error(), "Azure RBAC") || !strings.Contains(err.Error(), oid) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestCacheStoreAgainstTheEmulator(t *testing.T) {
+	s, st := newStore(t)
+	ctx := context.Background()
+	const upn = "svc-build@contoso.com"
+
+	if b, err := s.LoadCache(ctx, upn); err != nil || b != nil {
+		t.Fatalf("LoadCache before any sign-in = %q, %v", b, err)
+	}
+	if err := s.SaveCache(ctx, upn, []byte(`{"AccessToken":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.LoadCache(ctx, upn); err != nil || string(b) != `{"AccessToken":{}}` {
+		t.Fatalf("LoadCache = %q, %v", b, err)
+	}
+	infos, _ := st.KV.Secrets(stack.Vault)
+	for _, i := range infos {
+		if i.Name == "patrol-msal-svc-build-contoso-com" && i.Current.Tags[keyvault.TagKind] != keyvault.KindMSALCache {
+			t.Errorf("cache secret tags = %v", i.Current.Tags)
+		}
+	}
+
+	// Someone else's secret under the cache's name is neither read nor overwritten.
+	const other = "other@contoso.com"
+	if _, err := st.KV.Put(stack.Vault, keyvault.CacheSecretName(other), emukv.NewSecret{Value: "not a cache"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadCache(ctx, other); err == nil || !strings.Contains(err.Error(), "patrol-kind=msal-cache") {
+		t.Fatalf("LoadCache of a foreign secret: %v", err)
+	}
+	if err := s.SaveCache(ctx, other, []byte("{}")); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
+		t.Fatalf("SaveCache over a foreign secret: %v", err)
+	}
+
+	if pw, ok, err := s.Password(ctx, upn); err != nil || ok || pw != "" {
+		t.Fatalf("Password without a secret = %v, %v", ok, err)
+	}
+	if _, err := st.KV.Put(stack.Vault, keyvault.PasswordSecretName(upn), emukv.NewSecret{Value: "hunter2"}); err != nil {
+		t.Fatal(err)
+	}
+	if pw, ok, err := s.Password(ctx, upn); err != nil || !ok || pw != "hunter2" {
+		t.Fatalf("Password = ok %v, %v", ok, err)
+	}
+}

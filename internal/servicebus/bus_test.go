@@ -1,0 +1,238 @@
+package servicebus_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/google/uuid"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/emulator/clock"
+	broker "github.com/patrol-dev/patrol/internal/emulator/servicebus"
+	"github.com/patrol-dev/patrol/internal/emulator/servicebus/store"
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/servicebus"
+)
+
+var start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	clk    *clock.Clock
+	b      *broker.Broker
+	bus    *servicebus.Bus
+	client *azservicebus.Client // an independent consumer, as the Functions host is
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	clk := clock.NewManual(start)
+	b, err := broker.New(broker.Options{Config: store.PatrolConfig(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	retry := azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond}
+	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Now: clk.Now, Retry: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bus.Close(context.Background()) })
+	c, err := azservicebus.NewClientFromConnectionString(b.ConnectionString(), &azservicebus.ClientOptions{RetryOptions: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return &fixture{clk: clk, b: b, bus: bus, client: c}
+}
+
+func (f *fixture) counts(t *testing.T, entity string) store.Counts {
+	t.Helper()
+	c, err := f.b.Counts(entity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fixture) receive(t *testing.T, r interface {
+	ReceiveMessages(context.Context, int, *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
+}, n int) []*azservicebus.ReceivedMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out []*azservicebus.ReceivedMessage
+	for len(out) < n {
+		ms, err := r.ReceiveMessages(ctx, n-len(out), nil)
+		if err != nil {
+			t.Fatalf("receive: %v (got %d of %d)", err, len(out), n)
+		}
+		out = append(out, ms...)
+	}
+	return out
+}
+
+const patID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+func TestScheduledRevocationIsOnePerPATAndDecodesAsTheHandlerExpects(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rev := rotation.Revocation{Secret: "feed", Org: "contoso", PATID: patID, Account: "svc-build@contoso.com", Op: "abcdefgh12345678"}
+	at := start.Add(24 * time.Hour)
+	for range 2 { // a redelivered command repeats its effects
+		if err := f.bus.ScheduleRevocation(ctx, rev, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := f.counts(t, servicebus.QueueRevocations); c.Scheduled != 1 || c.Active != 0 {
+		t.Fatalf("counts = %+v, want one scheduled message", c)
+	}
+	f.clk.Advance(25 * time.Hour)
+	r, err := f.client.NewReceiverForQueue(servicebus.QueueRevocations, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.receive(t, r, 1)[0]
+	if m.MessageID != rev.MessageID() || m.ScheduledEnqueueTime == nil || !m.ScheduledEnqueueTime.Equal(at) {
+		t.Fatalf("message id %q scheduled %v", m.MessageID, m.ScheduledEnqueueTime)
+	}
+	cmd, err := handlers.DecodeRevocationCommand(m.Body)
+	if err != nil {
+		t.Fatalf("the handler cannot decode it: %v", err)
+	}
+	if cmd.PATID != patID || cmd.OperationID != rev.Op || cmd.Account != rev.Account || cmd.Org != "contoso" {
+		t.Fatalf("decoded %+v", cmd)
+	}
+}
+
+func TestWakeUpsAreSessionCommandsThatSurviveDuplicateDetection(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const secret = "feed"
+	version := strings.Repeat("ab", 16)
+	w := rotation.NewWakeup(secret, version)
+	at := start.Add(time.Hour)
+
+	// The command that leads to the wake-up carries the same operation id when it
+	// is itself the wake-up: its MessageId must not collide.
+	if err := f.bus.SendRotation(ctx, handlers.RotationCommand{Secret: secret, OperationID: w.Op, Trigger: handlers.TriggerWakeUp, Version: version}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := f.bus.ScheduleWakeup(ctx, w, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.bus.ScheduleWakeup(ctx, w, at.Add(time.Hour)); err != nil { // re-planned
+		t.Fatal(err)
+	}
+	if c := f.counts(t, servicebus.QueueRotations); c.Active != 1 || c.Scheduled != 2 {
+		t.Fatalf("counts = %+v, want the command and two distinct wake-ups", c)
+	}
+	f.clk.Advance(3 * time.Hour)
+	sr, err := f.client.AcceptSessionForQueue(ctx, servicebus.QueueRotations, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := f.receive(t, sr, 3)
+	ids := map[string]bool{}
+	for _, m := range ms {
+		ids[m.MessageID] = true
+		if m.SessionID == nil || *m.SessionID != secret {
+			t.Errorf("session = %v, want %s", m.SessionID, secret)
+		}
+		cmd, err := handlers.DecodeRotationCommand(m.Body)
+		if err != nil || cmd.Trigger != handlers.TriggerWakeUp || cmd.Version != version || cmd.OperationID != w.Op {
+			t.Errorf("decoded %+v, %v", cmd, err)
+		}
+	}
+	if len(ids) != 3 || !ids[w.Op] {
+		t.Errorf("message ids %v: want the command's (%s) and two others", ids, w.Op)
+	}
+}
+
+func TestSendRotationValidatesBeforeSending(t *testing.T) {
+	f := newFixture(t)
+	err := f.bus.SendRotation(context.Background(), handlers.RotationCommand{Secret: "bad name!", OperationID: "x", Trigger: handlers.TriggerManual}, time.Time{})
+	if err == nil || !rotation.IsPermanent(err) || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("err = %v", err)
+	}
+	if c := f.counts(t, servicebus.QueueRotations); c.Active+c.Scheduled != 0 {
+		t.Fatalf("something was sent: %+v", c)
+	}
+}
+
+func TestOutcomesArePublishedWithStatusAsSubject(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	o := rotation.Outcome{Status: rotation.StatusRotated, Secret: "feed", Op: "op1", Trigger: rotation.TriggerManual, PATID: patID, Time: start}
+	if err := f.bus.Publish(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.bus.ReportFailure(ctx, handlers.Failure{Queue: "pat-rotations", MessageID: "m1", Secret: "feed", OperationID: "op2", Reason: handlers.DeadLetterMalformed, Description: "bad body"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.client.NewReceiverForSubscription(servicebus.TopicEvents, "all", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := f.receive(t, r, 2)
+	var got []rotation.Outcome
+	for _, m := range ms {
+		var x rotation.Outcome
+		if err := json.Unmarshal(m.Body, &x); err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject == nil || *m.Subject != string(x.Status) || m.ApplicationProperties["secret"] != "feed" {
+			t.Errorf("subject %v, properties %v for %s", m.Subject, m.ApplicationProperties, x.Status)
+		}
+		got = append(got, x)
+	}
+	if got[0].Status != rotation.StatusRotated || got[1].Status != rotation.StatusFailed || !strings.Contains(got[1].Message, "bad body") {
+		t.Fatalf("outcomes = %+v", got)
+	}
+}
+
+func TestDeadLetterByLockTokenSettlesAMessageAnotherLinkHolds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rev := rotation.Revocation{Secret: "feed", Org: "contoso", PATID: patID, Account: "svc-build@contoso.com", Op: "op1"}
+	if err := f.bus.ScheduleRevocation(ctx, rev, start); err != nil {
+		t.Fatal(err)
+	}
+	// The Functions host holds the message under a peek-lock and hands patrol only
+	// its lock token, as a GUID string.
+	host, err := f.client.NewReceiverForQueue(servicebus.QueueRevocations, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.receive(t, host, 1)[0]
+	token := `"` + uuid.UUID(m.LockToken).String() + `"`
+	if err := f.bus.DeadLetter(ctx, servicebus.QueueRevocations, token, handlers.DeadLetterRejected, "the PAT belongs to someone else"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.counts(t, servicebus.QueueRevocations); c.DeadLettered != 1 || c.Locked != 0 {
+		t.Fatalf("counts = %+v, want the message dead-lettered", c)
+	}
+	dlq, err := f.client.NewReceiverForQueue(servicebus.QueueRevocations, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.receive(t, dlq, 1)[0]
+	if d.DeadLetterReason == nil || *d.DeadLetterReason != handlers.DeadLetterRejected || d.MessageID != rev.MessageID() {
+		t.Fatalf("dead-lettered %q with reason %v", d.MessageID, d.DeadLetterReason)
+	}
+
+	err = f.bus.DeadLetter(ctx, servicebus.QueueRevocations, "not-a-guid", "r", "d")
+	var se *servicebus.Error
+	if !errors.As(err, &se) || !se.Permanent() || !strings.Contains(err.Error(), "not a GUID") {
+		t.Fatalf("a bad lock token: %v", err)
+	}
+}

@@ -1,0 +1,180 @@
+// Package wiring is patrol's composition root: from validated settings it builds the
+// HTTP transport, the workload credential, the Key Vault store, the Azure DevOps PAT
+// client, the service-account identities, the Service Bus adapter and the rotation
+// core, and hands them out as Services. Commands (internal/cli) and the function
+// handler use it; nothing else constructs adapters.
+//
+// Build makes no network call: every client connects lazily. The Functions host probes
+// the custom handler before the first invocation, and a vault or broker that is slow to
+// answer must not make the handler look dead.
+package wiring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/devops"
+	"github.com/patrol-dev/patrol/internal/identity"
+	"github.com/patrol-dev/patrol/internal/keyvault"
+	"github.com/patrol-dev/patrol/internal/localtrust"
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/servicebus"
+)
+
+// PublicCloudAuthority is the Entra host when PATROL_AUTHORITY_HOST is not set.
+const PublicCloudAuthority = "https://login.microsoftonline.com"
+
+// Options adjust Build, mostly for tests and the local stack. Zero values build what
+// production uses.
+type Options struct {
+	// Logger receives every component's logs; nil discards.
+	Logger *slog.Logger
+	// HTTPClient replaces the transport built from PATROL_CA_FILE.
+	HTTPClient *http.Client
+	// Credential replaces the workload credential (DefaultAzureCredential).
+	Credential azcore.TokenCredential
+	// Effects replaces the Service Bus side effects of the core (a test without a
+	// broker); Bus is then still built when a Service Bus setting is present.
+	Effects rotation.Effects
+	// Now is the core's clock; nil is time.Now.
+	Now func() time.Time
+	// Retry bounds the core's retries (tests inject a Sleep that does not wait).
+	Retry rotation.Retry
+	// KeyVaultRetry replaces azcore's retry policy for Key Vault calls (tests shorten
+	// its delays); nil keeps the SDK's defaults.
+	KeyVaultRetry *policy.RetryOptions
+	// ServiceBusRetry replaces azservicebus's retry options (tests shorten its delays).
+	ServiceBusRetry *azservicebus.RetryOptions
+	// DisableChallengeResourceVerification: see keyvault.Options.
+	DisableChallengeResourceVerification bool
+}
+
+// Services are the built components.
+type Services struct {
+	Config     config.Config
+	Logger     *slog.Logger
+	HTTPClient *http.Client
+	Credential azcore.TokenCredential
+	Store      *keyvault.Store
+	DevOps     *devops.Client
+	Accounts   *identity.ServiceAccounts
+	PATs       PATs
+	Identities Identities
+	Bus        *servicebus.Bus
+	Effects    rotation.Effects
+	Defaults   rotation.Defaults
+	Rotator    *rotation.Rotator
+}
+
+// Build wires everything from cfg (already validated by config.Load).
+func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
+	s := &Services{Config: cfg, Logger: o.Logger, Defaults: rotation.DefaultsFrom(cfg)}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	s.HTTPClient = o.HTTPClient
+	if s.HTTPClient == nil {
+		if cfg.CAFile != "" {
+			hc, err := localtrust.LoadClient(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("wiring: %s: %w", config.SettingCAFile, err)
+			}
+			s.HTTPClient = hc
+		} else {
+			s.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+		}
+	}
+	wo := identity.WorkloadOptions{AuthorityHost: cfg.AuthorityHost, HTTPClient: s.HTTPClient}
+
+	s.Credential = o.Credential
+	if s.Credential == nil {
+		cred, err := identity.NewWorkloadCredential(wo)
+		if err != nil {
+			return nil, fmt.Errorf("wiring: %w", err)
+		}
+		s.Credential = cred
+	}
+
+	kvOpts := wo.ClientOptions()
+	if o.KeyVaultRetry != nil {
+		kvOpts.Retry = *o.KeyVaultRetry
+	}
+	store, err := keyvault.New(cfg.KeyVaultURL, s.Credential, keyvault.Options{
+		ClientOptions: kvOpts, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wiring: %s: %w", config.SettingKeyVaultURL, err)
+	}
+	s.Store = store
+
+	dc, err := devops.NewClient(devops.Options{
+		BaseURL: cfg.DevOpsURL, HTTPClient: s.HTTPClient, Token: TokenFromContext,
+		Logger: s.Logger.With("component", "devops"), Retry: devops.RetryPolicy{MaxAttempts: 1},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wiring: %s: %w", config.SettingDevOpsURL, err)
+	}
+	s.DevOps, s.PATs = dc, NewPATs(dc)
+
+	authority := cfg.AuthorityHost
+	if authority == "" {
+		authority = PublicCloudAuthority
+	}
+	sa, err := identity.NewServiceAccounts(identity.Options{
+		Authority: strings.TrimSuffix(authority, "/") + "/" + cfg.TenantID, ClientID: cfg.ClientID,
+		HTTPClient: s.HTTPClient, Store: store, AllowROPC: cfg.AllowROPC, Logger: s.Logger.With("component", "identity"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wiring: %w", err)
+	}
+	s.Accounts, s.Identities = sa, NewIdentities(sa)
+
+	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Now: o.Now}
+	if o.ServiceBusRetry != nil {
+		bo.Retry = *o.ServiceBusRetry
+	}
+	switch {
+	case cfg.ServiceBusConnection != "":
+		s.Bus, err = servicebus.NewFromConnectionString(cfg.ServiceBusConnection, bo)
+	case cfg.ServiceBusNamespace != "":
+		s.Bus, err = servicebus.New(cfg.ServiceBusNamespace, s.Credential, bo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("wiring: %w", err)
+	}
+	s.Effects = o.Effects
+	if s.Effects == nil {
+		if s.Bus == nil {
+			return nil, fmt.Errorf("wiring: no Service Bus connection: set %s or %s", config.SettingServiceBusConnection, config.SettingServiceBusNamespace)
+		}
+		s.Effects = s.Bus
+	}
+
+	s.Rotator = rotation.NewRotator(s.Store, s.PATs, s.Identities, s.Effects, rotation.Options{
+		Defaults: s.Defaults, Logger: s.Logger.With("component", "rotation"), Now: o.Now, Retry: o.Retry,
+	})
+	return s, nil
+}
+
+// Close releases the Service Bus connection (the HTTP clients hold nothing that needs
+// closing).
+func (s *Services) Close(ctx context.Context) error {
+	var errs []error
+	if s.Bus != nil {
+		if err := s.Bus.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
