@@ -159,6 +159,33 @@ func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) 
 	return s.passwordOr(ctx, a, &SignInError{Account: upn, Kind: NotSignedIn})
 }
 
+// Refresh returns a new token for the account, bypassing the cached access token. It
+// is for a resource that refused a token the cache still considers valid: one revoked
+// early by Continuous Access Evaluation, or — on the local stack — one expired on an
+// emulated clock that runs ahead of the wall clock MSAL judges expiry by. A claims
+// request makes MSAL skip its access-token cache and redeem the refresh token.
+func (s *ServiceAccounts) Refresh(ctx context.Context, upn string) (Token, error) {
+	a, err := s.account(upn)
+	if err != nil {
+		return Token{}, err
+	}
+	accts, err := a.client.Accounts(ctx)
+	if err != nil {
+		return Token{}, fmt.Errorf("identity: read cache of %s: %w", upn, err)
+	}
+	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+	for _, acct := range accts {
+		if strings.EqualFold(acct.PreferredUsername, upn) {
+			res, err := a.client.AcquireTokenSilent(ctx, s.opts.Scopes, public.WithSilentAccount(acct), public.WithClaims(claims))
+			if err != nil {
+				return Token{}, classify(upn, err)
+			}
+			return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+		}
+	}
+	return s.passwordOr(ctx, a, &SignInError{Account: upn, Kind: NotSignedIn})
+}
+
 // passwordOr signs in with the stored password where allowed, else returns fallback.
 func (s *ServiceAccounts) passwordOr(ctx context.Context, a *account, fallback *SignInError) (Token, error) {
 	if !s.opts.AllowROPC {

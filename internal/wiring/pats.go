@@ -19,14 +19,39 @@ import (
 // Decision: the devops client is built without retries of its own (MaxAttempts 1): the
 // core retries every step, cleaning up leftovers of a lost create first, so a second
 // retry layer would only multiply attempts and waiting.
+//
+// Decision: a call Azure DevOps refuses with 401 is retried once with a token fetched
+// past MSAL's cache (WithRefresh): a token can be revoked before its expiry (Continuous
+// Access Evaluation), and on the local stack it expires on the emulated clock, which
+// MSAL cannot see. Only one retry: a second 401 is a real refusal.
 type PATs struct {
-	c *devops.Client
+	c       *devops.Client
+	refresh func(ctx context.Context, stale rotation.Secret) (rotation.Secret, error)
 }
 
 var _ rotation.PATs = PATs{}
 
 // NewPATs wraps a client built with TokenFromContext as its Token option.
 func NewPATs(c *devops.Client) PATs { return PATs{c: c} }
+
+// WithRefresh returns p retrying a refused call once with refresh's token.
+func (p PATs) WithRefresh(refresh func(ctx context.Context, stale rotation.Secret) (rotation.Secret, error)) PATs {
+	p.refresh = refresh
+	return p
+}
+
+// call runs f with auth, and once more with a fresh token when Azure DevOps refused it.
+func (p PATs) call(ctx context.Context, auth rotation.Secret, f func(ctx context.Context) error) error {
+	err := f(withAuth(ctx, auth))
+	if err == nil || p.refresh == nil || !errors.Is(err, devops.ErrUnauthorized) {
+		return err
+	}
+	fresh, rerr := p.refresh(ctx, auth)
+	if rerr != nil {
+		return err
+	}
+	return f(withAuth(ctx, fresh))
+}
 
 type authKey struct{}
 
@@ -45,8 +70,12 @@ func TokenFromContext(ctx context.Context) (string, error) {
 
 // Create issues an organization-scoped PAT.
 func (p PATs) Create(ctx context.Context, auth rotation.Secret, req rotation.PATRequest) (rotation.NewPAT, error) {
-	pat, err := p.c.CreatePAT(withAuth(ctx, auth), req.Org, devops.CreateRequest{
-		DisplayName: req.DisplayName, Scope: strings.Join(req.Scopes, " "), ValidTo: req.ValidTo,
+	var pat devops.PAT
+	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
+		pat, err = p.c.CreatePAT(ctx, req.Org, devops.CreateRequest{
+			DisplayName: req.DisplayName, Scope: strings.Join(req.Scopes, " "), ValidTo: req.ValidTo,
+		})
+		return err
 	})
 	if err != nil {
 		return rotation.NewPAT{}, classify(err)
@@ -57,13 +86,13 @@ func (p PATs) Create(ctx context.Context, auth rotation.Secret, req rotation.PAT
 
 // Revoke revokes one of the caller's PATs; unknown ids are success (the client's rule).
 func (p PATs) Revoke(ctx context.Context, auth rotation.Secret, org, id string) error {
-	return classify(p.c.RevokePAT(withAuth(ctx, auth), org, id))
+	return classify(p.call(ctx, auth, func(ctx context.Context) error { return p.c.RevokePAT(ctx, org, id) }))
 }
 
 // RevokeAsAdmin revokes through the token-admin API. A refused credential there means
 // the account lacks the right: rotation.ErrNotPermitted.
 func (p PATs) RevokeAsAdmin(ctx context.Context, auth rotation.Secret, org, id string) error {
-	err := p.c.AdminRevoke(withAuth(ctx, auth), org, []string{id})
+	err := p.call(ctx, auth, func(ctx context.Context) error { return p.c.AdminRevoke(ctx, org, []string{id}) })
 	if errors.Is(err, devops.ErrUnauthorized) {
 		return classified{err: err, is: rotation.ErrNotPermitted}
 	}
@@ -73,7 +102,11 @@ func (p PATs) RevokeAsAdmin(ctx context.Context, auth rotation.Secret, org, id s
 // FindByDisplayName lists the caller's active PATs named exactly displayName (the
 // client matches prefixes; "patrol s op" must not match "patrol s op2").
 func (p PATs) FindByDisplayName(ctx context.Context, auth rotation.Secret, org, displayName string) ([]rotation.PATInfo, error) {
-	all, err := p.c.FindByDisplayName(withAuth(ctx, auth), org, displayName)
+	var all []devops.PAT
+	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
+		all, err = p.c.FindByDisplayName(ctx, org, displayName)
+		return err
+	})
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -131,7 +164,11 @@ func (c classified) Unwrap() []error { return []error{c.err, c.is} }
 // PatrolPATs lists the account's active PATs that patrol created (display names
 // starting rotation.DisplayNamePrefix), for the sweep's orphan clean-up.
 func (p PATs) PatrolPATs(ctx context.Context, auth rotation.Secret, org string) ([]rotation.PATInfo, error) {
-	all, err := p.c.FindByDisplayName(withAuth(ctx, auth), org, rotation.DisplayNamePrefix)
+	var all []devops.PAT
+	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
+		all, err = p.c.FindByDisplayName(ctx, org, rotation.DisplayNamePrefix)
+		return err
+	})
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -139,6 +139,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		return nil, fmt.Errorf("wiring: %w", err)
 	}
 	s.Accounts, s.Identities = sa, NewIdentities(sa)
+	s.PATs = s.PATs.WithRefresh(s.Identities.Refresh)
 
 	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Now: o.Now}
 	if o.ServiceBusRetry != nil {
