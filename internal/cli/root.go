@@ -18,6 +18,7 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
 	root.AddCommand(newLocalCmd(), newPackageCmd(), newEmulateCmd())
+	root.AddCommand(newServeCmd())
 	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd())
 	return root
 }

@@ -1,0 +1,297 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/devops"
+	"github.com/patrol-dev/patrol/internal/functionapp"
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/wiring"
+)
+
+// EnvLocalClockURL is set by `patrol local` only: the URL of the emulators' clock
+// (the local stack's admin API GET /clock). The handler then takes "now" from the
+// emulated clock instead of the wall clock, synchronising before every invocation, so
+// that advancing the emulated time (to reach a renew window or the end of a grace
+// period) means the same thing to patrol as to Key Vault, Azure DevOps and Service
+// Bus. It is not a deployment setting: in Azure the wall clock is the only clock.
+const EnvLocalClockURL = "PATROL_LOCAL_CLOCK_URL"
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Azure Functions custom handler (the Functions host starts it)",
+		Long: `Serve patrol's functions to the Azure Functions host (or devhost under
+` + "`patrol local`" + `) on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT. It answers the host's readiness
+probe before anything connects; Azure clients are built on the first invocation. Logs
+are JSON lines on stdout, each carrying the invocation id. SIGTERM drains invocations in
+flight and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Listen first: the host's probe must succeed as soon as the process is up.
+			addr, err := handlers.ListenAddr(os.Getenv)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("serve: listen %s: %w", addr, err)
+			}
+			// One JSON stream on stdout. The protocol layer adds invocationId and
+			// function to its own records; everything below the App (functionapp, the
+			// core, the adapters) logs with the invocation's context and gets them from
+			// handlers.LogHandler.
+			jsonOut := slog.NewJSONHandler(cmd.OutOrStdout(), &slog.HandlerOptions{Level: slog.LevelInfo})
+			protoLog := slog.New(jsonOut)
+			log := slog.New(handlers.LogHandler(jsonOut))
+			cfg, err := loadSettings(cmd)
+			if err != nil {
+				_ = ln.Close()
+				return err
+			}
+			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
+			app := newFunctionHost(cfg, log, os.Getenv(EnvLocalClockURL), wiringOptions(cmd.Context()))
+			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
+			err = handlers.ServeListener(cmd.Context(), ln, h)
+			app.close()
+			log.Info("patrol handler stopped")
+			return err
+		},
+	}
+}
+
+// functionHost builds the handler's dependencies once, on the first invocation.
+type functionHost struct {
+	cfg   config.Config
+	log   *slog.Logger
+	clock *localClock // nil outside the local stack
+	wo    wiring.Options
+
+	mu  sync.Mutex
+	svc *wiring.Services
+}
+
+func newFunctionHost(cfg config.Config, log *slog.Logger, clockURL string, wo wiring.Options) *functionHost {
+	f := &functionHost{cfg: cfg, log: log, wo: wo}
+	if clockURL != "" {
+		f.clock = &localClock{url: clockURL, client: &http.Client{Timeout: 5 * time.Second}}
+	}
+	return f
+}
+
+func (f *functionHost) now() time.Time {
+	if f.clock != nil {
+		return f.clock.Now()
+	}
+	return time.Now()
+}
+
+// deps is handlers.Options.Deps: it builds the adapters (no network call: every client
+// connects on first use) and the App.
+func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
+	if f.clock != nil {
+		if err := f.clock.Sync(ctx); err != nil {
+			return handlers.Deps{}, err
+		}
+	}
+	o := f.wo
+	if o.Logger == nil {
+		o.Logger = f.log
+	}
+	o.Now = f.now
+	svc, err := wiring.Build(ctx, f.cfg, o)
+	if err != nil {
+		return handlers.Deps{}, err
+	}
+	if svc.Bus == nil {
+		return handlers.Deps{}, errors.New("serve: no Service Bus connection configured")
+	}
+	lister, err := newPATLister(f.cfg, svc)
+	if err != nil {
+		return handlers.Deps{}, err
+	}
+	app, err := functionapp.New(functionapp.Options{
+		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: lister,
+		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Now: f.now, Logger: f.log,
+	})
+	if err != nil {
+		return handlers.Deps{}, err
+	}
+	f.mu.Lock()
+	f.svc = svc
+	f.mu.Unlock()
+	var a handlers.App = app
+	if f.clock != nil {
+		a = clockedApp{App: app, clock: f.clock, log: f.log}
+	}
+	return handlers.Deps{App: a, DeadLetterer: svc.Bus, Failures: svc.Bus}, nil
+}
+
+func (f *functionHost) close() {
+	f.mu.Lock()
+	svc := f.svc
+	f.mu.Unlock()
+	if svc == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Close(ctx); err != nil {
+		f.log.Warn("closing connections", "error", err)
+	}
+}
+
+// VaultName is the vault's name from its URL (the first DNS label), as Key Vault events
+// name it.
+func VaultName(vaultURL string) string {
+	u, err := url.Parse(vaultURL)
+	if err != nil {
+		return ""
+	}
+	host := u.Hostname()
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		return host[:i]
+	}
+	return ""
+}
+
+// patLister lists the PATs patrol created under a service account (display names
+// starting "patrol "), for the sweep's orphan clean-up. It has its own devops client
+// because the shared one reads its token from a context key private to wiring.
+type patLister struct {
+	c   *devops.Client
+	ids rotation.Identities
+}
+
+type patAuthKey struct{}
+
+func newPATLister(cfg config.Config, svc *wiring.Services) (*patLister, error) {
+	c, err := devops.NewClient(devops.Options{
+		BaseURL: cfg.DevOpsURL, HTTPClient: svc.HTTPClient, Logger: svc.Logger,
+		Token: func(ctx context.Context) (string, error) {
+			s, ok := ctx.Value(patAuthKey{}).(rotation.Secret)
+			if !ok || s.IsZero() {
+				return "", errors.New("no service-account access token for this call")
+			}
+			return s.Reveal(), nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %s: %w", config.SettingDevOpsURL, err)
+	}
+	return &patLister{c: c, ids: svc.Identities}, nil
+}
+
+func (p *patLister) PatrolPATs(ctx context.Context, account, org string) ([]rotation.PATInfo, error) {
+	tok, err := p.ids.AccessToken(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	pats, err := p.c.FindByDisplayName(context.WithValue(ctx, patAuthKey{}, tok), org, rotation.DisplayNamePrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rotation.PATInfo, 0, len(pats))
+	for _, x := range pats {
+		out = append(out, rotation.PATInfo{ID: x.AuthorizationID, DisplayName: x.DisplayName, ValidFrom: x.ValidFrom, ValidTo: x.ValidTo})
+	}
+	return out, nil
+}
+
+// localClock follows the local stack's emulated clock: wall time plus the offset last
+// read from the stack's admin API.
+type localClock struct {
+	url    string
+	client *http.Client
+	offset atomic.Int64 // nanoseconds
+}
+
+func (c *localClock) Now() time.Time { return time.Now().UTC().Add(time.Duration(c.offset.Load())) }
+
+// Sync reads the emulated time once.
+func (c *localClock) Sync(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return fmt.Errorf("serve: %s: %w", EnvLocalClockURL, err)
+	}
+	res, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("serve: read the emulated clock: %w", err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Now time.Time `json:"now"`
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("serve: read the emulated clock: %s", res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Now.IsZero() {
+		return fmt.Errorf("serve: read the emulated clock: the answer has no \"now\"")
+	}
+	c.offset.Store(int64(body.Now.Sub(time.Now())))
+	return nil
+}
+
+// clockedApp synchronises the emulated clock before every invocation.
+type clockedApp struct {
+	handlers.App
+	clock *localClock
+	log   *slog.Logger
+}
+
+func (a clockedApp) sync(ctx context.Context) {
+	if err := a.clock.Sync(ctx); err != nil {
+		a.log.WarnContext(ctx, "using the last known emulated time", "error", err)
+	}
+}
+
+func (a clockedApp) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) error {
+	a.sync(ctx)
+	return a.App.KeyVaultEvent(ctx, ev)
+}
+
+func (a clockedApp) Offboard(ctx context.Context, m handlers.OffboardingMessage) error {
+	a.sync(ctx)
+	return a.App.Offboard(ctx, m)
+}
+
+func (a clockedApp) Rotate(ctx context.Context, c handlers.RotationCommand) error {
+	a.sync(ctx)
+	return a.App.Rotate(ctx, c)
+}
+
+func (a clockedApp) Revoke(ctx context.Context, c handlers.RevocationCommand) error {
+	a.sync(ctx)
+	return a.App.Revoke(ctx, c)
+}
+
+func (a clockedApp) RotateNow(ctx context.Context, r handlers.RotateNowRequest) (handlers.RotateNowResult, error) {
+	a.sync(ctx)
+	return a.App.RotateNow(ctx, r)
+}
+
+func (a clockedApp) Status(ctx context.Context, r handlers.StatusRequest) (handlers.StatusResult, error) {
+	a.sync(ctx)
+	return a.App.Status(ctx, r)
+}
+
+func (a clockedApp) Sweep(ctx context.Context, t handlers.SweepTick) error {
+	a.sync(ctx)
+	return a.App.Sweep(ctx, t)
+}

@@ -1,0 +1,368 @@
+// Package functionapp is patrol's function app: the business logic behind every
+// function, implementing handlers.App on top of the rotation core.
+//
+// Each method follows gather → decide → act. The deciding parts (which Key Vault event
+// becomes which command, which secrets an offboarding touches, how a secret's status
+// reads) are pure functions of their inputs in decide.go and are table-tested without
+// I/O; the methods here only read the vault, call those functions and send what they
+// return. Commands are sent to Service Bus with deterministic MessageIds (operation
+// ids derived from what the command means), so a duplicate trigger — an Event Grid
+// redelivery, an HR message delivered twice, two overlapping sweeps — collapses into one
+// command through the queue's duplicate detection, and a redelivered command finds its
+// work done through the core's patrol-op check.
+package functionapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/rotation"
+)
+
+// Rotator is the rotation core (*rotation.Rotator).
+type Rotator interface {
+	Gather(ctx context.Context, secret string) (rotation.Input, error)
+	Run(ctx context.Context, secret string, trig rotation.Trigger) (rotation.Outcome, error)
+	Revoke(ctx context.Context, rev rotation.Revocation) (rotation.Outcome, error)
+}
+
+// Inventory lists the managed secrets (the Key Vault adapter).
+type Inventory interface {
+	ListManaged(ctx context.Context) ([]rotation.Version, error)
+}
+
+// Commands sends patrol's commands (the Service Bus adapter). SendRotation puts cmd on
+// the session queue with SessionId = cmd.Secret and MessageId = cmd.OperationID;
+// ScheduleRevocation uses rev.MessageID(). A zero `at` means now.
+type Commands interface {
+	SendRotation(ctx context.Context, cmd handlers.RotationCommand, at time.Time) error
+	ScheduleRevocation(ctx context.Context, rev rotation.Revocation, at time.Time) error
+}
+
+// Publisher publishes outcomes on the pat-events topic.
+type Publisher interface {
+	Publish(ctx context.Context, o rotation.Outcome) error
+}
+
+// PATLister lists the active PATs that patrol created (display name "patrol <secret>
+// <op>") under a service account in one organization. The sweep needs it to find
+// orphans; without one the sweep only enqueues due rotations.
+type PATLister interface {
+	PatrolPATs(ctx context.Context, account, org string) ([]rotation.PATInfo, error)
+}
+
+// Options configure an App.
+type Options struct {
+	Rotator   Rotator
+	Inventory Inventory
+	Commands  Commands
+	Publisher Publisher
+	PATs      PATLister // optional: orphan clean-up in Sweep
+	Defaults  rotation.Defaults
+	// Vault is the vault's name; events from another vault are ignored. Empty: any.
+	Vault string
+	// Now is the clock; default time.Now. The local stack passes the emulators' clock.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// PollInterval is how often RotateNow looks for the outcome it waits for; default
+	// 250ms.
+	PollInterval time.Duration
+	// FanOut bounds concurrent sends in Offboarding and Sweep; default 8.
+	FanOut int
+	// MaxThrottleWait is the longest server-requested wait (Retry-After) that Rotate and
+	// Revoke sit out inside the invocation before running the command again; default 5
+	// minutes, and never past the invocation's deadline. See throttled.
+	MaxThrottleWait time.Duration
+	// Sleep waits d or until ctx ends; tests inject one that does not wait.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// App implements handlers.App.
+type App struct {
+	o   Options
+	log *slog.Logger
+
+	// recent remembers outcomes of commands this process ran, so RotateNow's wait and
+	// the status of an operation can report failures too (a failure leaves no trace in
+	// the vault's tags). It is a best-effort cache: another instance's outcomes are
+	// found through the vault (rotated) or not at all (pending).
+	mu     sync.Mutex
+	recent map[string]remembered
+	order  []string
+}
+
+var _ handlers.App = (*App)(nil)
+
+const recentLimit = 4096
+
+// New checks opts and returns an App. It does no I/O.
+func New(o Options) (*App, error) {
+	switch {
+	case o.Rotator == nil:
+		return nil, errors.New("functionapp: Options.Rotator is required")
+	case o.Inventory == nil:
+		return nil, errors.New("functionapp: Options.Inventory is required")
+	case o.Commands == nil:
+		return nil, errors.New("functionapp: Options.Commands is required")
+	case o.Publisher == nil:
+		return nil, errors.New("functionapp: Options.Publisher is required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.FanOut <= 0 {
+		o.FanOut = 8
+	}
+	if o.MaxThrottleWait <= 0 {
+		o.MaxThrottleWait = 5 * time.Minute
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	return &App{o: o, log: o.Logger, recent: map[string]remembered{}}, nil
+}
+
+func (a *App) now() time.Time { return a.o.Now().UTC() }
+
+// KeyVaultEvent turns a near-expiry or expired event into a rotation command for the
+// version it names, unless the secret is not patrol's or has moved on.
+func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) error {
+	log := a.log.With("secret", ev.Secret, "version", ev.Version, "eventId", ev.ID)
+	in, err := a.o.Rotator.Gather(ctx, ev.Secret)
+	if err != nil {
+		return fmt.Errorf("functionapp: read secret %q: %w", ev.Secret, err)
+	}
+	cmd, skip := EventCommand(ev, in, a.o.Vault, a.now())
+	if skip != "" {
+		log.InfoContext(ctx, "event skipped", "reason", skip)
+		return nil
+	}
+	if err := a.o.Commands.SendRotation(ctx, cmd, time.Time{}); err != nil {
+		return fmt.Errorf("functionapp: enqueue rotation of %q: %w", ev.Secret, err)
+	}
+	log.InfoContext(ctx, "rotation enqueued", "operationId", cmd.OperationID, "trigger", string(cmd.Trigger))
+	return nil
+}
+
+// Offboard enqueues one offboarding command per managed secret whose current PAT
+// belongs to the person, and publishes needs-attention for every secret whose service
+// account is the person (re-issuing under that account would not help).
+func (a *App) Offboard(ctx context.Context, msg handlers.OffboardingMessage) error {
+	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
+	versions, err := a.o.Inventory.ListManaged(ctx)
+	if err != nil {
+		return fmt.Errorf("functionapp: list managed secrets: %w", err)
+	}
+	plan := PlanOffboarding(msg, versions, a.o.Defaults, a.now())
+	if len(plan.Commands) == 0 && len(plan.Attention) == 0 {
+		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to do", "secrets", len(versions))
+		return nil
+	}
+	err = a.fanOut(ctx, len(plan.Commands), func(i int) error {
+		return a.o.Commands.SendRotation(ctx, plan.Commands[i], time.Time{})
+	})
+	if err != nil {
+		return fmt.Errorf("functionapp: offboarding %s: enqueue: %w", msg.EventID, err)
+	}
+	for _, o := range plan.Attention {
+		if err := a.o.Publisher.Publish(ctx, o); err != nil {
+			return fmt.Errorf("functionapp: offboarding %s: publish: %w", msg.EventID, err)
+		}
+		log.WarnContext(ctx, "offboarding: the secret's service account is the person leaving", "secret", o.Secret)
+	}
+	log.InfoContext(ctx, "offboarding: rotations enqueued", "commands", len(plan.Commands), "needsAttention", len(plan.Attention))
+	return nil
+}
+
+// Rotate runs the rotation protocol for one command. The core publishes the outcome
+// itself; a permanent failure is therefore acknowledged (it is on pat-events with its
+// reason, and a redelivery could not help), a transient one is returned for a retry.
+func (a *App) Rotate(ctx context.Context, cmd handlers.RotationCommand) error {
+	var o rotation.Outcome
+	err := a.throttled(ctx, func() error {
+		var err error
+		o, err = a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
+		a.remember(o)
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case rotation.IsPermanent(err) && (o.Status == rotation.StatusFailed || o.Status == rotation.StatusNeedsAttention):
+		a.log.WarnContext(ctx, "rotation gave up; outcome published", "secret", cmd.Secret, "operationId", cmd.OperationID,
+			"status", string(o.Status), "error", err)
+		return nil
+	case rotation.IsPermanent(err):
+		return fmt.Errorf("%w: %w", handlers.ErrPermanent, err)
+	default:
+		return err
+	}
+}
+
+// Revoke performs a scheduled revocation; a PAT that is already gone is success (the
+// core treats not-found as done). Permanent failures go back to the handler, which
+// dead-letters the message so an operator can replay it after fixing the cause.
+func (a *App) Revoke(ctx context.Context, cmd handlers.RevocationCommand) error {
+	// Not remembered: a revocation carries the operation id of the rotation that
+	// replaced the PAT, and that rotation's outcome is the operation's.
+	err := a.throttled(ctx, func() error {
+		_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
+		return err
+	})
+	if err != nil && errors.Is(err, rotation.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// throttled runs f again after the server's Retry-After while f fails transiently with
+// one that fits the invocation.
+//
+// Decision: sit out throttling inside the invocation rather than fail it. A failed
+// invocation makes the host abandon the message, and Service Bus redelivers an
+// abandoned message at once, so a 429 with Retry-After: 60 would burn the queue's
+// MaxDeliveryCount (10) in seconds and dead-letter the command. Azure DevOps throttles
+// per identity (a 5-minute sliding budget), which a 50-secret offboarding can exhaust;
+// waiting here keeps the session (its lock is renewed by the host) and repeats the
+// command under the same operation id, which the protocol makes safe.
+func (a *App) throttled(ctx context.Context, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		wait := rotation.RetryAfter(err)
+		if err == nil || rotation.IsPermanent(err) || wait <= 0 || attempt >= 4 || wait > a.o.MaxThrottleWait {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+30*time.Second {
+			return err
+		}
+		a.log.WarnContext(ctx, "throttled; waiting for Retry-After before running the command again", "wait", wait, "attempt", attempt)
+		if serr := a.o.Sleep(ctx, wait); serr != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Sweep enqueues a rotation for every managed secret that is due (which covers missed
+// wake-ups and lost events) and schedules the revocation of orphaned PATs.
+func (a *App) Sweep(ctx context.Context, tick handlers.SweepTick) error {
+	now := a.now()
+	versions, err := a.o.Inventory.ListManaged(ctx)
+	if err != nil {
+		return fmt.Errorf("functionapp: sweep: list managed secrets: %w", err)
+	}
+	rows := rotation.Plan(versions, a.o.Defaults, now)
+	cmds := SweepCommands(rows, now)
+	for _, r := range rows {
+		if r.Action == rotation.ActionAttention {
+			a.log.WarnContext(ctx, "sweep: secret needs attention", "secret", r.Secret, "reason", string(r.Reason), "message", r.Message)
+		}
+	}
+	err = a.fanOut(ctx, len(cmds), func(i int) error { return a.o.Commands.SendRotation(ctx, cmds[i], time.Time{}) })
+	if err != nil {
+		return fmt.Errorf("functionapp: sweep: enqueue: %w", err)
+	}
+	orphans := 0
+	if a.o.PATs != nil {
+		var errs []error
+		for _, g := range AccountOrgs(versions, a.o.Defaults) {
+			pats, err := a.o.PATs.PatrolPATs(ctx, g.Account, g.Org)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("list PATs of %s in %s: %w", g.Account, g.Org, err))
+				continue
+			}
+			for _, rev := range OrphanRevocations(pats, versions, a.o.Defaults, g, now) {
+				if err := a.o.Commands.ScheduleRevocation(ctx, rev, now); err != nil {
+					errs = append(errs, fmt.Errorf("schedule revocation of orphan %s: %w", rev.PATID, err))
+					continue
+				}
+				orphans++
+				a.log.InfoContext(ctx, "sweep: orphaned PAT scheduled for revocation", "secret", rev.Secret, "patId", rev.PATID, "operationId", rev.Op)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("functionapp: sweep: orphans: %w", err)
+		}
+	}
+	a.log.InfoContext(ctx, "sweep: done", "secrets", len(versions), "enqueued", len(cmds), "orphans", orphans, "pastDue", tick.IsPastDue)
+	return nil
+}
+
+// fanOut runs f(0..n-1) with at most FanOut in flight and returns every error.
+func (a *App) fanOut(ctx context.Context, n int, f func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	sem := make(chan struct{}, a.o.FanOut)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if ctx.Err() != nil {
+			errs[i] = ctx.Err()
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+type remembered struct {
+	out       handlers.Outcome
+	retryable bool // a failure that a redelivery will retry: not final
+}
+
+func (a *App) remember(o rotation.Outcome) {
+	if o.Op == "" || o.Secret == "" || o.Status == "" {
+		return
+	}
+	key := o.Secret + "/" + o.Op
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.recent[key]; !ok {
+		a.order = append(a.order, key)
+	}
+	a.recent[key] = remembered{out: OutcomeOf(o), retryable: o.Retryable}
+	if len(a.order) > recentLimit {
+		delete(a.recent, a.order[0])
+		a.order = a.order[1:]
+	}
+}
+
+// recall returns a remembered outcome that ends its operation.
+func (a *App) recall(secret, op string) (handlers.Outcome, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.recent[secret+"/"+op]
+	if !ok || !Finished(r.out, r.retryable) {
+		return handlers.Outcome{}, false
+	}
+	return r.out, true
+}

@@ -1,0 +1,232 @@
+package functionapp
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/rotation"
+)
+
+// These tests drive the App through its own small interfaces with in-memory stand-ins:
+// what is under test is how outcomes and errors map to the handler's answers. The
+// adapters themselves are exercised against the emulators in internal/systemtest.
+
+type memRotator struct {
+	mu      sync.Mutex
+	secrets map[string]rotation.Version
+	run     func(secret string, trig rotation.Trigger) (rotation.Outcome, error)
+}
+
+func (m *memRotator) Gather(_ context.Context, secret string) (rotation.Input, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.secrets[secret]
+	return rotation.Input{Exists: ok, Current: v, Defaults: defaults}, nil
+}
+
+func (m *memRotator) Run(_ context.Context, secret string, trig rotation.Trigger) (rotation.Outcome, error) {
+	return m.run(secret, trig)
+}
+
+func (m *memRotator) Revoke(context.Context, rotation.Revocation) (rotation.Outcome, error) {
+	return rotation.Outcome{}, rotation.ErrNotFound
+}
+
+func (m *memRotator) ListManaged(context.Context) ([]rotation.Version, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []rotation.Version
+	for _, v := range m.secrets {
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+type memBus struct {
+	mu        sync.Mutex
+	sent      []handlers.RotationCommand
+	published []rotation.Outcome
+	onSend    func(handlers.RotationCommand)
+}
+
+func (b *memBus) SendRotation(_ context.Context, c handlers.RotationCommand, _ time.Time) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.sent = append(b.sent, c)
+	f := b.onSend
+	b.mu.Unlock()
+	if f != nil {
+		go f(c)
+	}
+	return nil
+}
+
+func (b *memBus) ScheduleRevocation(context.Context, rotation.Revocation, time.Time) error {
+	return nil
+}
+
+func (b *memBus) Publish(_ context.Context, o rotation.Outcome) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.published = append(b.published, o)
+	return nil
+}
+
+func newApp(t *testing.T, r *memRotator, b *memBus) *App {
+	t.Helper()
+	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
+		Now: func() time.Time { return now }, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+type permanentErr struct{}
+
+func (permanentErr) Error() string   { return "policy violation" }
+func (permanentErr) Permanent() bool { return true }
+
+func TestRotateMapsTheCoreResult(t *testing.T) {
+	tests := map[string]struct {
+		outcome rotation.Outcome
+		err     error
+		retry   bool // the handler must see an error (the message comes back)
+	}{
+		"a rotation acknowledges the message": {outcome: rotation.Outcome{Status: rotation.StatusRotated}},
+		"a permanent failure, already published by the core, acknowledges it": {
+			outcome: rotation.Outcome{Status: rotation.StatusFailed}, err: &rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: permanentErr{}}},
+		"a transient failure is returned so the message is retried": {
+			outcome: rotation.Outcome{Status: rotation.StatusFailed, Retryable: true}, err: &rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: errors.New("connection reset")},
+			retry: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) { return tc.outcome, tc.err }}
+			a := newApp(t, r, &memBus{})
+			err := a.Rotate(context.Background(), handlers.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: handlers.TriggerManual})
+			if (err != nil) != tc.retry {
+				t.Fatalf("err = %v, want an error: %v", err, tc.retry)
+			}
+			if err != nil && handlers.Classify(err) != handlers.Transient {
+				t.Errorf("class = %v, want transient", handlers.Classify(err))
+			}
+		})
+	}
+}
+
+func TestRotateNowWaitsForTheOutcome(t *testing.T) {
+	r := &memRotator{secrets: map[string]rotation.Version{"pat-a": managed("pat-a", ver1, nil)}}
+	b := &memBus{}
+	a := newApp(t, r, b)
+	// The "worker": when the command is sent, run it through the App as the host would.
+	r.run = func(secret string, trig rotation.Trigger) (rotation.Outcome, error) {
+		r.mu.Lock()
+		r.secrets[secret] = managed(secret, ver2, map[string]string{rotation.TagOp: trig.Op, rotation.TagPATID: pat2})
+		r.mu.Unlock()
+		return rotation.Outcome{Status: rotation.StatusRotated, Secret: secret, Op: trig.Op, Version: ver2, Time: now}, nil
+	}
+	b.onSend = func(c handlers.RotationCommand) { _ = a.Rotate(context.Background(), c) }
+
+	res, err := a.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "pat-a", OperationID: "op-7", RevokeNow: true, Wait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome == nil || res.Outcome.Kind != handlers.OutcomeRotated || res.Outcome.Version != ver2 {
+		t.Fatalf("outcome = %+v, want rotated to %s", res.Outcome, ver2)
+	}
+	if len(b.sent) != 1 || !b.sent[0].RevokeNow || b.sent[0].Trigger != handlers.TriggerManual || b.sent[0].OperationID != "op-7" {
+		t.Errorf("sent %+v, want one manual command op-7 with revokeNow", b.sent)
+	}
+
+	// The same request again: answered from the vault, nothing re-sent.
+	res, err = a.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "pat-a", OperationID: "op-7"})
+	if err != nil || res.Outcome == nil || len(b.sent) != 1 {
+		t.Errorf("a retried request: outcome %+v, err %v, %d commands sent (want 1)", res.Outcome, err, len(b.sent))
+	}
+}
+
+func TestRotateNowWithoutWaitAnswersAtOnce(t *testing.T) {
+	r := &memRotator{secrets: map[string]rotation.Version{"pat-a": managed("pat-a", ver1, nil)}}
+	a := newApp(t, r, &memBus{})
+	res, err := a.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "pat-a", OperationID: "op-8"})
+	if err != nil || res.Outcome != nil || res.OperationID != "op-8" {
+		t.Errorf("res = %+v, err = %v; want 202-style (no outcome) with the operation id", res, err)
+	}
+	if _, err := a.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "nope", OperationID: "op-9"}); handlers.Classify(err) != handlers.NotFound {
+		t.Errorf("unknown secret: err = %v, want not found", err)
+	}
+}
+
+func TestOffboardPublishesNeedsAttention(t *testing.T) {
+	r := &memRotator{secrets: map[string]rotation.Version{
+		"pat-a": managed("pat-a", ver1, map[string]string{rotation.TagOwner: "alice@contoso.com"}),
+		"pat-b": managed("pat-b", ver1, map[string]string{rotation.TagServiceAccount: "alice@contoso.com", rotation.TagOwner: "alice@contoso.com"}),
+		"pat-c": managed("pat-c", ver1, nil),
+	}}
+	b := &memBus{}
+	a := newApp(t, r, b)
+	err := a.Offboard(context.Background(), handlers.OffboardingMessage{EventID: "hr-1", Person: handlers.Person{UPN: "alice@contoso.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.sent) != 1 || b.sent[0].Secret != "pat-a" {
+		t.Errorf("sent %+v, want one command for pat-a", b.sent)
+	}
+	if len(b.published) != 1 || b.published[0].Secret != "pat-b" || b.published[0].Status != rotation.StatusNeedsAttention {
+		t.Errorf("published %+v, want needs-attention for pat-b", b.published)
+	}
+}
+
+type throttledErr struct{ wait time.Duration }
+
+func (e throttledErr) Error() string             { return "HTTP 429" }
+func (e throttledErr) RetryAfter() time.Duration { return e.wait }
+
+func TestRotateSitsOutThrottling(t *testing.T) {
+	tests := map[string]struct {
+		waits     []time.Duration // Retry-After of each failing attempt before a success
+		wantRuns  int
+		wantRetry bool
+		wantSlept time.Duration
+	}{
+		"a short Retry-After is waited out and the command runs again": {
+			waits: []time.Duration{20 * time.Second}, wantRuns: 2, wantSlept: 20 * time.Second},
+		"throttled three times in a row it still gets through on the fourth run": {
+			waits: []time.Duration{time.Second, time.Second, time.Second}, wantRuns: 4, wantSlept: 3 * time.Second},
+		"throttled four times the message goes back to the queue": {
+			waits: []time.Duration{time.Second, time.Second, time.Second, time.Second}, wantRuns: 4, wantRetry: true, wantSlept: 3 * time.Second},
+		"a Retry-After beyond the limit is not waited for": {
+			waits: []time.Duration{10 * time.Minute}, wantRuns: 1, wantRetry: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			runs := 0
+			r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) {
+				runs++
+				if runs <= len(tc.waits) {
+					return rotation.Outcome{Status: rotation.StatusFailed, Retryable: true},
+						&rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: throttledErr{tc.waits[runs-1]}}
+				}
+				return rotation.Outcome{Status: rotation.StatusRotated}, nil
+			}}
+			var slept time.Duration
+			b := &memBus{}
+			a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
+				Sleep: func(_ context.Context, d time.Duration) error { slept += d; return nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = a.Rotate(context.Background(), handlers.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: handlers.TriggerManual})
+			if (err != nil) != tc.wantRetry || runs != tc.wantRuns || slept != tc.wantSlept {
+				t.Errorf("err %v, %d runs, slept %s; want retry %v, %d runs, slept %s", err, runs, slept, tc.wantRetry, tc.wantRuns, tc.wantSlept)
+			}
+		})
+	}
+}

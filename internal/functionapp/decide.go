@@ -1,0 +1,280 @@
+package functionapp
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/rotation"
+)
+
+// Reasons an event is not turned into a command. Each is logged; none is an error,
+// because Event Grid redelivering the event could not change the answer.
+const (
+	SkipOtherVault    = "other-vault"
+	SkipUnhandledType = "unhandled-event-type"
+	SkipMissing       = string(rotation.ReasonSecretMissing)
+	SkipNotManaged    = string(rotation.ReasonNotManaged)
+	SkipDisabled      = string(rotation.ReasonDisabled)
+	SkipStaleVersion  = string(rotation.ReasonStaleVersion)
+	SkipAlreadyDone   = string(rotation.ReasonAlreadyDone)
+)
+
+// Who patrol names as the requester of the commands it sends itself.
+const (
+	requestedByEvent = "keyvault-event"
+	requestedBySweep = "sweep"
+	requestedByHR    = "hr-offboarding"
+)
+
+// EventOpID is the operation id of the command a Key Vault event becomes: derived from
+// (trigger, secret, version), so the same event delivered twice — or a near-expiry
+// event raised again for the same version — is one operation.
+func EventOpID(kind rotation.TriggerKind, secret, version string) string {
+	return rotation.DeriveOpID(string(kind), secret, version)
+}
+
+// EventCommand decides what a Key Vault event asks for: a rotation command for the
+// version it names, or a reason to skip it. vault, when set, is the only vault whose
+// events count.
+func EventCommand(ev handlers.KeyVaultEvent, in rotation.Input, vault string, now time.Time) (handlers.RotationCommand, string) {
+	var kind rotation.TriggerKind
+	switch ev.Type {
+	case handlers.EventSecretNearExpiry:
+		kind = rotation.TriggerNearExpiry
+	case handlers.EventSecretExpired:
+		kind = rotation.TriggerExpired
+	default:
+		return handlers.RotationCommand{}, SkipUnhandledType
+	}
+	switch {
+	case vault != "" && ev.VaultName != "" && !strings.EqualFold(vault, ev.VaultName):
+		return handlers.RotationCommand{}, SkipOtherVault
+	case !in.Exists:
+		return handlers.RotationCommand{}, SkipMissing
+	case !rotation.IsManaged(in.Current.Tags):
+		return handlers.RotationCommand{}, SkipNotManaged
+	case !in.Current.Enabled:
+		return handlers.RotationCommand{}, SkipDisabled
+	case !strings.EqualFold(in.Current.ID, ev.Version):
+		return handlers.RotationCommand{}, SkipStaleVersion
+	}
+	op := EventOpID(kind, ev.Secret, strings.ToLower(ev.Version))
+	if in.Current.Tags[rotation.TagOp] == op {
+		return handlers.RotationCommand{}, SkipAlreadyDone
+	}
+	return handlers.RotationCommand{
+		SchemaVersion: handlers.SchemaVersion, Secret: ev.Secret, OperationID: op,
+		Trigger: handlers.Trigger(kind), Version: strings.ToLower(ev.Version),
+		RequestedBy: requestedByEvent, RequestedAt: now,
+	}, ""
+}
+
+// OffboardingOpID is the operation id of the command an offboarding sends for one
+// secret: one per (HR event, secret), so a redelivered HR message re-sends the same
+// commands and the queue drops them as duplicates.
+func OffboardingOpID(eventID, secret string) string {
+	return rotation.DeriveOpID(string(rotation.TriggerOffboarding), secret, eventID)
+}
+
+// OffboardingPlan is what one HR message leads to.
+type OffboardingPlan struct {
+	// Commands re-issue each PAT the person owns, one per secret, sorted by secret.
+	Commands []handlers.RotationCommand
+	// Attention are needs-attention outcomes for secrets whose service account is the
+	// person: re-issuing under that account would leave them depending on a person.
+	Attention []rotation.Outcome
+}
+
+// PlanOffboarding finds every managed secret the person leaving affects.
+func PlanOffboarding(msg handlers.OffboardingMessage, versions []rotation.Version, d rotation.Defaults, now time.Time) OffboardingPlan {
+	person := rotation.Person{UPN: msg.Person.UPN, ObjectID: msg.Person.ObjectID}
+	var p OffboardingPlan
+	sorted := slices.SortedFunc(slices.Values(versions), func(a, b rotation.Version) int { return cmp.Compare(a.Name, b.Name) })
+	for _, v := range sorted {
+		if !rotation.IsManaged(v.Tags) {
+			continue
+		}
+		account := strings.TrimSpace(v.Tags[rotation.TagServiceAccount])
+		if account == "" {
+			account = d.ServiceAccount
+		}
+		op := OffboardingOpID(msg.EventID, v.Name)
+		owner := v.Tags[rotation.TagOwner]
+		switch {
+		case person.Is(account):
+			p.Attention = append(p.Attention, rotation.Outcome{
+				Status: rotation.StatusNeedsAttention, Secret: v.Name, Op: op, Trigger: rotation.TriggerOffboarding,
+				Reason: rotation.ReasonServiceAccountOffboarded, Org: v.Tags[rotation.TagOrg], Owner: owner,
+				PATID: v.Tags[rotation.TagPATID], Time: now,
+				Message: fmt.Sprintf("the secret's service account %s is the person leaving: set %s to a non-personal account, then rotate", account, rotation.TagServiceAccount),
+			})
+		case person.Is(owner):
+			pp := msg.Person
+			p.Commands = append(p.Commands, handlers.RotationCommand{
+				SchemaVersion: handlers.SchemaVersion, Secret: v.Name, OperationID: op,
+				Trigger: handlers.TriggerOffboarding, Person: &pp,
+				RequestedBy: requestedByHR + " " + msg.EventID, RequestedAt: now,
+			})
+		}
+	}
+	return p
+}
+
+// SweepCommands are the rotation commands a sweep sends: one per due secret, with the
+// core's SweepOpID so overlapping sweeps collapse into one command per version.
+func SweepCommands(rows []rotation.PlanRow, now time.Time) []handlers.RotationCommand {
+	var cmds []handlers.RotationCommand
+	for _, r := range rotation.Due(rows) {
+		cmds = append(cmds, handlers.RotationCommand{
+			SchemaVersion: handlers.SchemaVersion, Secret: r.Secret, OperationID: rotation.SweepOpID(r),
+			Trigger: handlers.TriggerSweep, Version: r.Version, RequestedBy: requestedBySweep, RequestedAt: now,
+		})
+	}
+	return cmds
+}
+
+// AccountOrg is one service account in one organization: where the sweep looks for
+// orphaned PATs.
+type AccountOrg struct{ Account, Org string }
+
+// AccountOrgs lists the (service account, organization) pairs of the managed secrets,
+// sorted; secrets with unreadable policy are left out (the sweep reports them).
+func AccountOrgs(versions []rotation.Version, d rotation.Defaults) []AccountOrg {
+	seen := map[AccountOrg]bool{}
+	var out []AccountOrg
+	for _, v := range versions {
+		p, err := rotation.ParsePolicy(v.Tags, d)
+		if err != nil || p.ServiceAccount == "" {
+			continue
+		}
+		g := AccountOrg{Account: strings.ToLower(p.ServiceAccount), Org: p.Org}
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b AccountOrg) int { return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Org, b.Org)) })
+	return out
+}
+
+// OrphanRevocations turns the orphans among one account's PATs (rotation.Orphans) into
+// revocations, each under the operation id its display name carries.
+func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d rotation.Defaults, g AccountOrg, now time.Time) []rotation.Revocation {
+	var out []rotation.Revocation
+	for _, p := range rotation.Orphans(pats, versions, d, now) {
+		secret, op, ok := rotation.ParseDisplayName(p.DisplayName)
+		if !ok || !handlers.ValidSecretName(secret) {
+			continue
+		}
+		out = append(out, rotation.Revocation{Secret: secret, Org: g.Org, PATID: p.ID, Owner: g.Account, Account: g.Account, Op: op})
+	}
+	return out
+}
+
+// TriggerOf maps a queued command to the core's trigger (the trigger names are the
+// same strings on both sides).
+func TriggerOf(cmd handlers.RotationCommand) rotation.Trigger {
+	t := rotation.Trigger{Kind: rotation.TriggerKind(cmd.Trigger), Op: cmd.OperationID, Version: cmd.Version,
+		RevokeNow: cmd.RevokeNow, Policy: cmd.Policy}
+	if cmd.Person != nil {
+		t.Person = rotation.Person{UPN: cmd.Person.UPN, ObjectID: cmd.Person.ObjectID}
+	}
+	return t
+}
+
+// RevocationOf maps a queued revocation to the core's. A command without an account is
+// revoked by the PAT's owner itself.
+func RevocationOf(cmd handlers.RevocationCommand) rotation.Revocation {
+	account := cmd.Account
+	if account == "" {
+		account = cmd.Owner
+	}
+	return rotation.Revocation{Secret: cmd.Secret, Org: cmd.Org, PATID: cmd.PATID, Owner: cmd.Owner, Account: account, Op: cmd.OperationID}
+}
+
+// ManualCommand is the command an emergency rotation (RotateNow) sends.
+func ManualCommand(req handlers.RotateNowRequest, now time.Time) handlers.RotationCommand {
+	by := req.RequestedBy
+	if by == "" {
+		by = "RotateNow"
+	}
+	return handlers.RotationCommand{
+		SchemaVersion: handlers.SchemaVersion, Secret: req.Secret, OperationID: req.OperationID,
+		Trigger: handlers.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, RequestedAt: now,
+	}
+}
+
+// CheckRotatable says whether an emergency rotation of the secret can be accepted:
+// handlers.ErrNotFound (404) for a secret that does not exist, handlers.ErrConflict
+// (409) for one patrol does not manage or that is disabled.
+func CheckRotatable(secret string, in rotation.Input) error {
+	switch {
+	case !in.Exists:
+		return fmt.Errorf("secret %q does not exist in the vault: %w", secret, handlers.ErrNotFound)
+	case !rotation.IsManaged(in.Current.Tags):
+		return fmt.Errorf("secret %q is not managed by patrol (tag %s=true missing); adopt it first with `patrol adopt`: %w",
+			secret, rotation.TagManaged, handlers.ErrConflict)
+	case !in.Current.Enabled:
+		return fmt.Errorf("secret %q: its current version is disabled; enable it or adopt a new one: %w", secret, handlers.ErrConflict)
+	}
+	return nil
+}
+
+// KindPending is the outcome kind SecretStatus reports for an operation that has not
+// finished (or whose outcome this instance has not seen).
+const KindPending = "pending"
+
+// OutcomeOf maps the core's outcome to the one the HTTP functions report.
+func OutcomeOf(o rotation.Outcome) handlers.Outcome {
+	msg := o.Message
+	return handlers.Outcome{Kind: string(o.Status), Secret: o.Secret, OperationID: o.Op, Reason: string(o.Reason),
+		Message: msg, Version: o.Version, At: o.Time}
+}
+
+// Finished reports whether an outcome ends its operation: anything but a failure that
+// a redelivery will retry.
+func Finished(o handlers.Outcome, retryable bool) bool {
+	return o.Kind != "" && o.Kind != KindPending && !(o.Kind == handlers.OutcomeFailed && retryable)
+}
+
+// OperationOf reads an operation's outcome from the secret's current version: the
+// version an operation wrote carries its id in patrol-op. ok is false when the current
+// version is not that operation's.
+func OperationOf(secret, op string, in rotation.Input) (handlers.Outcome, bool) {
+	if !in.Exists || op == "" || in.Current.Tags[rotation.TagOp] != op {
+		return handlers.Outcome{}, false
+	}
+	return handlers.Outcome{Kind: handlers.OutcomeRotated, Secret: secret, OperationID: op,
+		Reason: in.Current.Tags[rotation.TagReason], Version: in.Current.ID, At: in.Current.Created}, true
+}
+
+// StatusOf describes one secret; row is its plan row (nil for an unmanaged secret).
+func StatusOf(v rotation.Version, row *rotation.PlanRow) handlers.SecretStatus {
+	s := handlers.SecretStatus{Name: v.Name, Managed: rotation.IsManaged(v.Tags)}
+	if !s.Managed {
+		return s
+	}
+	s.Org, s.Owner, s.PATID = v.Tags[rotation.TagOrg], v.Tags[rotation.TagOwner], v.Tags[rotation.TagPATID]
+	s.ServiceAccount = v.Tags[rotation.TagServiceAccount]
+	s.Version, s.Expires = v.ID, v.Expires
+	s.LastOperation, s.LastReason = v.Tags[rotation.TagOp], v.Tags[rotation.TagReason]
+	if row != nil {
+		if row.ServiceAccount != "" {
+			s.ServiceAccount = row.ServiceAccount
+		}
+		if row.Org != "" {
+			s.Org = row.Org
+		}
+		switch row.Action {
+		case rotation.ActionWait, rotation.ActionRotate:
+			s.RenewAt = row.At
+		case rotation.ActionAttention:
+			s.NeedsAttention = row.Message
+		}
+	}
+	return s
+}

@@ -1,0 +1,125 @@
+package functionapp
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/rotation"
+)
+
+// RotateNow accepts an emergency rotation: it checks the secret exists and is patrol's
+// (404/409 otherwise), enqueues a manual command under the request's operation id, and
+// with a Wait watches for the outcome until it arrives or the wait is over (then the
+// caller gets 202 and polls SecretStatus with the operation id).
+func (a *App) RotateNow(ctx context.Context, req handlers.RotateNowRequest) (handlers.RotateNowResult, error) {
+	res := handlers.RotateNowResult{OperationID: req.OperationID}
+	in, err := a.o.Rotator.Gather(ctx, req.Secret)
+	if err != nil {
+		return res, fmt.Errorf("functionapp: read secret %q: %w", req.Secret, err)
+	}
+	if o, ok := OperationOf(req.Secret, req.OperationID, in); ok {
+		// A retried request whose operation already finished: answer, do not re-send.
+		res.Outcome = &o
+		return res, nil
+	}
+	if err := CheckRotatable(req.Secret, in); err != nil {
+		return res, err
+	}
+	cmd := ManualCommand(req, a.now())
+	if err := a.o.Commands.SendRotation(ctx, cmd, time.Time{}); err != nil {
+		return res, fmt.Errorf("functionapp: enqueue rotation of %q: %w", req.Secret, err)
+	}
+	a.log.InfoContext(ctx, "emergency rotation enqueued", "secret", req.Secret, "operationId", req.OperationID, "revokeNow", req.RevokeNow)
+	if req.Wait > 0 {
+		res.Outcome = a.wait(ctx, req.Secret, req.OperationID, req.Wait)
+	}
+	return res, nil
+}
+
+// wait polls for an operation's outcome: first this process's memory (which knows
+// failures too), then the vault's current version (which knows success from any
+// instance). It returns nil when the wait ends first.
+func (a *App) wait(ctx context.Context, secret, op string, d time.Duration) *handlers.Outcome {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(a.o.PollInterval)
+	defer t.Stop()
+	for {
+		if o, ok := a.lookup(ctx, secret, op); ok {
+			return &o
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// lookup finds a finished operation's outcome.
+func (a *App) lookup(ctx context.Context, secret, op string) (handlers.Outcome, bool) {
+	if o, ok := a.recall(secret, op); ok {
+		return o, true
+	}
+	in, err := a.o.Rotator.Gather(ctx, secret)
+	if err != nil {
+		return handlers.Outcome{}, false
+	}
+	return OperationOf(secret, op, in)
+}
+
+// Status reports one secret (404 when it does not exist), optionally one operation's
+// outcome, or every managed secret.
+func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (handlers.StatusResult, error) {
+	now := a.now()
+	if req.Secret == "" {
+		versions, err := a.o.Inventory.ListManaged(ctx)
+		if err != nil {
+			return handlers.StatusResult{}, fmt.Errorf("functionapp: list managed secrets: %w", err)
+		}
+		rows := rotation.Plan(versions, a.o.Defaults, now)
+		byName := map[string]*rotation.PlanRow{}
+		for i := range rows {
+			byName[rows[i].Secret] = &rows[i]
+		}
+		res := handlers.StatusResult{Secrets: make([]handlers.SecretStatus, 0, len(rows))}
+		// Plan's order: soonest action first.
+		idx := map[string]rotation.Version{}
+		for _, v := range versions {
+			idx[v.Name] = v
+		}
+		for _, r := range rows {
+			res.Secrets = append(res.Secrets, StatusOf(idx[r.Secret], byName[r.Secret]))
+		}
+		return res, nil
+	}
+	in, err := a.o.Rotator.Gather(ctx, req.Secret)
+	if err != nil {
+		return handlers.StatusResult{}, fmt.Errorf("functionapp: read secret %q: %w", req.Secret, err)
+	}
+	if !in.Exists {
+		return handlers.StatusResult{}, fmt.Errorf("secret %q does not exist in the vault: %w", req.Secret, handlers.ErrNotFound)
+	}
+	var row *rotation.PlanRow
+	if rotation.IsManaged(in.Current.Tags) {
+		rows := rotation.Plan([]rotation.Version{in.Current}, a.o.Defaults, now)
+		row = &rows[0]
+	}
+	res := handlers.StatusResult{Secrets: []handlers.SecretStatus{StatusOf(in.Current, row)}}
+	if req.OperationID != "" {
+		o, ok := OperationOf(req.Secret, req.OperationID, in)
+		if !ok {
+			if r, seen := a.recall(req.Secret, req.OperationID); seen {
+				o, ok = r, true
+			}
+		}
+		if !ok {
+			o = handlers.Outcome{Kind: KindPending, Secret: req.Secret, OperationID: req.OperationID,
+				Message: "no outcome yet: the command is queued or running (or ran on another instance without rotating)"}
+		}
+		res.Operation = &o
+	}
+	return res, nil
+}
