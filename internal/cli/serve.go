@@ -17,6 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patrol-dev/patrol/internal/demo"
+
 	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/devops"
@@ -24,14 +26,6 @@ import (
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
 )
-
-// EnvLocalClockURL is set by `patrol local` only: the URL of the emulators' clock
-// (the local stack's admin API GET /clock). The handler then takes "now" from the
-// emulated clock instead of the wall clock, synchronising before every invocation, so
-// that advancing the emulated time (to reach a renew window or the end of a grace
-// period) means the same thing to patrol as to Key Vault, Azure DevOps and Service
-// Bus. It is not a deployment setting: in Azure the wall clock is the only clock.
-const EnvLocalClockURL = "PATROL_LOCAL_CLOCK_URL"
 
 func newServeCmd() *cobra.Command {
 	return &cobra.Command{
@@ -66,7 +60,7 @@ flight and exits.`,
 				return err
 			}
 			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
-			app := newFunctionHost(cfg, log, os.Getenv(EnvLocalClockURL), wiringOptions(cmd.Context()))
+			app := newFunctionHost(cfg, log, os.Getenv(demo.EnvLocalClockURL), wiringOptions(cmd.Context()))
 			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
 			err = handlers.ServeListener(cmd.Context(), ln, h)
 			app.close()
@@ -228,7 +222,7 @@ func (c *localClock) Now() time.Time { return time.Now().UTC().Add(time.Duration
 func (c *localClock) Sync(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return fmt.Errorf("serve: %s: %w", EnvLocalClockURL, err)
+		return fmt.Errorf("serve: %s: %w", demo.EnvLocalClockURL, err)
 	}
 	res, err := c.client.Do(req)
 	if err != nil {

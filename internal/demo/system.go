@@ -40,8 +40,12 @@ import (
 	"github.com/patrol-dev/patrol/internal/wiring"
 )
 
-// EnvLocalClockURL mirrors cli.EnvLocalClockURL (the handler reads it; this package
-// sets it) without importing the CLI.
+// EnvLocalClockURL is set by `patrol local` only: the URL of the emulators' clock
+// (the local stack's admin API GET /clock). The handler then takes "now" from the
+// emulated clock instead of the wall clock, synchronising before every invocation, so
+// that advancing the emulated time (to reach a renew window or the end of a grace
+// period) means the same thing to patrol as to Key Vault, Azure DevOps and Service
+// Bus. It is not a deployment setting: in Azure the wall clock is the only clock.
 const EnvLocalClockURL = "PATROL_LOCAL_CLOCK_URL"
 
 // Options configure Start.
