@@ -53,7 +53,7 @@ param grace string = '24h'
 @description('PATROL_RENEW_BEFORE: rotate this long before a PAT expires (capped at a third of the PAT\'s lifetime).')
 @minLength(2)
 @maxLength(16)
-param renewBefore string = '14d'
+param renewBefore string = '30d'
 
 @description('PATROL_LIFETIME: lifetime of a new PAT when the secret has no patrol-lifetime tag (organizations may shorten it).')
 @minLength(2)

@@ -52,7 +52,7 @@ func Names() []string {
 // Defaults, as documented.
 const (
 	DefaultGrace         = 24 * time.Hour
-	DefaultRenewBefore   = 14 * Day
+	DefaultRenewBefore   = 30 * Day
 	DefaultLifetime      = 90 * Day
 	DefaultSweepSchedule = "0 0 */6 * * *"
 	// MaxLifetime is the longest PAT Azure DevOps issues ("not to exceed one year").

@@ -45,8 +45,8 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 	}{
 		"the minimal settings get the documented defaults": {
 			check: func(t *testing.T, c Config) {
-				if c.Grace != 24*time.Hour || c.RenewBefore != 14*Day || c.Lifetime != 90*Day {
-					t.Errorf("durations = %v %v %v, want 24h 14d 90d", c.Grace, c.RenewBefore, c.Lifetime)
+				if c.Grace != 24*time.Hour || c.RenewBefore != 30*Day || c.Lifetime != 90*Day {
+					t.Errorf("durations = %v %v %v, want 24h 30d 90d", c.Grace, c.RenewBefore, c.Lifetime)
 				}
 				if c.SweepSchedule != "0 0 */6 * * *" || c.AllowROPC {
 					t.Errorf("schedule %q allowROPC %v, want defaults", c.SweepSchedule, c.AllowROPC)

@@ -58,7 +58,7 @@ func TestAdoptThenRotateThenStatus(t *testing.T) {
 	if r.Secret != secret || r.Org != org || r.Owner != account || r.Action != rotation.ActionWait || r.DaysLeft < 89 {
 		t.Fatalf("status row = %+v", r)
 	}
-	if want := rotated.Expires.Add(-14 * 24 * time.Hour); !r.At.Equal(want) {
+	if want := rotated.Expires.Add(-30 * 24 * time.Hour); !r.At.Equal(want) {
 		t.Errorf("next action at %v, want the renew window's start %v", r.At, want)
 	}
 
