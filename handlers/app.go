@@ -39,13 +39,13 @@ const (
 
 // Outcome is the result of one operation on one secret.
 type Outcome struct {
-	Kind        string    `json:"kind"` // one of the Outcome* constants
+	Kind        string    `json:"status"` // one of the Outcome* constants (the same word as on pat-events)
 	Secret      string    `json:"secret"`
 	OperationID string    `json:"operationId"`
 	Reason      string    `json:"reason,omitempty"`  // machine-readable reason, e.g. "not-in-renew-window"
 	Message     string    `json:"message,omitempty"` // for people; never a token value
 	Version     string    `json:"version,omitempty"` // the new current version when rotated
-	At          time.Time `json:"at,omitzero"`
+	At          time.Time `json:"time,omitzero"`
 }
 
 // RotateNowResult is what RotateNow reports: the operation id always, the outcome when it

@@ -26,7 +26,7 @@ const TriggerRevoke TriggerKind = "revoke"
 type Outcome struct {
 	Status  Status      `json:"status"`
 	Secret  string      `json:"secret"`
-	Op      string      `json:"op"`
+	Op      string      `json:"operationId"`
 	Trigger TriggerKind `json:"trigger"`
 	Reason  Reason      `json:"reason,omitempty"`
 	// Message explains the outcome (the error for failed and needs-attention).

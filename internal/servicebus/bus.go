@@ -156,7 +156,7 @@ func (b *Bus) Publish(ctx context.Context, o rotation.Outcome) error {
 		Body: body, ContentType: to(contentJSON), Subject: to(string(o.Status)),
 		MessageID: to(outcomeID(o)),
 		ApplicationProperties: map[string]any{
-			"secret": o.Secret, "status": string(o.Status), "trigger": string(o.Trigger), "reason": string(o.Reason), "op": o.Op,
+			"secret": o.Secret, "status": string(o.Status), "trigger": string(o.Trigger), "reason": string(o.Reason), "operationId": o.Op,
 		},
 	}
 	if o.Op != "" {
