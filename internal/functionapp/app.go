@@ -128,7 +128,7 @@ func New(o Options) (*App, error) {
 		o.MaxThrottleWait = 5 * time.Minute
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = rotation.Sleep
 	}
 	return &App{o: o, log: o.Logger, recent: map[string]remembered{}}, nil
 }
@@ -250,17 +250,6 @@ func (a *App) throttled(ctx context.Context, f func() error) error {
 		if serr := a.o.Sleep(ctx, wait); serr != nil {
 			return err
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -44,12 +44,14 @@ func (r Retry) withDefaults() Retry {
 		r.Max = 30 * time.Second
 	}
 	if r.Sleep == nil {
-		r.Sleep = sleep
+		r.Sleep = Sleep
 	}
 	return r
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends, whichever comes first: the default for Retry.Sleep,
+// and for anything else that must wait out a Retry-After without outliving its caller.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
