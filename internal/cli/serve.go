@@ -21,7 +21,6 @@ import (
 
 	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
-	"github.com/patrol-dev/patrol/internal/devops"
 	"github.com/patrol-dev/patrol/internal/functionapp"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
@@ -116,12 +115,8 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	if svc.Bus == nil {
 		return handlers.Deps{}, errors.New("serve: no Service Bus connection configured")
 	}
-	lister, err := newPATLister(f.cfg, svc)
-	if err != nil {
-		return handlers.Deps{}, err
-	}
 	app, err := functionapp.New(functionapp.Options{
-		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: lister,
+		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Now: f.now, Logger: f.log,
 	})
 	if err != nil {
@@ -166,46 +161,19 @@ func VaultName(vaultURL string) string {
 }
 
 // patLister lists the PATs patrol created under a service account (display names
-// starting "patrol "), for the sweep's orphan clean-up. It has its own devops client
-// because the shared one reads its token from a context key private to wiring.
+// starting "patrol "), for the sweep's orphan clean-up, through wiring.PATs so a token
+// Azure DevOps refuses is refreshed once like every other call.
 type patLister struct {
-	c   *devops.Client
-	ids rotation.Identities
+	pats wiring.PATs
+	ids  rotation.Identities
 }
 
-type patAuthKey struct{}
-
-func newPATLister(cfg config.Config, svc *wiring.Services) (*patLister, error) {
-	c, err := devops.NewClient(devops.Options{
-		BaseURL: cfg.DevOpsURL, HTTPClient: svc.HTTPClient, Logger: svc.Logger,
-		Token: func(ctx context.Context) (string, error) {
-			s, ok := ctx.Value(patAuthKey{}).(rotation.Secret)
-			if !ok || s.IsZero() {
-				return "", errors.New("no service-account access token for this call")
-			}
-			return s.Reveal(), nil
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("serve: %s: %w", config.SettingDevOpsURL, err)
-	}
-	return &patLister{c: c, ids: svc.Identities}, nil
-}
-
-func (p *patLister) PatrolPATs(ctx context.Context, account, org string) ([]rotation.PATInfo, error) {
+func (p patLister) PatrolPATs(ctx context.Context, account, org string) ([]rotation.PATInfo, error) {
 	tok, err := p.ids.AccessToken(ctx, account)
 	if err != nil {
 		return nil, err
 	}
-	pats, err := p.c.FindByDisplayName(context.WithValue(ctx, patAuthKey{}, tok), org, rotation.DisplayNamePrefix)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rotation.PATInfo, 0, len(pats))
-	for _, x := range pats {
-		out = append(out, rotation.PATInfo{ID: x.AuthorizationID, DisplayName: x.DisplayName, ValidFrom: x.ValidFrom, ValidTo: x.ValidTo})
-	}
-	return out, nil
+	return p.pats.PatrolPATs(ctx, tok, org)
 }
 
 // localClock follows the local stack's emulated clock: wall time plus the offset last

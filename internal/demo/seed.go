@@ -18,24 +18,25 @@ import (
 
 // The demo secrets.
 const (
-	// SecretBuild is adopted by patrol under the service account. Its PATs live an
-	// hour (patrol's minimum) so that advancing the emulated clock by less than an
-	// hour reaches its renew window; see Tour for why the jumps stay short.
+	// SecretBuild is adopted by patrol under the service account with the default
+	// policy: 90-day PATs, replaced when Key Vault says they are near expiry (30 days
+	// before exp), the old one revoked a day later.
 	SecretBuild = "pat-build"
 	// SecretLegacy holds a PAT a person (alice) created by hand long ago, tagged for
 	// patrol: the offboarding part of the tour re-issues it under the service account.
 	SecretLegacy = "pat-legacy"
 )
 
-// Demo policies: short grace periods so the tour can reach them.
+// Demo policies: patrol's defaults (lifetime, renew window, grace), so the tour shows
+// what a real vault would see, only faster.
 var (
 	BuildPolicy = map[string]string{
 		rotation.TagManaged: "true", rotation.TagOrg: stack.Organization, rotation.TagScopes: "vso.code vso.packaging",
-		rotation.TagServiceAccount: stack.ServiceAccount, rotation.TagLifetime: "1h", rotation.TagGrace: "10m",
+		rotation.TagServiceAccount: stack.ServiceAccount,
 	}
 	LegacyPolicy = map[string]string{
 		rotation.TagManaged: "true", rotation.TagOrg: stack.Organization, rotation.TagScopes: "vso.code",
-		rotation.TagServiceAccount: stack.ServiceAccount, rotation.TagGrace: "10m",
+		rotation.TagServiceAccount: stack.ServiceAccount,
 	}
 )
 

@@ -275,8 +275,9 @@ func (s *System) startOps(ctx context.Context) error {
 }
 
 // RefreshCredentials rebuilds the operator side and restarts the handler, so that no
-// access token cached before a clock jump of an hour or more is used after it: the SDKs
-// judge a cached token's expiry by the wall clock, the emulators by the emulated one.
+// access token cached before a clock jump is used after it. patrol copes with such tokens
+// on its own (Key Vault's claims challenge, a refresh after Azure DevOps refuses one);
+// tests call this when they must not depend on that recovery path.
 // The service accounts' MSAL caches live in Key Vault; sign them in again with SignIn
 // after calling this.
 func (s *System) RefreshCredentials(ctx context.Context) error {

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/devhost"
+	"github.com/patrol-dev/patrol/internal/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/emulator/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -59,12 +62,25 @@ func (t *timeline) detail(format string, a ...any) {
 // The returned error is for a tour that could not run; failed invariants are in the
 // Report.
 //
-// Why the clock jumps stay under an hour: the SDKs patrol uses (azidentity, MSAL)
-// decide whether a cached access token is still good by the wall clock, while the
-// emulators check its expiry on the emulated clock. A jump of more than the tokens'
-// lifetime (1h) would make every cached token look valid to the client and expired to
-// the server. So the demo secrets use patrol's shortest lifetime (1h, renewed in its
-// last third) and a 10-minute grace period.
+// The demo secrets use patrol's defaults (90-day PATs, a 30-day renew window, a day
+// of grace), and the tour moves the emulated clock by months. That used to be unsafe:
+// the SDKs judge a cached access token's expiry by the wall clock, the emulators by
+// the emulated one, so after a jump every cached token looked valid to its client and
+// expired to its server. Each path now recovers as it would from a revoked token in
+// Azure: Key Vault answers an expired token with a CAE claims challenge, which
+// azcore/azidentity (managed identity included) meet by fetching a new token; patrol
+// retries an Azure DevOps call refused with 401 once with a token fetched past MSAL's
+// cache; and the Service Bus emulator checks SAS expiry on the wall clock, as the
+// token was signed on it.
+//
+// What still needs care is ordering. The Sweep timer runs once, past due, after any
+// jump over its schedule, so the near-expiry step jumps in two moves: to just before
+// the event (the Sweep and the revocations due on the way run and settle, nothing is
+// due yet), then over it. And patrol's own wake-up for a version is scheduled for the
+// start of its renew window, which for a 90-day PAT is the very instant Key Vault
+// raises SecretNearExpiry: the two race, and the wake-up (one hop, no webhook) usually
+// wins, the event's command then finding the version already replaced. The tour says
+// which of the two did it.
 func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	t := &timeline{w: w, start: time.Now(), sys: sys}
 	fmt.Fprintf(w, "\npatrol local --demo: the scripted tour (function app under devhost: %s)\n\n", sys.Host.URL())
@@ -85,6 +101,7 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	is := func(secret string, trig rotation.TriggerKind, st rotation.Status) func(rotation.Outcome) bool {
 		return func(o rotation.Outcome) bool { return o.Secret == secret && o.Trigger == trig && o.Status == st }
 	}
+	grace := sys.Ops.Defaults.Grace
 
 	revoked := func(secret, pat string) error {
 		o, err := wait("the revocation of "+pat, func(o rotation.Outcome) bool {
@@ -110,30 +127,20 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	t.say("adopt %s: patrol issued PAT %s under %s (expires %s, lifetime 1h)", SecretBuild, adopt.PATID, stack.ServiceAccount, adopt.Expires.Format("15:04"))
-	legacy, err := sys.Stack.KV.Secrets(stack.Vault)
+	t.say("adopt %s: patrol issued PAT %s under %s (expires %s, lifetime %s)", SecretBuild, adopt.PATID, stack.ServiceAccount,
+		adopt.Expires.Format("Jan 02 15:04"), days(sys.Ops.Defaults.Lifetime))
+	secrets, err := sys.Stack.KV.Secrets(stack.Vault)
 	if err != nil {
 		return Report{}, err
 	}
-	for _, s := range legacy {
+	for _, s := range secrets {
 		if s.Name == SecretLegacy {
 			t.say("%s holds PAT %s that %s created by hand; it is tagged for patrol (service account %s)",
 				SecretLegacy, s.Current.Tags[rotation.TagPATID], stack.Person, stack.ServiceAccount)
 		}
 	}
 
-	// 2. Near expiry: Key Vault raises SecretNearExpiry at once for a PAT living less
-	// than 30 days; patrol sees it is outside its renew window and schedules a wake-up.
-	near, err := wait("the near-expiry event's outcome", func(o rotation.Outcome) bool {
-		return o.Secret == SecretBuild && o.Trigger == rotation.TriggerNearExpiry && o.Version == "" && o.Status == rotation.StatusSkipped
-	})
-	if err != nil {
-		return Report{}, err
-	}
-	t.say("Key Vault → Event Grid → KeyVaultEvents: SecretNearExpiry for %s (a 1h PAT is \"near expiry\" at once)", SecretBuild)
-	t.detail("Rotate: %s (%s) — wake-up scheduled for %s, so no rotation loop", near.Reason, near.Message, near.NextCheck.Format("15:04"))
-
-	// 3. Offboarding: HR says alice is leaving.
+	// 2. Offboarding: HR says alice is leaving.
 	eventID := "hr-" + randomHex(6)
 	msg := handlers.OffboardingMessage{SchemaVersion: handlers.SchemaVersion, EventID: eventID,
 		Person: handlers.Person{UPN: stack.Person}, Reason: "leaver"}
@@ -145,11 +152,63 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	t.say("Offboarding → Rotate: %s re-issued under %s (%s): PAT %s replaces %s's PAT %s",
-		SecretLegacy, off.Owner, off.Reason, off.PATID, stack.Person, off.PreviousPATID)
+	t.say("Offboarding → Rotate: %s re-issued under %s (%s): PAT %s replaces %s's PAT %s, revoked after the %s grace",
+		SecretLegacy, off.Owner, off.Reason, off.PATID, stack.Person, off.PreviousPATID, days(grace))
 	t.detail("%s was not touched: its PAT belongs to %s", SecretBuild, stack.ServiceAccount)
 
-	// 4. Emergency: the PAT of pat-build leaked; rotate now and revoke the old one at once.
+	// 3. Near expiry: move the emulated clock to the day Key Vault raises
+	// SecretNearExpiry for pat-build (30 days before exp, where patrol's renew window
+	// begins) and let Event Grid → KeyVaultEvents → Rotate replace it.
+	nearAt, nearVersion, err := nearExpiryAt(sys, SecretBuild)
+	if err != nil {
+		return Report{}, err
+	}
+	before, err := stopShortOf(sys, nearAt)
+	if err != nil {
+		return Report{}, err
+	}
+	t.say("advance the emulated clock by %s, to just before Key Vault's near-expiry date for %s (%s)",
+		days(before.Sub(sys.Stack.Clock.Now())), SecretBuild, nearAt.Format("Jan 02 15:04"))
+	sweepsBefore := sys.Host.Counts("Sweep")
+	sweepDue := sweepWithin(sys, sys.Stack.Clock.Now(), before)
+	if err := sys.advance(ctx, before.Sub(sys.Stack.Clock.Now())); err != nil {
+		return Report{}, err
+	}
+	if err := revoked(SecretLegacy, off.PreviousPATID); err != nil {
+		return Report{}, err
+	}
+	if sweepDue {
+		if err := sys.waitSweep(ctx, sweepsBefore); err != nil {
+			return Report{}, err
+		}
+		t.detail("(the jump crossed Sweep's schedule %s: it ran once, past due, and found nothing due yet)", sys.Settings["PATROL_SWEEP_SCHEDULE"])
+	}
+	if err := sys.settle(ctx); err != nil {
+		return Report{}, err
+	}
+	step := nearAt.Sub(sys.Stack.Clock.Now()) + time.Minute
+	t.say("advance the emulated clock by %s, past %s", step.Round(time.Second), nearAt.Format("Jan 02 15:04"))
+	if err := sys.advance(ctx, step); err != nil {
+		return Report{}, err
+	}
+	near, err := wait("the near-expiry rotation of "+SecretBuild, is(SecretBuild, rotation.TriggerNearExpiry, rotation.StatusRotated))
+	if err != nil {
+		return Report{}, err
+	}
+	t.say("Key Vault → Event Grid → KeyVaultEvents: SecretNearExpiry for %s (version %s)", SecretBuild, nearVersion)
+	t.detail("Rotate: %s rotated by the event (%s): new PAT %s replaces %s, whose revocation is scheduled after the %s grace",
+		SecretBuild, near.Reason, near.PATID, near.PreviousPATID, days(grace))
+	t.detail("(patrol's own wake-up for that version, an hour later, only backs up a lost event: it will find the version replaced)")
+	legacyNear, err := wait("the near-expiry of "+SecretLegacy, func(o rotation.Outcome) bool {
+		return o.Secret == SecretLegacy && o.Status == rotation.StatusRotated && o.PreviousPATID == off.PATID
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	t.detail("%s, re-issued the same day, reached its renew window too: %s rotated it (PAT %s replaces %s)",
+		SecretLegacy, legacyNear.Trigger, legacyNear.PATID, legacyNear.PreviousPATID)
+
+	// 4. Emergency: the new PAT of pat-build leaked; rotate now and revoke it at once.
 	res, err := sys.RotateNow(ctx, SecretBuild, `{"revokeNow":true,"reason":"leaked in a build log","requestedBy":"demo"}`, 30*time.Second)
 	if err != nil {
 		return Report{}, err
@@ -167,47 +226,26 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	}
 	t.say("Revoke: the leaked PAT %s is revoked now, not after the grace period", rev.PreviousPATID)
 
-	// 5. Renewal: move time to the emergency version's renew window; the wake-up
-	// patrol scheduled for it rotates the secret. On the way, alice's replaced PAT
-	// reaches the end of its grace period and is revoked.
+	// 5. Grace: the PATs the near-expiry rotations replaced are revoked when their
+	// grace period ends.
+	if err := sys.settle(ctx); err != nil {
+		return Report{}, err
+	}
+	pastGrace := near.Time.Add(grace).Sub(sys.Stack.Clock.Now()) + time.Minute
+	t.say("advance the emulated clock by %s (past the %s grace period)", pastGrace.Round(time.Minute), days(grace))
+	if err := sys.advance(ctx, pastGrace); err != nil {
+		return Report{}, err
+	}
+	if err := revoked(SecretBuild, near.PreviousPATID); err != nil {
+		return Report{}, err
+	}
+	if err := revoked(SecretLegacy, legacyNear.PreviousPATID); err != nil {
+		return Report{}, err
+	}
+
+	// 6. Status, as an operator sees it.
 	st, err := sys.Status(ctx)
 	if err != nil {
-		return Report{}, err
-	}
-	var renewAt time.Time
-	for _, s := range st.Secrets {
-		if s.Name == SecretBuild {
-			renewAt = s.RenewAt
-		}
-	}
-	if renewAt.IsZero() {
-		return Report{}, fmt.Errorf("demo: status of %s has no renewal time", SecretBuild)
-	}
-	jump := renewAt.Sub(sys.Stack.Clock.Now()) + time.Minute
-	t.say("advance the emulated clock by %s, into %s's renew window", jump.Round(time.Minute), SecretBuild)
-	sys.Stack.Clock.Advance(jump)
-	woke, err := wait("the wake-up rotation", is(SecretBuild, rotation.TriggerWakeup, rotation.StatusRotated))
-	if err != nil {
-		return Report{}, err
-	}
-	t.say("wake-up → Rotate: %s rotated (%s): new PAT %s replaces %s, whose revocation is scheduled after the 10m grace",
-		SecretBuild, woke.Reason, woke.PATID, woke.PreviousPATID)
-	if err := revoked(SecretLegacy, off.PreviousPATID); err != nil {
-		return Report{}, err
-	}
-	if sw := sweeps(sys.Outcomes.All()); sw > 0 {
-		t.detail("(the jump crossed a Sweep firing, %s: %d outcome(s) of sweep commands)", sys.Settings["PATROL_SWEEP_SCHEDULE"], sw)
-	}
-
-	// 6. Grace: the PAT the wake-up replaced is revoked when its grace period ends.
-	t.say("advance the emulated clock by 11m (past the 10m grace period)")
-	sys.Stack.Clock.Advance(11 * time.Minute)
-	if err := revoked(SecretBuild, woke.PreviousPATID); err != nil {
-		return Report{}, err
-	}
-
-	// 7. Status, as an operator sees it.
-	if st, err = sys.Status(ctx); err != nil {
 		return Report{}, err
 	}
 	t.say("GET /api/status:")
@@ -215,7 +253,7 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 		t.detail("%-11s owner %-22s PAT %s  expires %s  next %s", s.Name, s.Owner, s.PATID, s.Expires.Format("Jan 02 15:04"), s.RenewAt.Format("Jan 02 15:04"))
 	}
 
-	// 8. Invariants.
+	// 7. Invariants.
 	checks, err := sys.CheckInvariants(ctx, t.copy.String())
 	if err != nil {
 		return Report{}, err
@@ -319,4 +357,119 @@ func sweeps(all []rotation.Outcome) int {
 		}
 	}
 	return n
+}
+
+// nearExpiryAt is when Key Vault raises SecretNearExpiry for the secret's current
+// version, and that version.
+func nearExpiryAt(sys *System, secret string) (time.Time, string, error) {
+	secrets, err := sys.Stack.KV.Secrets(stack.Vault)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	for _, s := range secrets {
+		if s.Name == secret && s.Current.Expires != nil {
+			return s.Current.Expires.Add(-keyvault.NearExpiryLead), s.Current.Version, nil
+		}
+	}
+	return time.Time{}, "", fmt.Errorf("demo: %s has no current version with an expiry date", secret)
+}
+
+// stopShortOf is where the first move of a two-move jump to at ends: a minute before
+// it, or earlier if Sweep's next run after that would fall in the second move (a sweep
+// then would race Key Vault's event for the same rotation).
+func stopShortOf(sys *System, at time.Time) (time.Time, error) {
+	sched, err := devhost.ParseSchedule(sys.Settings[config.SettingSweepSchedule])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("demo: sweep schedule: %w", err)
+	}
+	stop := at.Add(-time.Minute)
+	for range 10 {
+		if sched.Next(stop).After(at.Add(2 * time.Minute)) {
+			return stop, nil
+		}
+		stop = stop.Add(-5 * time.Minute)
+	}
+	return time.Time{}, fmt.Errorf("demo: the sweep schedule %q runs too often to step past %s without a sweep", sys.Settings[config.SettingSweepSchedule], at.Format(time.RFC3339))
+}
+
+// sweepWithin reports whether Sweep's schedule has a run in (from, to].
+func sweepWithin(sys *System, from, to time.Time) bool {
+	sched, err := devhost.ParseSchedule(sys.Settings[config.SettingSweepSchedule])
+	return err == nil && !sched.Next(from).After(to)
+}
+
+// advance moves the emulated clock once nothing is in flight: a Service Bus message
+// locked across a jump of days would lose its lock before the host could renew it and
+// be delivered twice.
+func (s *System) advance(ctx context.Context, d time.Duration) error {
+	if err := s.settle(ctx); err != nil {
+		return err
+	}
+	s.Stack.Clock.Advance(d)
+	return nil
+}
+
+// settle waits until the devhost has no invocation in flight and patrol's queues have
+// no active or locked message, three times in a row (an invocation may enqueue more).
+func (s *System) settle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, StepTimeout)
+	defer cancel()
+	for quiet := 0; quiet < 3; {
+		if err := s.Host.WaitIdle(ctx); err != nil {
+			return fmt.Errorf("demo: settle: %w", err)
+		}
+		if s.busy() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: settle: %d message(s) still active or locked: %w", s.busy(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// busy counts the active and locked messages of patrol's queues.
+func (s *System) busy() int {
+	n := 0
+	for _, e := range s.Stack.SB.Store().Snapshot() {
+		switch e.Path {
+		case "hr-offboarding", "pat-rotations", "pat-revocations":
+			if e.Kind != "deadletter" {
+				n += e.Counts.Active + e.Counts.Locked
+			}
+		}
+	}
+	return n
+}
+
+// waitSweep waits until Sweep has finished a run more than before counted.
+func (s *System) waitSweep(ctx context.Context, before devhost.Counts) error {
+	ctx, cancel := context.WithTimeout(ctx, StepTimeout)
+	defer cancel()
+	for {
+		c := s.Host.Counts("Sweep")
+		if c.Succeeded+c.Failed > before.Succeeded+before.Failed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: waiting for the past-due Sweep run: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// days renders a duration in days when it is whole days ("90d"), else as Go does.
+func days(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	if d >= 24*time.Hour {
+		return fmt.Sprintf("%dd%s", d/(24*time.Hour), strings.TrimSuffix((d%(24*time.Hour)).Round(time.Minute).String(), "0s"))
+	}
+	return d.Round(time.Second).String()
 }

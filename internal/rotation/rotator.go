@@ -284,7 +284,8 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 	}
 	// 8. Wake up at the new PAT's renew window, then tell the world.
 	next := RenewAt(ver.Expires, lifetimeOf(ver, pol.Lifetime), r.d.RenewBefore)
-	if err := doErr(ctx, r, func() error { return r.fx.ScheduleWakeup(ctx, NewWakeup(o.Secret, ver.ID), next) }); err != nil {
+	wake := next.Add(WakeupLag)
+	if err := doErr(ctx, r, func() error { return r.fx.ScheduleWakeup(ctx, NewWakeup(o.Secret, ver.ID), wake) }); err != nil {
 		return r.failedAfterStore(ctx, log, o, StepScheduleWakeup, err)
 	}
 	o.NextCheck = next
@@ -440,3 +441,12 @@ func (e transientError) Unwrap() error   { return e.error }
 func (e transientError) Permanent() bool { return false }
 
 func transient(err error) error { return transientError{err} }
+
+// WakeupLag is how long after a new PAT's renew window opens patrol's own wake-up
+// fires. With the default window the window opens exactly when Key Vault raises
+// SecretNearExpiry (30 days before exp), and the event is the primary trigger: a
+// wake-up at the same instant would always win the race (one hop against four) and
+// leave the event to find its version already replaced. An hour later, the wake-up only
+// backs up an event that was lost or never subscribed; after an event-driven rotation it
+// names a version that is no longer current and is skipped as stale.
+const WakeupLag = time.Hour

@@ -160,8 +160,8 @@ func TestRotateHappyPath(t *testing.T) {
 		t.Errorf("revocations = %+v, want the old PAT after the 24h grace", revs)
 	}
 	wakes := f.w.Wakeups()
-	if len(wakes) != 1 || wakes[0].Version != cur.ID || !wakes[0].At.Equal(wantExp.Add(-14*day)) {
-		t.Errorf("wake-ups = %+v, want one at the new PAT's renew window %v", wakes, wantExp.Add(-14*day))
+	if want := wantExp.Add(-14 * day).Add(rotation.WakeupLag); len(wakes) != 1 || wakes[0].Version != cur.ID || !wakes[0].At.Equal(want) {
+		t.Errorf("wake-ups = %+v, want one an hour after the new PAT's renew window opens, %v", wakes, want)
 	}
 	if !f.w.TokenWorks(f.oldTok) {
 		t.Error("the old PAT was revoked before its grace period")
