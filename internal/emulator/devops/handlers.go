@@ -158,23 +158,33 @@ func (s *Server) ownedLocked(r *request, id string) *pat {
 	return p
 }
 
+// queriedPATLocked finds the caller's PAT named by the authorizationId query parameter,
+// answering 400 or 404 itself when there is none. s.mu must be held.
+func (s *Server) queriedPATLocked(w http.ResponseWriter, r *request) (*pat, bool) {
+	raw := qget(r.URL.Query(), "authorizationId")
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		badRequest(w, "authorizationId", fmt.Errorf("%q is not a GUID", truncate(raw, 40)))
+		return nil, false
+	}
+	p := s.ownedLocked(r, id.String())
+	if p == nil {
+		notFound(w, id.String())
+		return nil, false
+	}
+	return p, true
+}
+
 func notFound(w http.ResponseWriter, id string) {
 	writeVSS(w, http.StatusNotFound, "SessionTokenNotFoundException",
 		fmt.Sprintf("The personal access token with authorization id %s was not found.", id))
 }
 
 func (s *Server) getPAT(w http.ResponseWriter, r *request) {
-	raw := qget(r.URL.Query(), "authorizationId")
-	id, err := uuid.Parse(raw)
-	if err != nil {
-		badRequest(w, "authorizationId", fmt.Errorf("%q is not a GUID", truncate(raw, 40)))
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.ownedLocked(r, id.String())
-	if p == nil {
-		notFound(w, id.String())
+	p, ok := s.queriedPATLocked(w, r)
+	if !ok {
 		return
 	}
 	wp := toWire(p)
@@ -232,17 +242,10 @@ func (s *Server) updatePAT(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) revokePAT(w http.ResponseWriter, r *request) {
-	raw := qget(r.URL.Query(), "authorizationId")
-	id, err := uuid.Parse(raw)
-	if err != nil {
-		badRequest(w, "authorizationId", fmt.Errorf("%q is not a GUID", truncate(raw, 40)))
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.ownedLocked(r, id.String())
-	if p == nil {
-		notFound(w, id.String())
+	p, ok := s.queriedPATLocked(w, r)
+	if !ok {
 		return
 	}
 	if p.revokedAt.IsZero() {
