@@ -44,12 +44,8 @@ type DeviceSignIn struct {
 func (e *Emulator) VerificationURI() string { return "https://" + e.host + "/devicelogin" }
 
 func (e *Emulator) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
-	if !e.tenant(w, r) {
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
-	if err != nil {
-		e.writeAAD(w, r, invalidRequest(CodeMalformedRequest, "Invalid request. Request is malformed or invalid. The request body could not be read."))
+	body, ok := e.formBody(w, r)
+	if !ok {
 		return
 	}
 	req, aerr := decodeDeviceCodeForm(r.Header.Get("Content-Type"), body)

@@ -400,14 +400,24 @@ func (e *Emulator) serveUserRealm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ur)
 }
 
-// serveToken is the token endpoint: decode, decide under the lock, then sign and store.
-func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
+// formBody checks the tenant in the path and reads a form body, answering the error
+// itself (as Entra words it) when either fails.
+func (e *Emulator) formBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if !e.tenant(w, r) {
-		return
+		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
 		e.writeAAD(w, r, invalidRequest(CodeMalformedRequest, "Invalid request. Request is malformed or invalid. The request body could not be read."))
+		return nil, false
+	}
+	return body, true
+}
+
+// serveToken is the token endpoint: decode, decide under the lock, then sign and store.
+func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
+	body, ok := e.formBody(w, r)
+	if !ok {
 		return
 	}
 	req, aerr := decodeTokenForm(r.Header.Get("Content-Type"), body)
