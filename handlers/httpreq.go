@@ -186,8 +186,8 @@ func decodeRotateNow(inv Invocation, r HTTPRequest, invocationID string, maxWait
 	if req.Secret == "" {
 		return RotateNowRequest{}, fieldErr(doc, "secret", "missing from the route (POST /api/rotate/{secret})")
 	}
-	if !ValidSecretName(req.Secret) {
-		return RotateNowRequest{}, fieldErr(doc, "secret", "%q is not a Key Vault secret name (1-127 letters, digits, dashes)", clip(req.Secret))
+	if err := checkSecretName(doc, "secret", req.Secret); err != nil {
+		return RotateNowRequest{}, err
 	}
 	if len(bytes.TrimSpace(r.Body)) > 0 {
 		var body struct {
@@ -255,8 +255,10 @@ func parseWait(v string) (time.Duration, error) {
 func decodeStatus(inv Invocation, r HTTPRequest) (StatusRequest, error) {
 	const doc = "status request"
 	req := StatusRequest{Secret: r.param(inv, "secret")}
-	if req.Secret != "" && !ValidSecretName(req.Secret) {
-		return StatusRequest{}, fieldErr(doc, "secret", "%q is not a Key Vault secret name (1-127 letters, digits, dashes)", clip(req.Secret))
+	if req.Secret != "" {
+		if err := checkSecretName(doc, "secret", req.Secret); err != nil {
+			return StatusRequest{}, err
+		}
 	}
 	if v, ok := r.query("operation"); ok && v != "" {
 		if err := checkOpID(doc, "operation", v); err != nil {

@@ -107,6 +107,14 @@ var (
 // ValidSecretName reports whether s can be a Key Vault secret name.
 func ValidSecretName(s string) bool { return secretNameRE.MatchString(s) }
 
+// checkSecretName is the error every decoder gives for a name Key Vault would refuse.
+func checkSecretName(doc, field, name string) error {
+	if ValidSecretName(name) {
+		return nil
+	}
+	return fieldErr(doc, field, "%q is not a Key Vault secret name (1-127 letters, digits, dashes)", clip(name))
+}
+
 // decodeJSONObject unmarshals body into dst, translating encoding/json errors into a
 // FieldError naming the field, without quoting input bytes.
 func decodeJSONObject(doc string, body []byte, dst any) error {
@@ -314,8 +322,8 @@ func (c *RotationCommand) Validate() error {
 	if c.Secret == "" {
 		return fieldErr(doc, "secret", "missing")
 	}
-	if !ValidSecretName(c.Secret) {
-		return fieldErr(doc, "secret", "%q is not a Key Vault secret name (1-127 letters, digits, dashes)", clip(c.Secret))
+	if err := checkSecretName(doc, "secret", c.Secret); err != nil {
+		return err
 	}
 	if err := checkOpID(doc, "operationId", c.OperationID); err != nil {
 		return err
@@ -393,8 +401,8 @@ func (c *RevocationCommand) Validate() error {
 	if c.Secret == "" {
 		return fieldErr(doc, "secret", "missing")
 	}
-	if !ValidSecretName(c.Secret) {
-		return fieldErr(doc, "secret", "%q is not a Key Vault secret name (1-127 letters, digits, dashes)", clip(c.Secret))
+	if err := checkSecretName(doc, "secret", c.Secret); err != nil {
+		return err
 	}
 	if c.Org == "" {
 		return fieldErr(doc, "org", "missing")
