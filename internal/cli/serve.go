@@ -17,8 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patrol-dev/patrol/internal/demo"
-
 	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/functionapp"
@@ -59,7 +57,7 @@ flight and exits.`,
 				return err
 			}
 			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
-			app := newFunctionHost(cfg, log, os.Getenv(demo.EnvLocalClockURL), wiringOptions(cmd.Context()))
+			app := newFunctionHost(cfg, log, os.Getenv(config.LocalClockURL), wiringOptions(cmd.Context()))
 			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
 			err = handlers.ServeListener(cmd.Context(), ln, h)
 			app.close()
@@ -190,7 +188,7 @@ func (c *localClock) Now() time.Time { return time.Now().UTC().Add(time.Duration
 func (c *localClock) Sync(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return fmt.Errorf("serve: %s: %w", demo.EnvLocalClockURL, err)
+		return fmt.Errorf("serve: %s: %w", config.LocalClockURL, err)
 	}
 	res, err := c.client.Do(req)
 	if err != nil {

@@ -38,6 +38,14 @@ const (
 	SettingCAFile                = "PATROL_CA_FILE"
 )
 
+// LocalClockURL is set by `patrol local` only: the URL of the emulators' clock (the
+// local stack's admin API GET /clock). The handler then takes "now" from the emulated
+// clock instead of the wall clock, synchronising before every invocation, so that
+// advancing the emulated time means the same thing to patrol as to Key Vault, Azure
+// DevOps and Service Bus. It is not a deployment setting (in Azure the wall clock is the
+// only clock), so it is not among Names.
+const LocalClockURL = "PATROL_LOCAL_CLOCK_URL"
+
 // Names returns every setting name in the order docs/architecture.md lists them, for
 // the contract test that keeps code, local.settings.json.example and infra/ in step.
 func Names() []string {

@@ -40,14 +40,6 @@ import (
 	"github.com/patrol-dev/patrol/internal/wiring"
 )
 
-// EnvLocalClockURL is set by `patrol local` only: the URL of the emulators' clock
-// (the local stack's admin API GET /clock). The handler then takes "now" from the
-// emulated clock instead of the wall clock, synchronising before every invocation, so
-// that advancing the emulated time (to reach a renew window or the end of a grace
-// period) means the same thing to patrol as to Key Vault, Azure DevOps and Service
-// Bus. It is not a deployment setting: in Azure the wall clock is the only clock.
-const EnvLocalClockURL = "PATROL_LOCAL_CLOCK_URL"
-
 // Options configure Start.
 type Options struct {
 	// AppRoot is the folder holding host.json and functions/ (FindAppRoot finds it).
@@ -237,7 +229,7 @@ func HandlerSettings(env map[string]string, admin string) map[string]string {
 			out[k] = v
 		}
 	}
-	out[EnvLocalClockURL] = admin + "/clock"
+	out[config.LocalClockURL] = admin + "/clock"
 	if _, ok := out[config.SettingSweepSchedule]; !ok {
 		out[config.SettingSweepSchedule] = config.DefaultSweepSchedule
 	}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/patrol-dev/patrol/internal/config"
 )
 
 func TestHandlerSettings(t *testing.T) {
@@ -23,7 +25,7 @@ func TestHandlerSettings(t *testing.T) {
 		"the operator's client secret is not (the app uses its managed identity)":    {key: "AZURE_CLIENT_SECRET"},
 		"the operator's client id is not (it would select a user-assigned identity)": {key: "AZURE_CLIENT_ID"},
 		"the service account's password is not":                                      {key: "PATROL_LOCAL_SERVICE_ACCOUNT_PWD"},
-		"the handler is told where the emulated clock is":                            {key: EnvLocalClockURL, present: true, want: "http://127.0.0.1:9/clock"},
+		"the handler is told where the emulated clock is":                            {key: config.LocalClockURL, present: true, want: "http://127.0.0.1:9/clock"},
 		"the sweep schedule defaults to the documented one":                          {key: "PATROL_SWEEP_SCHEDULE", present: true, want: "0 0 */6 * * *"},
 	}
 	for name, tc := range tests {
