@@ -10,6 +10,8 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
+
+	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
 // SchemaVersion is the only version of patrol's message formats so far. Decoders refuse
@@ -203,13 +205,9 @@ func checkOpID(doc, field, v string) error {
 	if v == "" {
 		return fieldErr(doc, field, "missing")
 	}
-	if len(v) > 36 {
-		return fieldErr(doc, field, "longer than 36 characters")
-	}
-	for _, c := range v {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return fieldErr(doc, field, "may hold only a-z, 0-9 and '-'")
-		}
+	// The core owns the rule: the id ends up in the PAT's display name.
+	if err := rotation.ValidateOpID(v); err != nil {
+		return fieldErr(doc, field, "%s", strings.TrimPrefix(err.Error(), "operation id "))
 	}
 	return nil
 }
