@@ -38,19 +38,19 @@ type OffboardingMessage struct {
 	Message MessageInfo `json:"-"`
 }
 
-// Trigger says why a rotation command was issued.
-type Trigger string
+// Trigger says why a rotation command was issued: the core's trigger kinds, so a
+// command's trigger reaches rotation.Decide unchanged.
+type Trigger = rotation.TriggerKind
 
-// Triggers of rotation commands. The values are internal/rotation's TriggerKind
-// strings, so the wiring maps them one to one.
+// Triggers of rotation commands.
 const (
-	TriggerNearExpiry  Trigger = "near-expiry" // Key Vault SecretNearExpiry for Version
-	TriggerExpired     Trigger = "expired"     // Key Vault SecretExpired for Version
-	TriggerOffboarding Trigger = "offboarding" // Person is leaving; rotate if the current PAT is theirs
-	TriggerManual      Trigger = "manual"      // an operator asked (RotateNow, `patrol rotate`): always rotates
-	TriggerSweep       Trigger = "sweep"       // the timer sweep found it due
-	TriggerAdopt       Trigger = "adopt"       // start managing the secret with Policy
-	TriggerWakeUp      Trigger = "wake-up"     // patrol's own scheduled wake-up for Version
+	TriggerNearExpiry  = rotation.TriggerNearExpiry  // Key Vault SecretNearExpiry for Version
+	TriggerExpired     = rotation.TriggerExpired     // Key Vault SecretExpired for Version
+	TriggerOffboarding = rotation.TriggerOffboarding // Person is leaving; rotate if the current PAT is theirs
+	TriggerManual      = rotation.TriggerManual      // an operator asked (RotateNow, `patrol rotate`): always rotates
+	TriggerSweep       = rotation.TriggerSweep       // the timer sweep found it due
+	TriggerAdopt       = rotation.TriggerAdopt       // start managing the secret with Policy
+	TriggerWakeUp      = rotation.TriggerWakeup      // patrol's own scheduled wake-up for Version
 )
 
 var triggers = map[Trigger]bool{
