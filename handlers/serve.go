@@ -31,7 +31,7 @@ func ListenAddr(getenv func(string) string) (string, error) {
 		name, v = EnvLegacyPort, getenv(EnvLegacyPort)
 	}
 	if v == "" {
-		return "", fmt.Errorf("handlers: %s is not set (the Functions host sets it; `patrol local` runs the host)", EnvPort)
+		return "", fmt.Errorf("handlers: %s is not set (the Functions host sets it; `patrol-dev local` runs the host)", EnvPort)
 	}
 	p, err := strconv.Atoi(v)
 	if err != nil || p < 1 || p > 65535 {

@@ -25,7 +25,7 @@ func newLoginCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !config.IsUPN(account) {
-				return usageError(fmt.Errorf("--service-account %q: want a user principal name such as svc-build@contoso.com", account))
+				return UsageError(fmt.Errorf("--service-account %q: want a user principal name such as svc-build@contoso.com", account))
 			}
 			s, err := services(cmd)
 			if err != nil {
@@ -46,7 +46,7 @@ func newLoginCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&account, "service-account", "", "UPN of the service account (required)")
-	return operatorCommand(cmd)
+	return OperatorCommand(cmd)
 }
 
 func newOffboardCmd() *cobra.Command {
@@ -57,14 +57,14 @@ func newOffboardCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if upn == "" && objectID == "" {
-				return usageError(errors.New("--upn or --object-id is required: who is leaving"))
+				return UsageError(errors.New("--upn or --object-id is required: who is leaving"))
 			}
 			if upn != "" && !config.IsUPN(upn) {
-				return usageError(fmt.Errorf("--upn %q: want a user principal name such as alice@contoso.com", upn))
+				return UsageError(fmt.Errorf("--upn %q: want a user principal name such as alice@contoso.com", upn))
 			}
 			if objectID != "" {
 				if _, err := uuid.Parse(objectID); err != nil || len(objectID) != 36 {
-					return usageError(fmt.Errorf("--object-id %q: want the person's Entra object id (a GUID)", objectID))
+					return UsageError(fmt.Errorf("--object-id %q: want the person's Entra object id (a GUID)", objectID))
 				}
 			}
 			s, err := services(cmd)
@@ -87,5 +87,5 @@ func newOffboardCmd() *cobra.Command {
 	cmd.Flags().StringVar(&upn, "upn", "", "UPN of the person leaving")
 	cmd.Flags().StringVar(&objectID, "object-id", "", "Entra object id of the person leaving")
 	cmd.Flags().StringVar(&reason, "reason", "patrol offboard (test)", "free text carried in the message")
-	return operatorCommand(cmd)
+	return OperatorCommand(cmd)
 }

@@ -17,18 +17,20 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
-	root.AddCommand(newLocalCmd(), newPackageCmd(), newEmulateCmd())
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd())
 	return root
 }
 
 // exitError carries a process exit code chosen by a command (for example a failed
-// invariant in `patrol local --demo`).
+// invariant in `patrol-dev local --demo`).
 type exitError struct {
 	code int
 	err  error
 }
+
+// Exit returns err carrying the process exit code a command chose.
+func Exit(code int, err error) error { return &exitError{code: code, err: err} }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }

@@ -27,7 +27,7 @@ func newRotateCmd() *cobra.Command {
 			if op == "" {
 				op = rotation.NewOpID()
 			} else if err := rotation.ValidateOpID(op); err != nil {
-				return usageError(fmt.Errorf("--op: %w", err))
+				return UsageError(fmt.Errorf("--op: %w", err))
 			}
 			s, err := services(cmd)
 			if err != nil {
@@ -46,7 +46,7 @@ func newRotateCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&revokeNow, "revoke-now", false, "revoke the replaced PAT immediately")
 	cmd.Flags().StringVar(&op, "op", "", "operation id (a-z, 0-9, '-'; default: a new one)")
-	return operatorCommand(cmd)
+	return OperatorCommand(cmd)
 }
 
 func newAdoptCmd() *cobra.Command {
@@ -64,9 +64,9 @@ func newAdoptCmd() *cobra.Command {
 			// error (exit 2) like every other.
 			switch {
 			case org == "":
-				return usageError(errors.New("--org is required: the Azure DevOps organization the PAT is for"))
+				return UsageError(errors.New("--org is required: the Azure DevOps organization the PAT is for"))
 			case strings.TrimSpace(scopes) == "":
-				return usageError(errors.New("--scopes is required: space-separated vso.* scopes such as \"vso.code vso.packaging\""))
+				return UsageError(errors.New("--scopes is required: space-separated vso.* scopes such as \"vso.code vso.packaging\""))
 			}
 			p := rotation.Policy{Org: org, Scopes: strings.Fields(scopes), ServiceAccount: account, AllowFullScope: allowFull}
 			for _, d := range []struct {
@@ -79,14 +79,14 @@ func newAdoptCmd() *cobra.Command {
 				}
 				v, err := config.ParseDuration(d.raw)
 				if err != nil {
-					return usageError(fmt.Errorf("%s %q: %w", d.flag, d.raw, err))
+					return UsageError(fmt.Errorf("%s %q: %w", d.flag, d.raw, err))
 				}
 				*d.dst = v
 			}
 			if op == "" {
 				op = rotation.NewOpID()
 			} else if err := rotation.ValidateOpID(op); err != nil {
-				return usageError(fmt.Errorf("--op: %w", err))
+				return UsageError(fmt.Errorf("--op: %w", err))
 			}
 			cfg, err := loadSettings(cmd)
 			if err != nil {
@@ -95,7 +95,7 @@ func newAdoptCmd() *cobra.Command {
 			// Check the policy before anything connects, naming the flag.
 			tags := p.Tags()
 			if _, err := rotation.ParsePolicy(tags, rotation.DefaultsFrom(cfg)); err != nil {
-				return usageError(flagError(err))
+				return UsageError(flagError(err))
 			}
 			s, err := services(cmd)
 			if err != nil {
@@ -115,7 +115,7 @@ func newAdoptCmd() *cobra.Command {
 	f.StringVar(&grace, "grace", "", "how long a replaced PAT stays valid (default PATROL_GRACE)")
 	f.BoolVar(&allowFull, "allow-full-scope", false, "allow a full-access (app_token) PAT")
 	f.StringVar(&op, "op", "", "operation id (default: a new one)")
-	return operatorCommand(cmd)
+	return OperatorCommand(cmd)
 }
 
 // flagError names the adopt flag behind a policy tag.

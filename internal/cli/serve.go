@@ -29,7 +29,7 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the Azure Functions custom handler (the Functions host starts it)",
 		Long: `Serve patrol's functions to the Azure Functions host (or devhost under
-` + "`patrol local`" + `) on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT. It answers the host's readiness
+` + "`patrol-dev local`" + `) on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT. It answers the host's readiness
 probe before anything connects; Azure clients are built on the first invocation. Logs
 are JSON lines on stdout, each carrying the invocation id. SIGTERM drains invocations in
 flight and exits.`,

@@ -87,18 +87,18 @@ func closeServices(cmd *cobra.Command, s *wiring.Services) {
 	}
 }
 
-// usageError marks a mistake in how the command was called: exit code 2.
-func usageError(err error) error { return &exitError{code: 2, err: err} }
+// UsageError marks a mistake in how the command was called: exit code 2.
+func UsageError(err error) error { return &exitError{code: 2, err: err} }
 
-// operatorCommand applies what every operator command shares: usage errors (bad
+// OperatorCommand applies what every operator command shares: usage errors (bad
 // arguments or flags) exit with 2.
-func operatorCommand(c *cobra.Command) *cobra.Command {
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+func OperatorCommand(c *cobra.Command) *cobra.Command {
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError(err) })
 	if c.Args != nil {
 		args := c.Args
 		c.Args = func(cmd *cobra.Command, a []string) error {
 			if err := args(cmd, a); err != nil {
-				return usageError(err)
+				return UsageError(err)
 			}
 			return nil
 		}

@@ -20,7 +20,7 @@ func newStatusCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
-				return usageError(fmt.Errorf("--output %q: want table or json", output))
+				return UsageError(fmt.Errorf("--output %q: want table or json", output))
 			}
 			rows, now, err := planRows(cmd)
 			if err != nil {
@@ -33,11 +33,11 @@ func newStatusCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	return operatorCommand(cmd)
+	return OperatorCommand(cmd)
 }
 
 func newPlanCmd() *cobra.Command {
-	return operatorCommand(&cobra.Command{
+	return OperatorCommand(&cobra.Command{
 		Use:   "plan",
 		Short: "Show what the next sweep would do, changing nothing",
 		Args:  cobra.NoArgs,

@@ -38,7 +38,7 @@ const (
 	SettingCAFile                = "PATROL_CA_FILE"
 )
 
-// LocalClockURL is set by `patrol local` only: the URL of the emulators' clock (the
+// LocalClockURL is set by `patrol-dev local` only: the URL of the emulators' clock (the
 // local stack's admin API GET /clock). The handler then takes "now" from the emulated
 // clock instead of the wall clock, synchronising before every invocation, so that
 // advancing the emulated time means the same thing to patrol as to Key Vault, Azure

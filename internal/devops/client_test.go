@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	emu "github.com/patrol-dev/patrol/internal/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/emulator/fault"
+	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 )
 
 func TestCreateVerifyRevoke(t *testing.T) {

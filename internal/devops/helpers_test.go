@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patrol-dev/patrol/internal/emulator/clock"
-	emu "github.com/patrol-dev/patrol/internal/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/emulator/entra"
-	"github.com/patrol-dev/patrol/internal/emulator/tlsca"
+	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
+	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 	"github.com/patrol-dev/patrol/internal/localtrust"
 )
 

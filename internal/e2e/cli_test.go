@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/cli"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patrol-dev/patrol/internal/emulator/fault"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 

@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/patrol-dev/patrol/internal/config"
-	"github.com/patrol-dev/patrol/internal/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/emulator/keyvault"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
 	"github.com/patrol-dev/patrol/internal/identity"
 	kvadapter "github.com/patrol-dev/patrol/internal/keyvault"
+	"github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
 )

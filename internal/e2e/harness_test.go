@@ -22,10 +22,10 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/devops"
-	emudevops "github.com/patrol-dev/patrol/internal/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/emulator/fault"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
 	"github.com/patrol-dev/patrol/internal/identity"
+	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
 )

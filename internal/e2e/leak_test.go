@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patrol-dev/patrol/internal/emulator/servicebus"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
+	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 

@@ -12,10 +12,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/patrol-dev/patrol/internal/emulator/fault"
-	emukv "github.com/patrol-dev/patrol/internal/emulator/keyvault"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
 	"github.com/patrol-dev/patrol/internal/keyvault"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
+	emukv "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 

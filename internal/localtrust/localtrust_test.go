@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/patrol-dev/patrol/internal/emulator/tlsca"
+	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 )
 
 func TestLoopback(t *testing.T) {

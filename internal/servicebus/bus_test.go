@@ -12,9 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/patrol-dev/patrol/handlers"
-	"github.com/patrol-dev/patrol/internal/emulator/clock"
-	broker "github.com/patrol-dev/patrol/internal/emulator/servicebus"
-	"github.com/patrol-dev/patrol/internal/emulator/servicebus/store"
+	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
+	broker "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/servicebus"
 )

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patrol-dev/patrol/internal/packaging"
+	"github.com/patrol-dev/patrol/internal/local/packaging"
 )
 
 // The names fixed by docs/architecture.md "Names". The settings come from the doc's

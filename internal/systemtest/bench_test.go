@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patrol-dev/patrol/internal/demo"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
+	"github.com/patrol-dev/patrol/internal/local/demo"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 

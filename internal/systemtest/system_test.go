@@ -14,11 +14,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/patrol-dev/patrol/handlers"
-	"github.com/patrol-dev/patrol/internal/demo"
-	emudevops "github.com/patrol-dev/patrol/internal/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/emulator/fault"
-	"github.com/patrol-dev/patrol/internal/emulator/keyvault"
-	"github.com/patrol-dev/patrol/internal/emulator/stack"
+	"github.com/patrol-dev/patrol/internal/local/demo"
+	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
+	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -44,7 +44,7 @@ var svcPolicy = map[string]string{
 	rotation.TagServiceAccount: stack.ServiceAccount,
 }
 
-// The scripted tour of `patrol local --demo` drives the Event Grid, Service Bus and
+// The scripted tour of `patrol-dev local --demo` drives the Event Grid, Service Bus and
 // HTTP triggers through the real handler; every invariant must hold after it.
 func TestTheTourHoldsEveryInvariant(t *testing.T) {
 	sys := start(t, options{seed: true})

@@ -1,0 +1,321 @@
+// Package stack starts every emulator patrol needs — Entra ID, Key Vault, Azure DevOps
+// and Service Bus — in one process, seeded with a demo tenant, organization and vault, and
+// describes how to reach them: as Go values for tests and `patrol-dev local`, and as a dotenv
+// file using the standard variable names so tools in any language can be pointed at them.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
+	"github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
+	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
+	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
+	"github.com/patrol-dev/patrol/internal/localtrust"
+)
+
+// The seeded demo identities. They are fixed so docs, scripts and a person's muscle
+// memory carry over between runs; only the secrets are fresh each time.
+const (
+	TenantID         = "11111111-1111-4111-8111-111111111111"
+	Domain           = "contoso.com"
+	WorkloadClientID = "22222222-2222-4222-8222-222222222222" // confidential app: operator CLI, tests
+	PublicClientID   = "33333333-3333-4333-8333-333333333333" // PATROL_CLIENT_ID: signs service accounts in
+	ManagedIdentity  = "44444444-4444-4444-8444-444444444444" // the function app's identity under devhost
+	ServiceAccount   = "svc-build@contoso.com"
+	Person           = "alice@contoso.com"
+	Organization     = "contoso"
+	Vault            = "patrol"
+)
+
+// LocalAddrs are the fixed loopback ports `patrol-dev local` and `patrol-dev emulate` use by
+// default, so local.settings.json.example and a person's bookmarks stay valid between
+// runs (5672 is the port Microsoft's Service Bus emulator uses). Tests use free ports.
+var LocalAddrs = map[string]string{
+	"entra":      "127.0.0.1:8441",
+	"devops":     "127.0.0.1:8442",
+	"keyvault":   "127.0.0.1:8443",
+	"msi":        "127.0.0.1:8444",
+	"servicebus": "127.0.0.1:5672",
+	"admin":      "127.0.0.1:8440",
+}
+
+// Options configure Start. The zero value starts everything on free loopback ports with
+// a wall clock.
+type Options struct {
+	Clock  *clock.Clock // default clock.New(): wall time that Advance can push ahead
+	Logger *slog.Logger
+	// ServiceBusConfig adds entities (Microsoft's emulator Config.json format) beside
+	// patrol's own.
+	ServiceBusConfig *store.Config
+	// Addrs pin listen addresses per emulator ("entra", "keyvault", "devops",
+	// "servicebus", "msi"); default 127.0.0.1:0.
+	Addrs map[string]string
+}
+
+// Stack is a running set of emulators.
+type Stack struct {
+	CA     *tlsca.CA
+	Clock  *clock.Clock
+	HTTP   *http.Client // trusts the CA and dials *.localhost to loopback
+	Entra  *entra.Emulator
+	KV     *keyvault.Emulator
+	DevOps *devops.Server
+	SB     *servicebus.Broker
+	MSI    *entra.ManagedIdentityServer
+
+	DevOpsURL      string
+	VaultURL       string
+	WorkloadSecret string
+	// ServiceAccountPassword is the seeded service account's password: tests and the
+	// demo complete device-code sign-ins with it.
+	ServiceAccountPassword string
+
+	// SBFaults injects faults into the Service Bus broker (the other emulators own theirs).
+	SBFaults *fault.Injector
+
+	devopsLn *devops.Listener
+	admin    *http.Server
+	log      *slog.Logger
+}
+
+// Start starts every emulator. On error, whatever started is stopped again.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	s := &Stack{Clock: o.Clock, log: o.Logger}
+	if s.Clock == nil {
+		s.Clock = clock.New()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	addr := func(name string) string {
+		if a := o.Addrs[name]; a != "" {
+			return a
+		}
+		return "127.0.0.1:0"
+	}
+	if s.CA, err = tlsca.New(); err != nil {
+		return nil, err
+	}
+	if s.HTTP, err = localtrust.NewClient(s.CA.CertPEM()); err != nil {
+		return nil, err
+	}
+	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
+
+	s.Entra, err = entra.Start(entra.Options{
+		Directory: entra.Directory{
+			TenantID: TenantID, Domain: Domain,
+			Apps: []entra.App{
+				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
+				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)"},
+				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
+			},
+			Users: []entra.User{
+				{UPN: ServiceAccount, Password: s.ServiceAccountPassword, DisplayName: "Build service account"},
+				{UPN: Person, Password: randomSecret(), DisplayName: "Alice Example"},
+			},
+			SystemAssignedIdentity: ManagedIdentity,
+		},
+		Addr: addr("entra"), CA: s.CA, Clock: s.Clock, Logger: s.log.With("emulator", "entra"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stack: entra: %w", err)
+	}
+	if s.MSI, err = s.Entra.StartManagedIdentity(addr("msi"), randomSecret()); err != nil {
+		return nil, fmt.Errorf("stack: managed identity endpoint: %w", err)
+	}
+
+	tlsCfg, err := s.CA.ServerTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	s.KV, err = keyvault.New(keyvault.Options{
+		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
+		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stack: key vault: %w", err)
+	}
+	if err = s.KV.Start(addr("keyvault")); err != nil {
+		return nil, fmt.Errorf("stack: key vault: %w", err)
+	}
+	s.VaultURL = s.KV.VaultURL(Vault)
+	for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
+		if err = s.KV.Grant(Vault, who, keyvault.RoleSecretsOfficer); err != nil {
+			return nil, fmt.Errorf("stack: key vault grant: %w", err)
+		}
+	}
+
+	s.DevOps, err = devops.New(devops.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops")})
+	if err != nil {
+		return nil, fmt.Errorf("stack: azure devops: %w", err)
+	}
+	if _, err = s.DevOps.AddOrganization(devops.Organization{Name: Organization, TenantID: TenantID}); err != nil {
+		return nil, err
+	}
+	for _, u := range []devops.User{
+		{ObjectID: s.userObjectID(ServiceAccount), UPN: ServiceAccount, DisplayName: "Build service account", Admin: true},
+		{ObjectID: s.userObjectID(Person), UPN: Person, DisplayName: "Alice Example"},
+	} {
+		if _, err = s.DevOps.AddUser(Organization, u); err != nil {
+			return nil, err
+		}
+	}
+	devTLS, err := s.CA.ServerTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if s.devopsLn, err = s.DevOps.ListenTLS(addr("devops"), devTLS); err != nil {
+		return nil, fmt.Errorf("stack: azure devops: %w", err)
+	}
+	s.DevOpsURL = s.devopsLn.URL
+
+	cfg := store.PatrolConfig()
+	if o.ServiceBusConfig != nil {
+		if cfg, err = store.Merge(cfg, *o.ServiceBusConfig); err != nil {
+			return nil, fmt.Errorf("stack: service bus config: %w", err)
+		}
+	}
+	s.SBFaults = fault.New()
+	if s.SB, err = servicebus.New(servicebus.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
+		return nil, fmt.Errorf("stack: service bus: %w", err)
+	}
+	if err = s.SB.Start(addr("servicebus")); err != nil {
+		return nil, fmt.Errorf("stack: service bus: %w", err)
+	}
+	return s, ctx.Err()
+}
+
+func (s *Stack) objectID(clientID string) string {
+	for _, a := range s.Entra.Directory().Apps {
+		if a.ClientID == clientID {
+			return a.ObjectID
+		}
+	}
+	return ""
+}
+
+func (s *Stack) userObjectID(upn string) string {
+	if u, ok := s.Entra.User(upn); ok {
+		return u.ObjectID
+	}
+	return ""
+}
+
+// Env returns the settings that point patrol, and any Azure SDK, at the stack. Standard
+// names are used where they exist (AZURE_*), patrol's own otherwise. caFile is where the
+// CA certificate was (or will be) written.
+func (s *Stack) Env(caFile string) map[string]string {
+	return map[string]string{
+		// Standard Azure SDK names (azidentity EnvironmentCredential, any language).
+		"AZURE_AUTHORITY_HOST": s.Entra.AuthorityHost(),
+		"AZURE_TENANT_ID":      TenantID,
+		"AZURE_CLIENT_ID":      WorkloadClientID,
+		"AZURE_CLIENT_SECRET":  s.WorkloadSecret,
+		// Node trusts extra CAs from this; Go tools use PATROL_CA_FILE via patrol.
+		"NODE_EXTRA_CA_CERTS": caFile,
+		// patrol's settings (docs/architecture.md).
+		"PATROL_KEYVAULT_URL":            s.VaultURL,
+		"ServiceBusConnection":           s.SB.ConnectionString(),
+		"PATROL_TENANT_ID":               TenantID,
+		"PATROL_CLIENT_ID":               PublicClientID,
+		"PATROL_DEFAULT_SERVICE_ACCOUNT": ServiceAccount,
+		"PATROL_AUTHORITY_HOST":          s.Entra.AuthorityHost(),
+		"PATROL_DEVOPS_URL":              s.DevOpsURL,
+		"PATROL_CA_FILE":                 caFile,
+		// Local-only facts for people and scripts.
+		"PATROL_LOCAL_KEYVAULT_RESOURCE":   s.KV.Resource(),
+		"PATROL_LOCAL_DEVICE_LOGIN_URL":    s.Entra.VerificationURI(),
+		"PATROL_LOCAL_ORGANIZATION":        Organization,
+		"PATROL_LOCAL_SERVICE_ACCOUNT_PWD": s.ServiceAccountPassword,
+		"IDENTITY_ENDPOINT_LOCAL":          s.MSI.Endpoint,
+	}
+}
+
+// WriteFiles writes ca.pem and patrol.env into dir and returns their paths.
+func (s *Stack) WriteFiles(dir string) (caFile, envFile string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("stack: %w", err)
+	}
+	caFile, envFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "patrol.env")
+	abs, err := filepath.Abs(caFile)
+	if err == nil {
+		caFile = abs
+	}
+	if err := s.CA.WritePEM(caFile); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(envFile, []byte(Dotenv(s.Env(caFile))), 0o600); err != nil {
+		return "", "", fmt.Errorf("stack: write %s: %w", envFile, err)
+	}
+	return caFile, envFile, nil
+}
+
+// Dotenv renders settings as a dotenv file, sorted, values single-quoted.
+func Dotenv(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by patrol: endpoints and test credentials of the local emulators.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(env[k], "'", `'\''`))
+	}
+	return b.String()
+}
+
+// Close stops every emulator that started.
+func (s *Stack) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	if s.admin != nil {
+		errs = append(errs, s.admin.Shutdown(ctx))
+	}
+	if s.SB != nil {
+		errs = append(errs, s.SB.Close())
+	}
+	if s.devopsLn != nil {
+		errs = append(errs, s.devopsLn.Shutdown(ctx))
+	}
+	if s.KV != nil {
+		errs = append(errs, s.KV.Close())
+	}
+	if s.MSI != nil {
+		errs = append(errs, s.MSI.Close())
+	}
+	if s.Entra != nil {
+		errs = append(errs, s.Entra.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Warn("stopping the emulators", "err", err)
+	}
+}
+
+func randomSecret() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
