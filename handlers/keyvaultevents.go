@@ -20,7 +20,7 @@ var keyVaultEventsFunction = Function{
 	Name: "KeyVaultEvents", Trigger: BindingEventGridTrigger, Binding: "event", invoke: invokeKeyVaultEvent,
 }
 
-// eventGrid handles one Key Vault event. Event Grid cannot be told "dead-letter this"
+// invokeKeyVaultEvent handles one Key Vault event. Event Grid cannot be told "dead-letter this"
 // by a function, so a permanently bad event is acknowledged with a logged reason rather
 // than redelivered for a day.
 func invokeKeyVaultEvent(ctx context.Context, c call) *response {

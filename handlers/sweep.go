@@ -18,7 +18,7 @@ var sweepFunction = Function{
 	Name: "Sweep", Trigger: BindingTimerTrigger, Binding: "timer", Schedule: "%PATROL_SWEEP_SCHEDULE%", invoke: invokeSweep,
 }
 
-// timer handles a Sweep firing. Failures fail the invocation so they show as failed
+// invokeSweep handles a Sweep firing. Failures fail the invocation so they show as failed
 // runs; the next firing sweeps again.
 func invokeSweep(ctx context.Context, c call) *response {
 	log, fn, inv := c.log, c.fn, c.inv
