@@ -91,7 +91,7 @@ func TestAPasswordSignInWorksWhereAllowed(t *testing.T) {
 }
 
 // receiveRevocation takes the next due message off pat-revocations as the Functions
-// host would, completes it, and decodes it with the handler's decoder.
+// host would, completes it, and decodes it with the contract's decoder (the one the handler uses).
 func (e *env) receiveRevocation() contract.RevocationCommand {
 	e.t.Helper()
 	c, err := azservicebus.NewClientFromConnectionString(e.cfg.ServiceBusConnection, nil)
