@@ -3,11 +3,15 @@ package handlers
 import (
 	"context"
 	"errors"
-	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 // App is the business logic behind the functions, one method per function, each taking
-// a decoded, validated input. The wiring (internal/cli) adapts the rotation core to it.
+// a decoded, validated input: the message contract's types (internal/contract) for
+// Service Bus messages, this package's for what only the host delivers (Key Vault
+// events, HTTP requests, timer ticks). The wiring (internal/cli) builds it. The
+// Service Bus delivery a message arrived in is on ctx (MessageFrom).
 //
 // Return nil when the input was handled (including "nothing to do"). Otherwise the error
 // is classified (see Classify) to decide between retry, dead-letter and HTTP status.
@@ -15,67 +19,25 @@ type App interface {
 	// KeyVaultEvent handles a near-expiry/expired event (KeyVaultEvents).
 	KeyVaultEvent(ctx context.Context, ev KeyVaultEvent) error
 	// Offboard fans an HR offboarding message out into rotation commands (Offboarding).
-	Offboard(ctx context.Context, msg OffboardingMessage) error
+	Offboard(ctx context.Context, msg contract.OffboardingMessage) error
 	// Rotate runs the rotation protocol for one secret (Rotate, session = secret).
-	Rotate(ctx context.Context, cmd RotationCommand) error
+	Rotate(ctx context.Context, cmd contract.RotationCommand) error
 	// Revoke revokes a replaced PAT; an already revoked or unknown PAT is success (Revoke).
-	Revoke(ctx context.Context, cmd RevocationCommand) error
+	Revoke(ctx context.Context, cmd contract.RevocationCommand) error
 	// RotateNow enqueues an emergency rotation and, if req.Wait > 0, waits up to that
 	// long for its outcome (RotateNow).
 	RotateNow(ctx context.Context, req RotateNowRequest) (RotateNowResult, error)
 	// Status reports one secret or all managed secrets (SecretStatus).
-	Status(ctx context.Context, req StatusRequest) (StatusResult, error)
+	Status(ctx context.Context, req StatusRequest) (contract.StatusResult, error)
 	// Sweep enqueues what policy says is due and cleans up orphaned PATs (Sweep).
 	Sweep(ctx context.Context, tick SweepTick) error
-}
-
-// Outcome kinds, as published on the pat-events topic.
-const (
-	OutcomeRotated        = "rotated"
-	OutcomeSkipped        = "skipped"
-	OutcomeFailed         = "failed"
-	OutcomeNeedsAttention = "needs-attention"
-)
-
-// Outcome is the result of one operation on one secret.
-type Outcome struct {
-	Kind        string    `json:"status"` // one of the Outcome* constants (the same word as on pat-events)
-	Secret      string    `json:"secret"`
-	OperationID string    `json:"operationId"`
-	Reason      string    `json:"reason,omitempty"`  // machine-readable reason, e.g. "not-in-renew-window"
-	Message     string    `json:"message,omitempty"` // for people; never a token value
-	Version     string    `json:"version,omitempty"` // the new current version when rotated
-	At          time.Time `json:"time,omitzero"`
 }
 
 // RotateNowResult is what RotateNow reports: the operation id always, the outcome when it
 // finished within the request's Wait.
 type RotateNowResult struct {
 	OperationID string
-	Outcome     *Outcome // nil: still running → 202
-}
-
-// SecretStatus is what patrol knows about one secret.
-type SecretStatus struct {
-	Name           string    `json:"name"`
-	Managed        bool      `json:"managed"`
-	Org            string    `json:"org,omitempty"`
-	ServiceAccount string    `json:"serviceAccount,omitempty"`
-	Owner          string    `json:"owner,omitempty"` // account the current PAT belongs to
-	PATID          string    `json:"patId,omitempty"`
-	Version        string    `json:"version,omitempty"`
-	Expires        time.Time `json:"expires,omitzero"`
-	RenewAt        time.Time `json:"renewAt,omitzero"`
-	LastOperation  string    `json:"lastOperation,omitempty"`
-	LastReason     string    `json:"lastReason,omitempty"`
-	NeedsAttention string    `json:"needsAttention,omitempty"` // why a person must act, if one must
-}
-
-// StatusResult answers a StatusRequest: Secrets for a secret or the list, Operation when
-// the request named an operation.
-type StatusResult struct {
-	Secrets   []SecretStatus `json:"secrets"`
-	Operation *Outcome       `json:"operation,omitempty"`
+	Outcome     *contract.Outcome // nil: still running → 202
 }
 
 // DeadLetterer moves a Service Bus message to its entity's dead-letter queue, by lock
@@ -85,32 +47,12 @@ type DeadLetterer interface {
 	DeadLetter(ctx context.Context, queue, lockToken, reason, description string) error
 }
 
-// Failure is a message patrol gave up on without dead-lettering it (session queues,
-// where a plain receiver cannot attach to settle by lock token).
-type Failure struct {
-	Function    string
-	Queue       string
-	MessageID   string
-	SessionID   string
-	Secret      string // when the body named one
-	OperationID string // when the body named one
-	Reason      string // a DeadLetter* reason
-	Description string
-}
-
 // FailureReporter publishes a `failed` outcome for a message that cannot be
 // dead-lettered; the message is then completed. Owned here; the outcome publisher
 // implements it.
 type FailureReporter interface {
-	ReportFailure(ctx context.Context, f Failure) error
+	ReportFailure(ctx context.Context, f contract.Failure) error
 }
-
-// Dead-letter reasons patrol sets (DeadLetterReason on the message, `reason` on a
-// failed outcome).
-const (
-	DeadLetterMalformed = "patrol.MalformedMessage" // the body or metadata cannot be understood
-	DeadLetterRejected  = "patrol.Rejected"         // understood, but can never succeed
-)
 
 // Deps is what the handler needs beyond the protocol. It is built lazily, on the first
 // invocation, so the handler answers the readiness probe before any Azure client exists.
@@ -145,13 +87,13 @@ var (
 	ErrConflict   = errors.New("conflict")
 )
 
-// Classify is the default classifier: the sentinels above, ErrMalformed (decoding),
+// Classify is the default classifier: the sentinels above, contract.ErrMalformed (decoding),
 // and any error in the chain with a `Permanent() bool` method returning true; everything
 // else (deadline exceeded included) is transient.
 func Classify(err error) Class {
 	var perm interface{ Permanent() bool }
 	switch {
-	case errors.Is(err, ErrMalformed), errors.Is(err, ErrBadRequest):
+	case errors.Is(err, contract.ErrMalformed), errors.Is(err, ErrBadRequest):
 		return BadRequest
 	case errors.Is(err, ErrNotFound):
 		return NotFound

@@ -3,6 +3,8 @@ package handlers
 import (
 	"context"
 	"testing"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 // BenchmarkDecodeServiceBusInvocation measures the decode path of one Rotate
@@ -23,7 +25,7 @@ func BenchmarkDecodeServiceBusInvocation(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := DecodeRotationCommand(msg); err != nil {
+		if _, err := contract.DecodeRotationCommand(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,13 +63,13 @@ func BenchmarkInvokeRotate(b *testing.B) {
 
 type nopApp struct{}
 
-func (nopApp) KeyVaultEvent(context.Context, KeyVaultEvent) error { return nil }
-func (nopApp) Offboard(context.Context, OffboardingMessage) error { return nil }
-func (nopApp) Rotate(context.Context, RotationCommand) error      { return nil }
-func (nopApp) Revoke(context.Context, RevocationCommand) error    { return nil }
-func (nopApp) Sweep(context.Context, SweepTick) error             { return nil }
-func (nopApp) Status(context.Context, StatusRequest) (StatusResult, error) {
-	return StatusResult{}, nil
+func (nopApp) KeyVaultEvent(context.Context, KeyVaultEvent) error          { return nil }
+func (nopApp) Offboard(context.Context, contract.OffboardingMessage) error { return nil }
+func (nopApp) Rotate(context.Context, contract.RotationCommand) error      { return nil }
+func (nopApp) Revoke(context.Context, contract.RevocationCommand) error    { return nil }
+func (nopApp) Sweep(context.Context, SweepTick) error                      { return nil }
+func (nopApp) Status(context.Context, StatusRequest) (contract.StatusResult, error) {
+	return contract.StatusResult{}, nil
 }
 func (nopApp) RotateNow(context.Context, RotateNowRequest) (RotateNowResult, error) {
 	return RotateNowResult{}, nil

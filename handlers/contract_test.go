@@ -9,6 +9,39 @@ import (
 	"testing"
 )
 
+// Every functions/<Name>/function.json has exactly one entry in the function table, and
+// every entry has a function.json and its own invoke: a function the table lacks (or
+// holds twice) cannot be routed to some other function's App method.
+func TestEveryFunctionHasExactlyOneTableEntry(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("..", "functions", "*", "function.json"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no functions/*/function.json: %v", err)
+	}
+	entries := map[string]int{}
+	for _, fn := range Functions() {
+		entries[fn.Name]++
+		if fn.invoke == nil {
+			t.Errorf("table entry %s has no invoke", fn.Name)
+		}
+	}
+	onDisk := map[string]bool{}
+	for _, p := range dirs {
+		name := filepath.Base(filepath.Dir(p))
+		onDisk[name] = true
+		if n := entries[name]; n != 1 {
+			t.Errorf("functions/%s/function.json has %d table entries, want 1", name, n)
+		}
+	}
+	for name, n := range entries {
+		if !onDisk[name] {
+			t.Errorf("table entry %s has no functions/%s/function.json", name, name)
+		}
+		if n != 1 {
+			t.Errorf("table holds %s %d times", name, n)
+		}
+	}
+}
+
 // The handler routes by function name and reads Data by binding name, so the
 // function.json files and Functions() must agree exactly.
 func TestFunctionJSONAgreesWithTheHandler(t *testing.T) {
@@ -166,49 +199,5 @@ func TestSettingsAreDocumented(t *testing.T) {
 	}
 	if example.Values["FUNCTIONS_WORKER_RUNTIME"] != "Custom" {
 		t.Error("FUNCTIONS_WORKER_RUNTIME must be Custom")
-	}
-}
-
-// The JSON Schema and the Go validator describe the same message: the schema's
-// examples decode, and its required properties are the ones the decoder insists on.
-func TestOffboardingSchemaAgreesWithTheDecoder(t *testing.T) {
-	var schema struct {
-		Required   []string
-		Properties map[string]json.RawMessage
-		Examples   []json.RawMessage
-	}
-	if err := json.Unmarshal(mustRead(t, filepath.Join("schema", "offboarding.schema.json")), &schema); err != nil {
-		t.Fatal(err)
-	}
-	if len(schema.Examples) == 0 {
-		t.Fatal("the schema has no examples")
-	}
-	var full map[string]any
-	for _, ex := range schema.Examples {
-		if _, err := DecodeOffboardingMessage(ex); err != nil {
-			t.Errorf("schema example rejected: %v", err)
-		}
-		_ = json.Unmarshal(ex, &full)
-	}
-	for _, req := range schema.Required {
-		m := map[string]any{}
-		for k, v := range full {
-			if k != req {
-				m[k] = v
-			}
-		}
-		b, _ := json.Marshal(m)
-		_, err := DecodeOffboardingMessage(b)
-		if err == nil || fieldOf(t, err) != req {
-			t.Errorf("without required %q the decoder says %v", req, err)
-		}
-	}
-	for k := range full {
-		if _, ok := schema.Properties[k]; !ok {
-			t.Errorf("example property %q is not in the schema", k)
-		}
-	}
-	if !strings.Contains(string(mustRead(t, filepath.Join("..", "docs", "offboarding.md"))), "offboarding.schema.json") {
-		t.Error("docs/offboarding.md does not point at the schema")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 func TestUnwrapValue(t *testing.T) {
@@ -133,15 +135,15 @@ func TestUnixish(t *testing.T) {
 	}
 }
 
-// fieldOf returns the Field of a FieldError in err's chain, failing the test otherwise.
+// fieldOf returns the Field of a contract.FieldError in err's chain, failing the test otherwise.
 func fieldOf(t *testing.T, err error) string {
 	t.Helper()
-	var fe *FieldError
+	var fe *contract.FieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("error %v is not a *FieldError", err)
+		t.Fatalf("error %v is not a *contract.FieldError", err)
 	}
-	if !errors.Is(err, ErrMalformed) {
-		t.Errorf("error %v does not match ErrMalformed", err)
+	if !errors.Is(err, contract.ErrMalformed) {
+		t.Errorf("error %v does not match contract.ErrMalformed", err)
 	}
 	return fe.Field
 }
@@ -273,142 +275,6 @@ func TestDecodeKeyVaultEventInvalid(t *testing.T) {
 	}
 }
 
-const validOffboarding = `{"schemaVersion":"1","eventId":"hr-1","person":{"upn":"ada@contoso.example","objectId":"6f1c2a4e-8d3b-4c55-9a10-2b7e4d9c0f13"},"effectiveAt":"2026-11-30T17:00:00+01:00","reason":"resignation"}`
-
-func TestDecodeOffboardingMessage(t *testing.T) {
-	m, err := DecodeOffboardingMessage([]byte(validOffboarding))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := OffboardingMessage{SchemaVersion: "1", EventID: "hr-1", Person: Person{UPN: "ada@contoso.example", ObjectID: "6f1c2a4e-8d3b-4c55-9a10-2b7e4d9c0f13"},
-		EffectiveAt: time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC), Reason: "resignation"}
-	if d := cmpJSON(m, want); d != "" {
-		t.Error(d)
-	}
-
-	cases := map[string]struct {
-		body  string
-		field string
-	}{
-		"a missing schemaVersion names it":             {body: `{"eventId":"e","person":{"upn":"a@b"}}`, field: "schemaVersion"},
-		"a future schemaVersion names it":              {body: `{"schemaVersion":"2","eventId":"e","person":{"upn":"a@b"}}`, field: "schemaVersion"},
-		"a numeric schemaVersion names it":             {body: `{"schemaVersion":1,"eventId":"e","person":{"upn":"a@b"}}`, field: "schemaVersion"},
-		"a missing eventId names it":                   {body: `{"schemaVersion":"1","person":{"upn":"a@b"}}`, field: "eventId"},
-		"an eventId with spaces names it":              {body: `{"schemaVersion":"1","eventId":"a b","person":{"upn":"a@b"}}`, field: "eventId"},
-		"a missing person names it":                    {body: `{"schemaVersion":"1","eventId":"e"}`, field: "person"},
-		"an empty person names it":                     {body: `{"schemaVersion":"1","eventId":"e","person":{}}`, field: "person"},
-		"a person that is a string names it":           {body: `{"schemaVersion":"1","eventId":"e","person":"ada"}`, field: "person"},
-		"a UPN without a domain names person.upn":      {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"ada"}}`, field: "person.upn"},
-		"an objectId that is not a GUID names it":      {body: `{"schemaVersion":"1","eventId":"e","person":{"objectId":"42"}}`, field: "person.objectId"},
-		"an effectiveAt that is not RFC 3339 names it": {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"a@b"},"effectiveAt":"tomorrow"}`, field: "effectiveAt"},
-		"a reason that is too long names it":           {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"a@b"},"reason":"` + strings.Repeat("x", 257) + `"}`, field: "reason"},
-		"an array instead of an object names no field": {body: `[]`, field: ""},
-		"truncated JSON names no field":                {body: `{"schemaVersion":"1"`, field: ""},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, err := DecodeOffboardingMessage([]byte(tc.body))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if got := fieldOf(t, err); got != tc.field {
-				t.Errorf("error %q names field %q, want %q", err, got, tc.field)
-			}
-		})
-	}
-}
-
-func TestDecodeRotationCommand(t *testing.T) {
-	ok := `{"secret":"pat-svc1","operationId":"op-1","trigger":"manual","revokeNow":true,"requestedAt":"2026-11-27T20:00:00Z"}`
-	c, err := DecodeRotationCommand([]byte(ok))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.SchemaVersion != SchemaVersion || !c.RevokeNow || c.RequestedAt.IsZero() {
-		t.Errorf("decoded %+v: want schemaVersion defaulted, revokeNow and requestedAt set", c)
-	}
-	cases := map[string]struct {
-		body  string
-		field string
-	}{
-		"a missing secret names it":                      {body: `{"operationId":"o","trigger":"sweep"}`, field: "secret"},
-		"a secret with an underscore names it":           {body: `{"secret":"a_b","operationId":"o","trigger":"sweep"}`, field: "secret"},
-		"a missing operationId names it":                 {body: `{"secret":"s","trigger":"sweep"}`, field: "operationId"},
-		"an unknown trigger names it":                    {body: `{"secret":"s","operationId":"o","trigger":"because"}`, field: "trigger"},
-		"a version that is not hex names it":             {body: `{"secret":"s","operationId":"o","trigger":"near-expiry","version":"zz"}`, field: "version"},
-		"an offboarding trigger without person names it": {body: `{"secret":"s","operationId":"o","trigger":"offboarding"}`, field: "person"},
-		"revokeNow as a string names it":                 {body: `{"secret":"s","operationId":"o","trigger":"sweep","revokeNow":"yes"}`, field: "revokeNow"},
-		"a requestedAt that is not a date names it":      {body: `{"secret":"s","operationId":"o","trigger":"sweep","requestedAt":"now"}`, field: "requestedAt"},
-		"schemaVersion 2 names it":                       {body: `{"schemaVersion":"2","secret":"s","operationId":"o","trigger":"sweep"}`, field: "schemaVersion"},
-		"a person with a bad UPN names person.upn":       {body: `{"secret":"s","operationId":"o","trigger":"offboarding","person":{"upn":"@x"}}`, field: "person.upn"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, err := DecodeRotationCommand([]byte(tc.body))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if got := fieldOf(t, err); got != tc.field {
-				t.Errorf("error %q names field %q, want %q", err, got, tc.field)
-			}
-		})
-	}
-}
-
-func TestDecodeRevocationCommand(t *testing.T) {
-	ok := `{"secret":"pat-svc1","org":"contoso","patId":"3E1F7C2A-5B4D-4E6F-8A9B-0C1D2E3F4A5B","owner":"svc@contoso.example","operationId":"op-1"}`
-	// internal/rotation.Revocation marshalled as it is (op, account, owner omitted).
-	core := `{"secret":"pat-svc1","org":"contoso","patId":"3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b","account":"svc@contoso.example","op":"op-1"}`
-	if c, err := DecodeRevocationCommand([]byte(core)); err != nil || c.OperationID != "op-1" || c.Account != "svc@contoso.example" {
-		t.Errorf("the core's Revocation JSON decodes to %+v, %v", c, err)
-	}
-	c, err := DecodeRevocationCommand([]byte(ok))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.PATID != "3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b" {
-		t.Errorf("patId = %q, want it lower-cased", c.PATID)
-	}
-	base := map[string]any{}
-	_ = json.Unmarshal([]byte(ok), &base)
-	cases := map[string]struct {
-		edit  map[string]any
-		field string
-	}{
-		"a missing org names it":              {edit: map[string]any{"org": nil}, field: "org"},
-		"an org with a slash names it":        {edit: map[string]any{"org": "a/b"}, field: "org"},
-		"a patId that is not a GUID names it": {edit: map[string]any{"patId": "123"}, field: "patId"},
-		"a braced GUID is refused":            {edit: map[string]any{"patId": "{3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b}"}, field: "patId"},
-		"a missing owner names it":            {edit: map[string]any{"owner": nil}, field: "owner"},
-		"an owner that is not a UPN names it": {edit: map[string]any{"owner": "svc"}, field: "owner"},
-		"a missing operationId names it":      {edit: map[string]any{"operationId": nil}, field: "operationId"},
-		"a numeric secret names it":           {edit: map[string]any{"secret": 7}, field: "secret"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			m := map[string]any{}
-			for k, v := range base {
-				m[k] = v
-			}
-			for k, v := range tc.edit {
-				if v == nil {
-					delete(m, k)
-				} else {
-					m[k] = v
-				}
-			}
-			b, _ := json.Marshal(m)
-			_, err := DecodeRevocationCommand(b)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if got := fieldOf(t, err); got != tc.field {
-				t.Errorf("error %q names field %q, want %q", err, got, tc.field)
-			}
-		})
-	}
-}
-
 func TestDecodeHTTPRequest(t *testing.T) {
 	cases := map[string]struct {
 		raw   string
@@ -530,7 +396,7 @@ func TestClassify(t *testing.T) {
 		"a deadline is transient":                         {err: fmt.Errorf("x: %w", context.DeadlineExceeded), want: Transient},
 		"a wrapped ErrPermanent is permanent":             {err: fmt.Errorf("x: %w", ErrPermanent), want: Permanent},
 		"an error with Permanent() true is permanent":     {err: fmt.Errorf("x: %w", permanentErr{"p"}), want: Permanent},
-		"a decoding error is a bad request":               {err: fieldErr("d", "f", "bad"), want: BadRequest},
+		"a decoding error is a bad request":               {err: contract.Malformed("d", "f", "bad"), want: BadRequest},
 		"ErrNotFound is not found":                        {err: fmt.Errorf("x: %w", ErrNotFound), want: NotFound},
 		"ErrConflict is a conflict":                       {err: fmt.Errorf("x: %w", ErrConflict), want: Conflict},
 		"ErrBadRequest is a bad request":                  {err: ErrBadRequest, want: BadRequest},

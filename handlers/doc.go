@@ -1,7 +1,10 @@
 // Package handlers is patrol's Azure Functions custom-handler protocol layer and nothing
 // else: it answers the host's readiness probe, decodes the host's `{Data, Metadata}`
 // invocation envelope into typed inputs, calls the business logic through the App
-// interface it owns, and encodes `{Outputs, Logs, ReturnValue}`.
+// interface it owns, and encodes `{Outputs, Logs, ReturnValue}`. Each function has its
+// own file (rotate.go, sweep.go, …) holding its entry of the function table and its
+// decode-and-invoke. Service Bus message bodies are patrol's message contract: this
+// package unwraps them from the host's encoding and internal/contract decodes them.
 //
 // The host's payloads are not what a reader of the docs expects (see
 // shared/reference/protocols.md §1): string trigger values and string metadata arrive

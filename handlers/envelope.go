@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 // Invocation is the host's request body for one function invocation: one Data entry per
@@ -20,10 +22,10 @@ func DecodeInvocation(body []byte) (Invocation, error) {
 	const doc = "invocation"
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(bytes.TrimSpace(body), &top); err != nil {
-		return Invocation{}, fieldErr(doc, "", "%s", jsonProblem(err))
+		return Invocation{}, contract.Malformed(doc, "", "%s", contract.JSONProblem(err))
 	}
 	if top == nil {
-		return Invocation{}, fieldErr(doc, "", "body is null")
+		return Invocation{}, contract.Malformed(doc, "", "body is null")
 	}
 	top = normalizeKeys(top)
 	var inv Invocation
@@ -33,11 +35,11 @@ func DecodeInvocation(body []byte) (Invocation, error) {
 			continue
 		}
 		if err := json.Unmarshal(raw, dst); err != nil {
-			return Invocation{}, fieldErr(doc, capitalize(key), "must be an object: %s", jsonProblem(err))
+			return Invocation{}, contract.Malformed(doc, capitalize(key), "must be an object: %s", contract.JSONProblem(err))
 		}
 	}
 	if inv.Data == nil {
-		return Invocation{}, fieldErr(doc, "Data", "missing")
+		return Invocation{}, contract.Malformed(doc, "Data", "missing")
 	}
 	if inv.Metadata == nil {
 		inv.Metadata = map[string]json.RawMessage{}
@@ -122,7 +124,7 @@ func DecodeMessageInfo(inv Invocation) (MessageInfo, error) {
 	for _, f := range strs {
 		s, err := metaString(inv.meta(f.key))
 		if err != nil {
-			return MessageInfo{}, fieldErr(doc, f.key, "%v", err)
+			return MessageInfo{}, contract.Malformed(doc, f.key, "%v", err)
 		}
 		*f.dst = s
 	}
@@ -131,14 +133,14 @@ func DecodeMessageInfo(inv Invocation) (MessageInfo, error) {
 	}
 	n, _, err := metaInt(inv.meta("DeliveryCount"))
 	if err != nil {
-		return MessageInfo{}, fieldErr(doc, "DeliveryCount", "%v", err)
+		return MessageInfo{}, contract.Malformed(doc, "DeliveryCount", "%v", err)
 	}
 	if n < 0 || n > 1<<31-1 {
-		return MessageInfo{}, fieldErr(doc, "DeliveryCount", "out of range")
+		return MessageInfo{}, contract.Malformed(doc, "DeliveryCount", "out of range")
 	}
 	mi.DeliveryCount = int(n)
 	if mi.SequenceNumber, _, err = metaInt(inv.meta("SequenceNumber")); err != nil {
-		return MessageInfo{}, fieldErr(doc, "SequenceNumber", "%v", err)
+		return MessageInfo{}, contract.Malformed(doc, "SequenceNumber", "%v", err)
 	}
 	for _, f := range []struct {
 		keys []string
@@ -150,7 +152,7 @@ func DecodeMessageInfo(inv Invocation) (MessageInfo, error) {
 		for _, k := range f.keys {
 			t, err := metaTime(inv.meta(k))
 			if err != nil {
-				return MessageInfo{}, fieldErr(doc, k, "%v", err)
+				return MessageInfo{}, contract.Malformed(doc, k, "%v", err)
 			}
 			if !t.IsZero() {
 				*f.dst = t
@@ -164,7 +166,7 @@ func DecodeMessageInfo(inv Invocation) (MessageInfo, error) {
 	}
 	if v := bytes.TrimSpace(props); len(v) > 0 && !bytes.Equal(v, []byte("null")) {
 		if err := json.Unmarshal(v, &mi.ApplicationProperties); err != nil {
-			return MessageInfo{}, fieldErr(doc, "ApplicationProperties", "must be an object")
+			return MessageInfo{}, contract.Malformed(doc, "ApplicationProperties", "must be an object")
 		}
 		if len(mi.ApplicationProperties) == 0 {
 			mi.ApplicationProperties = nil
@@ -177,11 +179,11 @@ func DecodeMessageInfo(inv Invocation) (MessageInfo, error) {
 func (inv Invocation) messageBody(name string) ([]byte, error) {
 	raw, ok := inv.binding(name)
 	if !ok {
-		return nil, fieldErr("invocation", "Data."+name, "missing")
+		return nil, contract.Malformed("invocation", "Data."+name, "missing")
 	}
 	b, err := unwrapValue(raw)
 	if err != nil {
-		return nil, fieldErr("message body", "", "%v", err)
+		return nil, contract.Malformed("message body", "", "%v", err)
 	}
 	return b, nil
 }

@@ -1,5 +1,7 @@
 package handlers
 
+import "context"
+
 // Trigger binding types as function.json names them.
 const (
 	BindingEventGridTrigger  = "eventGridTrigger"
@@ -8,15 +10,10 @@ const (
 	BindingTimerTrigger      = "timerTrigger"
 )
 
-// Queue names (docs/architecture.md).
-const (
-	QueueOffboarding = "hr-offboarding"
-	QueueRotations   = "pat-rotations"
-	QueueRevocations = "pat-revocations"
-)
-
 // Function describes one function as the handler expects functions/<Name>/function.json
-// to declare it; a test keeps the two in agreement.
+// to declare it (a test keeps the two in agreement), and carries its own
+// decode-and-invoke: each function lives in its own file (rotate.go, …), so a new
+// function cannot fall through to another's App method.
 type Function struct {
 	Name     string
 	Trigger  string // one of the Binding*Trigger constants
@@ -27,23 +24,27 @@ type Function struct {
 	Route    string
 	Output   string // HTTP output binding name (httpTrigger only)
 	Schedule string // timer schedule expression (timerTrigger only)
+
+	// invoke decodes the invocation for this function, calls the App and answers.
+	invoke func(ctx context.Context, c call) *response
+}
+
+// functions is the function table: every function patrol serves.
+var functions = []Function{
+	keyVaultEventsFunction,
+	offboardingFunction,
+	rotateFunction,
+	revokeFunction,
+	rotateNowFunction,
+	secretStatusFunction,
+	sweepFunction,
 }
 
 // Functions returns every function patrol serves.
-func Functions() []Function {
-	return []Function{
-		{Name: "KeyVaultEvents", Trigger: BindingEventGridTrigger, Binding: "event"},
-		{Name: "Offboarding", Trigger: BindingServiceBusTrigger, Binding: "msg", Queue: QueueOffboarding},
-		{Name: "Rotate", Trigger: BindingServiceBusTrigger, Binding: "msg", Queue: QueueRotations, Sessions: true},
-		{Name: "Revoke", Trigger: BindingServiceBusTrigger, Binding: "msg", Queue: QueueRevocations},
-		{Name: "RotateNow", Trigger: BindingHTTPTrigger, Binding: "req", Methods: []string{"post"}, Route: "rotate/{secret}", Output: "res"},
-		{Name: "SecretStatus", Trigger: BindingHTTPTrigger, Binding: "req", Methods: []string{"get"}, Route: "status/{secret?}", Output: "res"},
-		{Name: "Sweep", Trigger: BindingTimerTrigger, Binding: "timer", Schedule: "%PATROL_SWEEP_SCHEDULE%"},
-	}
-}
+func Functions() []Function { return append([]Function(nil), functions...) }
 
 func lookupFunction(name string) (Function, bool) {
-	for _, f := range Functions() {
+	for _, f := range functions {
 		if f.Name == name {
 			return f, true
 		}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -30,7 +32,7 @@ type fakeApp struct {
 	calls     []recordedCall
 	err       error
 	rotateNow RotateNowResult
-	status    StatusResult
+	status    contract.StatusResult
 }
 
 type recordedCall struct {
@@ -49,14 +51,24 @@ func (a *fakeApp) record(method string, in any, mi *MessageInfo) error {
 func (a *fakeApp) KeyVaultEvent(_ context.Context, ev KeyVaultEvent) error {
 	return a.record("KeyVaultEvent", ev, nil)
 }
-func (a *fakeApp) Offboard(_ context.Context, m OffboardingMessage) error {
-	return a.record("Offboard", m, &m.Message)
+
+// message is the Service Bus delivery the handler put on ctx, checked to be there.
+func message(ctx context.Context) *MessageInfo {
+	mi, ok := MessageFrom(ctx)
+	if !ok {
+		panic("a Service Bus function's App call has no MessageInfo on its context")
+	}
+	return &mi
 }
-func (a *fakeApp) Rotate(_ context.Context, c RotationCommand) error {
-	return a.record("Rotate", c, &c.Message)
+
+func (a *fakeApp) Offboard(ctx context.Context, m contract.OffboardingMessage) error {
+	return a.record("Offboard", m, message(ctx))
 }
-func (a *fakeApp) Revoke(_ context.Context, c RevocationCommand) error {
-	return a.record("Revoke", c, &c.Message)
+func (a *fakeApp) Rotate(ctx context.Context, c contract.RotationCommand) error {
+	return a.record("Rotate", c, message(ctx))
+}
+func (a *fakeApp) Revoke(ctx context.Context, c contract.RevocationCommand) error {
+	return a.record("Revoke", c, message(ctx))
 }
 func (a *fakeApp) RotateNow(_ context.Context, r RotateNowRequest) (RotateNowResult, error) {
 	if err := a.record("RotateNow", r, nil); err != nil {
@@ -68,9 +80,9 @@ func (a *fakeApp) RotateNow(_ context.Context, r RotateNowRequest) (RotateNowRes
 	}
 	return res, nil
 }
-func (a *fakeApp) Status(_ context.Context, r StatusRequest) (StatusResult, error) {
+func (a *fakeApp) Status(_ context.Context, r StatusRequest) (contract.StatusResult, error) {
 	if err := a.record("Status", r, nil); err != nil {
-		return StatusResult{}, err
+		return contract.StatusResult{}, err
 	}
 	return a.status, nil
 }
@@ -95,11 +107,11 @@ func (d *fakeDeadLetterer) DeadLetter(_ context.Context, queue, lockToken, reaso
 
 type fakeReporter struct {
 	mu    sync.Mutex
-	calls []Failure
+	calls []contract.Failure
 	err   error
 }
 
-func (r *fakeReporter) ReportFailure(_ context.Context, f Failure) error {
+func (r *fakeReporter) ReportFailure(_ context.Context, f contract.Failure) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, f)
@@ -114,11 +126,11 @@ func (e permanentErr) Permanent() bool { return true }
 
 var (
 	at       = time.Date(2026, 11, 27, 20, 14, 5, 0, time.UTC)
-	statusV1 = SecretStatus{Name: "pat-svc1", Managed: true, Org: "contoso", ServiceAccount: "svc-pipelines@contoso.example",
+	statusV1 = contract.SecretStatus{Secret: "pat-svc1", Managed: true, Org: "contoso", ServiceAccount: "svc-pipelines@contoso.example",
 		Owner: "svc-pipelines@contoso.example", PATID: "3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b",
 		Version: "ee059b2bb5bc48398a53b168c6cdcb10", Expires: time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC),
 		RenewAt: time.Date(2027, 2, 11, 0, 0, 0, 0, time.UTC), LastOperation: "mfrggzdfmztwq2lk", LastReason: "near-expiry"}
-	statusFeed = SecretStatus{Name: "pat-feed", Managed: true, Org: "contoso", ServiceAccount: "ada.lovelace@contoso.example",
+	statusFeed = contract.SecretStatus{Secret: "pat-feed", Managed: true, Org: "contoso", ServiceAccount: "ada.lovelace@contoso.example",
 		Owner: "ada.lovelace@contoso.example", NeedsAttention: "the configured service account is a person who is leaving"}
 )
 
@@ -172,9 +184,9 @@ func goldenCases() map[string]*goldenCase {
 		"an emergency rotation answers 202 with an operation id and a status URL": {
 			file: "RotateNow/accepted"},
 		"an emergency rotation that finishes within ?wait answers 200 with the outcome": {
-			file: "RotateNow/wait-completed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &Outcome{
-				Kind: OutcomeRotated, Secret: "pat-svc1", OperationID: testInvocationID, Reason: "emergency",
-				Version: "0f9e8d7c6b5a49382716f5e4d3c2b1a0", At: at}}}},
+			file: "RotateNow/wait-completed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &contract.Outcome{
+				Status: contract.StatusRotated, Secret: "pat-svc1", OperationID: testInvocationID, Reason: "emergency",
+				Version: "0f9e8d7c6b5a49382716f5e4d3c2b1a0", Time: at}}}},
 		"an emergency rotation with an unknown body field answers 400 naming it": {
 			file: "RotateNow/unknown-body-field"},
 		"an emergency rotation of an unknown secret answers 404": {
@@ -185,14 +197,14 @@ func goldenCases() map[string]*goldenCase {
 			file: "RotateNow/query-as-string-old-host"},
 
 		"status of one secret answers 200 with it": {
-			file: "SecretStatus/one-secret", app: fakeApp{status: StatusResult{Secrets: []SecretStatus{statusV1}}}},
+			file: "SecretStatus/one-secret", app: fakeApp{status: contract.StatusResult{Secrets: []contract.SecretStatus{statusV1}}}},
 		"status without a secret lists every managed secret": {
-			file: "SecretStatus/all-secrets", app: fakeApp{status: StatusResult{Secrets: []SecretStatus{statusFeed, statusV1}}}},
+			file: "SecretStatus/all-secrets", app: fakeApp{status: contract.StatusResult{Secrets: []contract.SecretStatus{statusFeed, statusV1}}}},
 		"status of an impossible secret name answers 400 without calling the app": {
 			file: "SecretStatus/invalid-name"},
 		"status of an operation answers with its outcome": {
-			file: "SecretStatus/operation", app: fakeApp{status: StatusResult{Secrets: []SecretStatus{statusV1}, Operation: &Outcome{
-				Kind: OutcomeSkipped, Secret: "pat-svc1", OperationID: "0b8f5e52-3c1d-4a7e-9f60-1d2c3b4a5e6f", Reason: "done-before", At: at}}}},
+			file: "SecretStatus/operation", app: fakeApp{status: contract.StatusResult{Secrets: []contract.SecretStatus{statusV1}, Operation: &contract.Outcome{
+				Status: contract.StatusSkipped, Secret: "pat-svc1", OperationID: "0b8f5e52-3c1d-4a7e-9f60-1d2c3b4a5e6f", Reason: "done-before", Time: at}}}},
 
 		"a timer firing with schedule status reaches the app with the host's clock": {
 			file: "Sweep/scheduled"},
@@ -206,11 +218,11 @@ func goldenCases() map[string]*goldenCase {
 // golden is what a golden file holds: the handler's answer to the host and every side
 // effect it caused.
 type golden struct {
-	Status       int              `json:"status"`
-	Response     json.RawMessage  `json:"response"`
-	Calls        []recordedCall   `json:"calls"`
-	DeadLettered []deadLetterCall `json:"deadLettered"`
-	Reported     []Failure        `json:"failuresReported"`
+	Status       int                `json:"status"`
+	Response     json.RawMessage    `json:"response"`
+	Calls        []recordedCall     `json:"calls"`
+	DeadLettered []deadLetterCall   `json:"deadLettered"`
+	Reported     []contract.Failure `json:"failuresReported"`
 }
 
 func TestGolden(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 func mustRead(t testing.TB, path string) []byte {
@@ -132,7 +134,9 @@ type ctxApp struct {
 	onRotate func(ctx context.Context) error
 }
 
-func (a *ctxApp) Rotate(ctx context.Context, c RotationCommand) error { return a.onRotate(ctx) }
+func (a *ctxApp) Rotate(ctx context.Context, c contract.RotationCommand) error {
+	return a.onRotate(ctx)
+}
 
 func TestEveryInvocationHasADeadlineBelowTheFunctionTimeout(t *testing.T) {
 	var deadline time.Time

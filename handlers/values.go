@@ -9,32 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
-
-// FieldError says which field of which document is wrong and why. Decoders of outside
-// input return it (possibly wrapped) so callers can name the field to whoever sent it.
-type FieldError struct {
-	Doc     string // what was being decoded, e.g. "offboarding message"
-	Field   string // dotted path, e.g. "person.upn"; empty when the document itself is unreadable
-	Problem string
-}
-
-func (e *FieldError) Error() string {
-	if e.Field == "" {
-		return e.Doc + ": " + e.Problem
-	}
-	return e.Doc + ": " + e.Field + ": " + e.Problem
-}
-
-// ErrMalformed is matched (errors.Is) by every decoding error of outside input.
-var ErrMalformed = errors.New("malformed input")
-
-// Is lets errors.Is(err, ErrMalformed) recognise any FieldError.
-func (e *FieldError) Is(target error) bool { return target == ErrMalformed }
-
-func fieldErr(doc, field, format string, args ...any) error {
-	return &FieldError{Doc: doc, Field: field, Problem: fmt.Sprintf(format, args...)}
-}
 
 // unwrapValue turns a Data value the way the host may have encoded it into the JSON
 // document it stands for. Objects arrive as objects, but strings (the default binding
@@ -55,7 +32,7 @@ func unwrapValue(raw []byte) ([]byte, error) {
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, fmt.Errorf("value is not valid JSON: %s", jsonProblem(err))
+			return nil, fmt.Errorf("value is not valid JSON: %s", contract.JSONProblem(err))
 		}
 		v = bytes.TrimSpace([]byte(s))
 		if len(v) == 0 {
@@ -76,20 +53,6 @@ func unwrapValue(raw []byte) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("value is neither JSON nor base64-encoded JSON")
-}
-
-// jsonProblem shortens encoding/json errors to a phrase that names no input bytes
-// beyond an offset, so a malformed message never copies its content into logs.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("%s where %s was expected", te.Value, te.Type)
-	}
-	return "invalid JSON"
 }
 
 // metaString reads a metadata value that should be a string: the host sends strings
@@ -228,16 +191,4 @@ func plainString(raw json.RawMessage) (string, error) {
 		return "", errors.New("not a string")
 	}
 	return strings.TrimSpace(s), nil
-}
-
-// clip shortens a value quoted in an error, so an error never carries a whole document
-// (nor much of a value that was put in the wrong field).
-func clip(s string) string { return clipTo(s, 40) }
-
-func clipTo(s string, limit int) string {
-	r := []rune(s)
-	if len(r) <= limit {
-		return s
-	}
-	return string(r[:limit]) + "…"
 }

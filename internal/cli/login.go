@@ -8,8 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/keyvault"
 )
@@ -75,12 +75,12 @@ func newOffboardCmd() *cobra.Command {
 			if s.Bus == nil {
 				return errors.New("offboard: no Service Bus connection configured")
 			}
-			msg := handlers.OffboardingMessage{SchemaVersion: handlers.SchemaVersion, EventID: "patrol-cli-" + uuid.NewString(),
-				Person: handlers.Person{UPN: upn, ObjectID: objectID}, Reason: reason}
+			msg := contract.OffboardingMessage{SchemaVersion: contract.SchemaVersion, EventID: "patrol-cli-" + uuid.NewString(),
+				Person: contract.Person{UPN: upn, ObjectID: objectID}, Reason: reason}
 			if err := s.Bus.SendOffboarding(cmd.Context(), msg); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Enqueued offboarding event %s on hr-offboarding.\n", msg.EventID)
+			fmt.Fprintf(cmd.OutOrStdout(), "Enqueued offboarding event %s on %s.\n", msg.EventID, contract.QueueOffboarding)
 			return nil
 		},
 	}

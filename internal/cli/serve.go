@@ -19,6 +19,7 @@ import (
 
 	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/functionapp"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
@@ -226,17 +227,17 @@ func (a clockedApp) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent
 	return a.App.KeyVaultEvent(ctx, ev)
 }
 
-func (a clockedApp) Offboard(ctx context.Context, m handlers.OffboardingMessage) error {
+func (a clockedApp) Offboard(ctx context.Context, m contract.OffboardingMessage) error {
 	a.sync(ctx)
 	return a.App.Offboard(ctx, m)
 }
 
-func (a clockedApp) Rotate(ctx context.Context, c handlers.RotationCommand) error {
+func (a clockedApp) Rotate(ctx context.Context, c contract.RotationCommand) error {
 	a.sync(ctx)
 	return a.App.Rotate(ctx, c)
 }
 
-func (a clockedApp) Revoke(ctx context.Context, c handlers.RevocationCommand) error {
+func (a clockedApp) Revoke(ctx context.Context, c contract.RevocationCommand) error {
 	a.sync(ctx)
 	return a.App.Revoke(ctx, c)
 }
@@ -246,7 +247,7 @@ func (a clockedApp) RotateNow(ctx context.Context, r handlers.RotateNowRequest) 
 	return a.App.RotateNow(ctx, r)
 }
 
-func (a clockedApp) Status(ctx context.Context, r handlers.StatusRequest) (handlers.StatusResult, error) {
+func (a clockedApp) Status(ctx context.Context, r handlers.StatusRequest) (contract.StatusResult, error) {
 	a.sync(ctx)
 	return a.App.Status(ctx, r)
 }

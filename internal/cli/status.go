@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -22,7 +23,7 @@ func newStatusCmd() *cobra.Command {
 			if output != "table" && output != "json" {
 				return UsageError(fmt.Errorf("--output %q: want table or json", output))
 			}
-			rows, now, err := planRows(cmd)
+			rows, now, err := statusRows(cmd)
 			if err != nil {
 				return err
 			}
@@ -42,7 +43,7 @@ func newPlanCmd() *cobra.Command {
 		Short: "Show what the next sweep would do, changing nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rows, now, err := planRows(cmd)
+			rows, now, err := statusRows(cmd)
 			if err != nil {
 				return err
 			}
@@ -51,9 +52,10 @@ func newPlanCmd() *cobra.Command {
 	})
 }
 
-// planRows gathers the managed secrets (one list, no values) and evaluates them as the
-// sweep would, at the core's clock.
-func planRows(cmd *cobra.Command) ([]rotation.PlanRow, time.Time, error) {
+// statusRows gathers the managed secrets (one list, no values) and evaluates them as
+// the sweep would, at the core's clock, in the status shape the SecretStatus function
+// answers with too.
+func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) {
 	s, err := services(cmd)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -67,20 +69,29 @@ func planRows(cmd *cobra.Command) ([]rotation.PlanRow, time.Time, error) {
 	if o := wiringOptions(cmd.Context()); o.Now != nil {
 		now = o.Now().UTC()
 	}
-	return rotation.Plan(versions, s.Defaults, now), now, nil
+	return statuses(rotation.Plan(versions, s.Defaults, now)), now, nil
 }
 
-// nextAction says in a few words what patrol will do about a row.
-func nextAction(r rotation.PlanRow, now time.Time) string {
-	switch r.Action {
+// statuses reports plan rows, in their order.
+func statuses(rows []rotation.PlanRow) []contract.SecretStatus {
+	out := make([]contract.SecretStatus, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.Status())
+	}
+	return out
+}
+
+// nextAction says in a few words what patrol will do about a secret.
+func nextAction(r contract.SecretStatus, now time.Time) string {
+	switch rotation.Action(r.Action) {
 	case rotation.ActionRotate:
-		return "rotate now (" + string(r.Reason) + ")"
+		return "rotate now (" + r.Reason + ")"
 	case rotation.ActionWait:
-		return "rotate in " + humanDuration(r.At.Sub(now)) + " (" + r.At.UTC().Format("2006-01-02") + ")"
+		return "rotate in " + humanDuration(r.RenewAt.Sub(now)) + " (" + r.RenewAt.UTC().Format("2006-01-02") + ")"
 	case rotation.ActionAttention:
-		return "needs attention (" + string(r.Reason) + ")"
+		return "needs attention (" + r.Reason + ")"
 	default:
-		return "none (" + string(r.Reason) + ")"
+		return "none (" + r.Reason + ")"
 	}
 }
 
@@ -97,13 +108,13 @@ func humanDuration(d time.Duration) string {
 	}
 }
 
-func writeStatusTable(w io.Writer, rows []rotation.PlanRow, now time.Time) error {
+func writeStatusTable(w io.Writer, rows []contract.SecretStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tORG\tOWNER\tEXPIRES\tDAYS LEFT\tNEXT ACTION")
 	for _, r := range rows {
 		left := "-"
-		if !r.Expires.IsZero() {
-			left = fmt.Sprint(r.DaysLeft)
+		if r.DaysLeft != nil {
+			left = fmt.Sprint(*r.DaysLeft)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Secret, dash(r.Org), dash(r.Owner), day(r.Expires), left, nextAction(r, now))
 	}
@@ -113,29 +124,31 @@ func writeStatusTable(w io.Writer, rows []rotation.PlanRow, now time.Time) error
 	return tw.Flush()
 }
 
-// statusJSON is the stable JSON shape of `patrol status --output json`.
-type statusJSON struct {
-	Secrets []rotation.PlanRow `json:"secrets"`
-}
-
-func writeStatusJSON(w io.Writer, rows []rotation.PlanRow) error {
+// writeStatusJSON writes `patrol status --output json`: the SecretStatus function's
+// answer shape, so a script reads either.
+func writeStatusJSON(w io.Writer, rows []contract.SecretStatus) error {
 	if rows == nil {
-		rows = []rotation.PlanRow{}
+		rows = []contract.SecretStatus{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(statusJSON{Secrets: rows})
+	return enc.Encode(contract.StatusResult{Secrets: rows})
 }
 
-func writePlan(w io.Writer, rows []rotation.PlanRow, now time.Time) error {
-	due := rotation.Due(rows)
-	fmt.Fprintf(w, "A sweep at %s would enqueue %d rotation(s) of %d managed secret(s).\n", now.Format(time.RFC3339), len(due), len(rows))
+func writePlan(w io.Writer, rows []contract.SecretStatus, now time.Time) error {
+	due := 0
+	for _, r := range rows {
+		if rotation.Action(r.Action) == rotation.ActionRotate {
+			due++
+		}
+	}
+	fmt.Fprintf(w, "A sweep at %s would enqueue %d rotation(s) of %d managed secret(s).\n", now.Format(time.RFC3339), due, len(rows))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTION\tSECRET\tREASON\tWHEN\tDETAIL")
 	for _, r := range rows {
 		when := "-"
-		if !r.At.IsZero() {
-			when = r.At.UTC().Format(time.RFC3339)
+		if !r.RenewAt.IsZero() {
+			when = r.RenewAt.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Action, r.Secret, r.Reason, when, dash(r.Message))
 	}

@@ -64,7 +64,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestStatusTable(t *testing.T) {
 	var b bytes.Buffer
-	if err := writeStatusTable(&b, rotation.Plan(statusVersions(), defaults(), statusNow), statusNow); err != nil {
+	if err := writeStatusTable(&b, statuses(rotation.Plan(statusVersions(), defaults(), statusNow)), statusNow); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "status.table.golden", b.Bytes())
@@ -72,7 +72,7 @@ func TestStatusTable(t *testing.T) {
 
 func TestStatusJSON(t *testing.T) {
 	var b bytes.Buffer
-	if err := writeStatusJSON(&b, rotation.Plan(statusVersions(), defaults(), statusNow)); err != nil {
+	if err := writeStatusJSON(&b, statuses(rotation.Plan(statusVersions(), defaults(), statusNow))); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "status.json.golden", b.Bytes())
@@ -93,7 +93,7 @@ func TestStatusOfAnEmptyVault(t *testing.T) {
 
 func TestPlanSaysWhatASweepWouldDo(t *testing.T) {
 	var b bytes.Buffer
-	if err := writePlan(&b, rotation.Plan(statusVersions(), defaults(), statusNow), statusNow); err != nil {
+	if err := writePlan(&b, statuses(rotation.Plan(statusVersions(), defaults(), statusNow)), statusNow); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "plan.golden", b.Bytes())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/cli"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -105,9 +106,9 @@ func TestOperatorCLIEndToEnd(t *testing.T) {
 	}
 	out, _, code = e.patrol("status", "--output", "json")
 	var doc struct {
-		Secrets []rotation.PlanRow `json:"secrets"`
+		Secrets []contract.SecretStatus `json:"secrets"`
 	}
-	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil || len(doc.Secrets) != 1 || doc.Secrets[0].Action != rotation.ActionWait {
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil || len(doc.Secrets) != 1 || doc.Secrets[0].Action != string(rotation.ActionWait) || doc.Secrets[0].RenewAt.IsZero() {
 		t.Fatalf("status --output json: exit %d, %v\n%s", code, err, out)
 	}
 	out, _, code = e.patrol("plan")

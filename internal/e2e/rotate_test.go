@@ -7,7 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -91,8 +91,8 @@ func TestAPasswordSignInWorksWhereAllowed(t *testing.T) {
 }
 
 // receiveRevocation takes the next due message off pat-revocations as the Functions
-// host would, completes it, and decodes it with the handler's decoder.
-func (e *env) receiveRevocation() handlers.RevocationCommand {
+// host would, completes it, and decodes it with the contract's decoder (the one the handler uses).
+func (e *env) receiveRevocation() contract.RevocationCommand {
 	e.t.Helper()
 	c, err := azservicebus.NewClientFromConnectionString(e.cfg.ServiceBusConnection, nil)
 	if err != nil {
@@ -112,7 +112,7 @@ func (e *env) receiveRevocation() handlers.RevocationCommand {
 	if err := r.CompleteMessage(ctx, ms[0], nil); err != nil {
 		e.t.Fatal(err)
 	}
-	cmd, err := handlers.DecodeRevocationCommand(ms[0].Body)
+	cmd, err := contract.DecodeRevocationCommand(ms[0].Body)
 	if err != nil {
 		e.t.Fatalf("the handler cannot decode the revocation: %v", err)
 	}

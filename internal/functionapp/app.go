@@ -3,9 +3,10 @@
 //
 // Each method follows gather → decide → act. The deciding parts (which Key Vault event
 // becomes which command, which secrets an offboarding touches, how a secret's status
-// reads) are pure functions of their inputs in decide.go and are table-tested without
-// I/O; the methods here only read the vault, call those functions and send what they
-// return. Commands are sent to Service Bus with deterministic MessageIds (operation
+// reads) are pure functions of their inputs — commands.go builds the commands,
+// wire.go converts between the message contract's shapes and the core's — and are
+// table-tested without I/O; the methods here only read the vault, call those functions
+// and send what they return. Commands are sent to Service Bus with deterministic MessageIds (operation
 // ids derived from what the command means), so a duplicate trigger — an Event Grid
 // redelivery, an HR message delivered twice, two overlapping sweeps — collapses into one
 // command through the queue's duplicate detection, and a redelivered command finds its
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -40,7 +42,7 @@ type Inventory interface {
 // the session queue with SessionId = cmd.Secret and MessageId = cmd.OperationID;
 // ScheduleRevocation uses rev.MessageID(). A zero `at` means now.
 type Commands interface {
-	SendRotation(ctx context.Context, cmd handlers.RotationCommand, at time.Time) error
+	SendRotation(ctx context.Context, cmd contract.RotationCommand, at time.Time) error
 	ScheduleRevocation(ctx context.Context, rev rotation.Revocation, at time.Time) error
 }
 
@@ -158,7 +160,7 @@ func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) erro
 // Offboard enqueues one offboarding command per managed secret whose current PAT
 // belongs to the person, and publishes needs-attention for every secret whose service
 // account is the person (re-issuing under that account would not help).
-func (a *App) Offboard(ctx context.Context, msg handlers.OffboardingMessage) error {
+func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
 	versions, err := a.o.Inventory.ListManaged(ctx)
 	if err != nil {
@@ -188,7 +190,7 @@ func (a *App) Offboard(ctx context.Context, msg handlers.OffboardingMessage) err
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
 // itself; a permanent failure is therefore acknowledged (it is on pat-events with its
 // reason, and a redelivery could not help), a transient one is returned for a retry.
-func (a *App) Rotate(ctx context.Context, cmd handlers.RotationCommand) error {
+func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 	var o rotation.Outcome
 	err := a.throttled(ctx, func() error {
 		var err error
@@ -213,7 +215,7 @@ func (a *App) Rotate(ctx context.Context, cmd handlers.RotationCommand) error {
 // Revoke performs a scheduled revocation; a PAT that is already gone is success (the
 // core treats not-found as done). Permanent failures go back to the handler, which
 // dead-letters the message so an operator can replay it after fixing the cause.
-func (a *App) Revoke(ctx context.Context, cmd handlers.RevocationCommand) error {
+func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
 	// Not remembered: a revocation carries the operation id of the rotation that
 	// replaced the PAT, and that rotation's outcome is the operation's.
 	err := a.throttled(ctx, func() error {
@@ -324,7 +326,7 @@ func (a *App) fanOut(ctx context.Context, n int, f func(i int) error) error {
 }
 
 type remembered struct {
-	out       handlers.Outcome
+	out       contract.Outcome
 	retryable bool // a failure that a redelivery will retry: not final
 }
 
@@ -346,12 +348,12 @@ func (a *App) remember(o rotation.Outcome) {
 }
 
 // recall returns a remembered outcome that ends its operation.
-func (a *App) recall(secret, op string) (handlers.Outcome, bool) {
+func (a *App) recall(secret, op string) (contract.Outcome, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r, ok := a.recent[secret+"/"+op]
 	if !ok || !Finished(r.out, r.retryable) {
-		return handlers.Outcome{}, false
+		return contract.Outcome{}, false
 	}
 	return r.out, true
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -48,12 +49,12 @@ func (m *memRotator) ListManaged(context.Context) ([]rotation.Version, error) {
 
 type memBus struct {
 	mu        sync.Mutex
-	sent      []handlers.RotationCommand
+	sent      []contract.RotationCommand
 	published []rotation.Outcome
-	onSend    func(handlers.RotationCommand)
+	onSend    func(contract.RotationCommand)
 }
 
-func (b *memBus) SendRotation(_ context.Context, c handlers.RotationCommand, _ time.Time) error {
+func (b *memBus) SendRotation(_ context.Context, c contract.RotationCommand, _ time.Time) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -110,7 +111,7 @@ func TestRotateMapsTheCoreResult(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) { return tc.outcome, tc.err }}
 			a := newApp(t, r, &memBus{})
-			err := a.Rotate(context.Background(), handlers.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: handlers.TriggerManual})
+			err := a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
 			if (err != nil) != tc.retry {
 				t.Fatalf("err = %v, want an error: %v", err, tc.retry)
 			}
@@ -132,16 +133,16 @@ func TestRotateNowWaitsForTheOutcome(t *testing.T) {
 		r.mu.Unlock()
 		return rotation.Outcome{Status: rotation.StatusRotated, Secret: secret, Op: trig.Op, Version: ver2, Time: now}, nil
 	}
-	b.onSend = func(c handlers.RotationCommand) { _ = a.Rotate(context.Background(), c) }
+	b.onSend = func(c contract.RotationCommand) { _ = a.Rotate(context.Background(), c) }
 
 	res, err := a.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "pat-a", OperationID: "op-7", RevokeNow: true, Wait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome == nil || res.Outcome.Kind != handlers.OutcomeRotated || res.Outcome.Version != ver2 {
+	if res.Outcome == nil || res.Outcome.Status != contract.StatusRotated || res.Outcome.Version != ver2 {
 		t.Fatalf("outcome = %+v, want rotated to %s", res.Outcome, ver2)
 	}
-	if len(b.sent) != 1 || !b.sent[0].RevokeNow || b.sent[0].Trigger != handlers.TriggerManual || b.sent[0].OperationID != "op-7" {
+	if len(b.sent) != 1 || !b.sent[0].RevokeNow || b.sent[0].Trigger != contract.TriggerManual || b.sent[0].OperationID != "op-7" {
 		t.Errorf("sent %+v, want one manual command op-7 with revokeNow", b.sent)
 	}
 
@@ -172,7 +173,7 @@ func TestOffboardPublishesNeedsAttention(t *testing.T) {
 	}}
 	b := &memBus{}
 	a := newApp(t, r, b)
-	err := a.Offboard(context.Background(), handlers.OffboardingMessage{EventID: "hr-1", Person: handlers.Person{UPN: "alice@contoso.com"}})
+	err := a.Offboard(context.Background(), contract.OffboardingMessage{EventID: "hr-1", Person: contract.Person{UPN: "alice@contoso.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestRotateSitsOutThrottling(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = a.Rotate(context.Background(), handlers.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: handlers.TriggerManual})
+			err = a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
 			if (err != nil) != tc.wantRetry || runs != tc.wantRuns || slept != tc.wantSlept {
 				t.Errorf("err %v, %d runs, slept %s; want retry %v, %d runs, slept %s", err, runs, slept, tc.wantRetry, tc.wantRuns, tc.wantSlept)
 			}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -41,7 +42,7 @@ func (a *App) RotateNow(ctx context.Context, req handlers.RotateNowRequest) (han
 // wait polls for an operation's outcome: first this process's memory (which knows
 // failures too), then the vault's current version (which knows success from any
 // instance). It returns nil when the wait ends first.
-func (a *App) wait(ctx context.Context, secret, op string, d time.Duration) *handlers.Outcome {
+func (a *App) wait(ctx context.Context, secret, op string, d time.Duration) *contract.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	t := time.NewTicker(a.o.PollInterval)
@@ -59,55 +60,55 @@ func (a *App) wait(ctx context.Context, secret, op string, d time.Duration) *han
 }
 
 // lookup finds a finished operation's outcome.
-func (a *App) lookup(ctx context.Context, secret, op string) (handlers.Outcome, bool) {
+func (a *App) lookup(ctx context.Context, secret, op string) (contract.Outcome, bool) {
 	if o, ok := a.recall(secret, op); ok {
 		return o, true
 	}
 	in, err := a.o.Rotator.Gather(ctx, secret)
 	if err != nil {
-		return handlers.Outcome{}, false
+		return contract.Outcome{}, false
 	}
 	return OperationOf(secret, op, in)
 }
 
 // Status reports one secret (404 when it does not exist), optionally one operation's
 // outcome, or every managed secret.
-func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (handlers.StatusResult, error) {
+func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (contract.StatusResult, error) {
 	now := a.now()
 	if req.Secret == "" {
 		versions, err := a.o.Inventory.ListManaged(ctx)
 		if err != nil {
-			return handlers.StatusResult{}, fmt.Errorf("functionapp: list managed secrets: %w", err)
+			return contract.StatusResult{}, fmt.Errorf("functionapp: list managed secrets: %w", err)
 		}
 		rows := rotation.Plan(versions, a.o.Defaults, now)
 		byName := map[string]*rotation.PlanRow{}
 		for i := range rows {
 			byName[rows[i].Secret] = &rows[i]
 		}
-		res := handlers.StatusResult{Secrets: make([]handlers.SecretStatus, 0, len(rows))}
+		res := contract.StatusResult{Secrets: make([]contract.SecretStatus, 0, len(rows))}
 		// Plan's order: soonest action first.
 		idx := map[string]rotation.Version{}
 		for _, v := range versions {
 			idx[v.Name] = v
 		}
 		for _, r := range rows {
-			res.Secrets = append(res.Secrets, StatusOf(idx[r.Secret], byName[r.Secret]))
+			res.Secrets = append(res.Secrets, rotation.StatusOf(idx[r.Secret], byName[r.Secret]))
 		}
 		return res, nil
 	}
 	in, err := a.o.Rotator.Gather(ctx, req.Secret)
 	if err != nil {
-		return handlers.StatusResult{}, fmt.Errorf("functionapp: read secret %q: %w", req.Secret, err)
+		return contract.StatusResult{}, fmt.Errorf("functionapp: read secret %q: %w", req.Secret, err)
 	}
 	if !in.Exists {
-		return handlers.StatusResult{}, fmt.Errorf("secret %q does not exist in the vault: %w", req.Secret, handlers.ErrNotFound)
+		return contract.StatusResult{}, fmt.Errorf("secret %q does not exist in the vault: %w", req.Secret, handlers.ErrNotFound)
 	}
 	var row *rotation.PlanRow
 	if rotation.IsManaged(in.Current.Tags) {
 		rows := rotation.Plan([]rotation.Version{in.Current}, a.o.Defaults, now)
 		row = &rows[0]
 	}
-	res := handlers.StatusResult{Secrets: []handlers.SecretStatus{StatusOf(in.Current, row)}}
+	res := contract.StatusResult{Secrets: []contract.SecretStatus{rotation.StatusOf(in.Current, row)}}
 	if req.OperationID != "" {
 		o, ok := OperationOf(req.Secret, req.OperationID, in)
 		if !ok {
@@ -116,7 +117,7 @@ func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (handlers.
 			}
 		}
 		if !ok {
-			o = handlers.Outcome{Kind: KindPending, Secret: req.Secret, OperationID: req.OperationID,
+			o = contract.Outcome{Status: contract.StatusPending, Secret: req.Secret, OperationID: req.OperationID,
 				Message: "no outcome yet: the command is queued or running (or ran on another instance without rotating)"}
 		}
 		res.Operation = &o

@@ -6,27 +6,23 @@ import (
 	"maps"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
-// TriggerKind says what asked for a rotation.
-type TriggerKind string
+// TriggerKind says what asked for a rotation: the message contract's word, so a
+// command's trigger reaches Decide unchanged.
+type TriggerKind = contract.Trigger
 
-// Trigger kinds.
+// Trigger kinds (documented in internal/contract).
 const (
-	// TriggerNearExpiry: Key Vault's SecretNearExpiry event (30 days before exp) for Version.
-	TriggerNearExpiry TriggerKind = "near-expiry"
-	// TriggerExpired: Key Vault's SecretExpired event for Version.
-	TriggerExpired TriggerKind = "expired"
-	// TriggerOffboarding: a person left; rotate if the current PAT is theirs.
-	TriggerOffboarding TriggerKind = "offboarding"
-	// TriggerManual: an operator asked (CLI or RotateNow); always rotates.
-	TriggerManual TriggerKind = "manual"
-	// TriggerSweep: the timer sweep; rotates what is due.
-	TriggerSweep TriggerKind = "sweep"
-	// TriggerAdopt: start managing a secret with the policy in Trigger.Policy.
-	TriggerAdopt TriggerKind = "adopt"
-	// TriggerWakeup: patrol's own scheduled wake-up for Version.
-	TriggerWakeup TriggerKind = "wake-up"
+	TriggerNearExpiry  = contract.TriggerNearExpiry
+	TriggerExpired     = contract.TriggerExpired
+	TriggerOffboarding = contract.TriggerOffboarding
+	TriggerManual      = contract.TriggerManual
+	TriggerSweep       = contract.TriggerSweep
+	TriggerAdopt       = contract.TriggerAdopt
+	TriggerWakeup      = contract.TriggerWakeup
 )
 
 // Person identifies someone leaving (HR offboarding message).

@@ -4,8 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"errors"
 	"strings"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
 // Operation ids identify one command (one rotation intent). They are recorded in the
@@ -43,22 +44,8 @@ func DeriveOpID(parts ...string) string {
 }
 
 // ValidateOpID accepts ids made by NewOpID/DeriveOpID and, for callers with their own
-// ids (an HTTP client's idempotency key), up to 36 characters of [a-z0-9-] (a
-// lower-case UUID fits).
-func ValidateOpID(op string) error {
-	if op == "" {
-		return errors.New("operation id is empty")
-	}
-	if len(op) > 36 {
-		return errors.New("operation id is longer than 36 characters")
-	}
-	for _, c := range op {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return errors.New("operation id may hold only a-z, 0-9 and '-'")
-		}
-	}
-	return nil
-}
+// ids, what the message contract allows (contract.ValidateOpID: the rule has one home).
+func ValidateOpID(op string) error { return contract.ValidateOpID(op) }
 
 // DisplayNamePrefix starts the display name of every PAT patrol creates, so a sweep
 // can tell patrol's PATs from anyone else's.

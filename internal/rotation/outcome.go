@@ -1,50 +1,88 @@
 package rotation
 
 import (
+	"encoding/json"
 	"log/slog"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
-// Status is how a command ended.
-type Status string
+// Status is how a command ended: the message contract's outcome status.
+type Status = contract.Status
 
-// Statuses published to the pat-events topic.
+// Statuses published to the pat-events topic (documented in internal/contract).
 const (
-	StatusRotated        Status = "rotated"
-	StatusSkipped        Status = "skipped"
-	StatusFailed         Status = "failed"
-	StatusNeedsAttention Status = "needs-attention"
-	StatusRevoked        Status = "revoked"
+	StatusRotated        = contract.StatusRotated
+	StatusSkipped        = contract.StatusSkipped
+	StatusFailed         = contract.StatusFailed
+	StatusNeedsAttention = contract.StatusNeedsAttention
+	StatusRevoked        = contract.StatusRevoked
 )
 
 // TriggerRevoke labels outcomes of Rotator.Revoke (the scheduled revocation of a
 // replaced PAT). It is not a rotation trigger: Trigger.Validate refuses it.
-const TriggerRevoke TriggerKind = "revoke"
+const TriggerRevoke = contract.TriggerRevoke
 
 // Outcome is what happened to one secret for one command. It never holds a token
-// value: only PAT ids, names and times.
+// value: only PAT ids, names and times. Its wire form (the pat-events body) is
+// contract.Outcome; see Contract.
 type Outcome struct {
-	Status  Status      `json:"status"`
-	Secret  string      `json:"secret"`
-	Op      string      `json:"operationId"`
-	Trigger TriggerKind `json:"trigger"`
-	Reason  Reason      `json:"reason,omitempty"`
+	Status  Status
+	Secret  string
+	Op      string
+	Trigger TriggerKind
+	Reason  Reason
 	// Message explains the outcome (the error for failed and needs-attention).
-	Message string `json:"message,omitempty"`
+	Message string
 	// Step is where a failure happened.
-	Step          Step   `json:"step,omitempty"`
-	Org           string `json:"org,omitempty"`
-	Owner         string `json:"owner,omitempty"`
-	PATID         string `json:"patId,omitempty"`
-	PreviousPATID string `json:"previousPatId,omitempty"`
+	Step          Step
+	Org           string
+	Owner         string
+	PATID         string
+	PreviousPATID string
 	// Version is the version written (rotated).
-	Version string    `json:"version,omitempty"`
-	Expires time.Time `json:"expires,omitzero"`
+	Version string
+	Expires time.Time
 	// NextCheck is when patrol will look at the secret again.
-	NextCheck time.Time `json:"nextCheck,omitzero"`
+	NextCheck time.Time
 	// Retryable: a failure that a redelivery of the command may fix.
-	Retryable bool      `json:"retryable,omitempty"`
-	Time      time.Time `json:"time"`
+	Retryable bool
+	Time      time.Time
+}
+
+// MarshalJSON writes the outcome in its wire form, so the pat-events body has one
+// definition (contract.Outcome).
+func (o Outcome) MarshalJSON() ([]byte, error) { return json.Marshal(o.Contract()) }
+
+// UnmarshalJSON reads a pat-events body.
+func (o *Outcome) UnmarshalJSON(b []byte) error {
+	var c contract.Outcome
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	*o = OutcomeOf(c)
+	return nil
+}
+
+// OutcomeOf is the inverse of Contract.
+func OutcomeOf(c contract.Outcome) Outcome {
+	return Outcome{
+		Status: c.Status, Secret: c.Secret, Op: c.OperationID, Trigger: c.Trigger, Reason: Reason(c.Reason),
+		Message: c.Message, Step: Step(c.Step), Org: c.Org, Owner: c.Owner, PATID: c.PATID,
+		PreviousPATID: c.PreviousPATID, Version: c.Version, Expires: c.Expires, NextCheck: c.NextCheck,
+		Retryable: c.Retryable, Time: c.Time,
+	}
+}
+
+// Contract returns the outcome as the message contract carries it.
+func (o Outcome) Contract() contract.Outcome {
+	return contract.Outcome{
+		Status: o.Status, Secret: o.Secret, OperationID: o.Op, Trigger: o.Trigger, Reason: string(o.Reason),
+		Message: o.Message, Step: string(o.Step), Org: o.Org, Owner: o.Owner, PATID: o.PATID,
+		PreviousPATID: o.PreviousPATID, Version: o.Version, Expires: o.Expires, NextCheck: o.NextCheck,
+		Retryable: o.Retryable, Time: o.Time,
+	}
 }
 
 // Action is the decision behind a skipped outcome: ActionWait when NextCheck is set.

@@ -5,24 +5,58 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
 
-// PlanRow is one line of `patrol status` / `patrol plan` and one input of the sweep.
+// PlanRow is one input of the sweep and one line of `patrol status` / `patrol plan`
+// (whose wire form is contract.SecretStatus; see Status).
 type PlanRow struct {
-	Secret         string    `json:"secret"`
-	Org            string    `json:"org,omitempty"`
-	Owner          string    `json:"owner,omitempty"`
-	ServiceAccount string    `json:"serviceAccount,omitempty"`
-	Version        string    `json:"version,omitempty"`
-	Expires        time.Time `json:"expires,omitzero"`
+	Secret         string
+	Org            string
+	Owner          string
+	ServiceAccount string
+	PATID          string
+	Version        string
+	Expires        time.Time
 	// DaysLeft is whole days until Expires, negative once expired (0 without Expires).
-	DaysLeft int `json:"daysLeft"`
+	DaysLeft int
 	// Action/Reason are what a sweep would do now; At is when (now for rotate, the
 	// renew window's start for wait).
-	Action  Action    `json:"action"`
-	Reason  Reason    `json:"reason"`
-	At      time.Time `json:"at,omitzero"`
-	Message string    `json:"message,omitempty"`
+	Action  Action
+	Reason  Reason
+	At      time.Time
+	Message string
+	// LastOperation and LastReason are the patrol-op and patrol-reason tags: the
+	// operation that wrote the current version and why.
+	LastOperation string
+	LastReason    string
+}
+
+// Status is the row as patrol reports it (CLI and SecretStatus alike).
+func (r PlanRow) Status() contract.SecretStatus {
+	s := contract.SecretStatus{
+		Secret: r.Secret, Managed: true, Org: r.Org, Owner: r.Owner, ServiceAccount: r.ServiceAccount,
+		PATID: r.PATID, Version: r.Version, Expires: r.Expires, Action: string(r.Action), Reason: string(r.Reason),
+		RenewAt: r.At, Message: r.Message, LastOperation: r.LastOperation, LastReason: r.LastReason,
+	}
+	if !r.Expires.IsZero() {
+		left := r.DaysLeft
+		s.DaysLeft = &left
+	}
+	if r.Action == ActionAttention {
+		s.NeedsAttention = r.Message
+	}
+	return s
+}
+
+// StatusOf describes one secret: its plan row's Status when patrol manages it (row
+// must then be the row Plan gave for v), its name alone otherwise.
+func StatusOf(v Version, row *PlanRow) contract.SecretStatus {
+	if row == nil || !IsManaged(v.Tags) {
+		return contract.SecretStatus{Secret: v.Name, Managed: IsManaged(v.Tags)}
+	}
+	return row.Status()
 }
 
 // Plan evaluates every managed secret (SecretStore.ListManaged) as the sweep would,
@@ -34,13 +68,18 @@ func Plan(versions []Version, d Defaults, now time.Time) []PlanRow {
 		dec := Decide(Input{Exists: true, Current: v, Defaults: d}, Trigger{Kind: TriggerSweep}, now)
 		row := PlanRow{
 			Secret: v.Name, Org: dec.Policy.Org, Owner: dec.State.Owner, ServiceAccount: dec.Policy.ServiceAccount,
-			Version: v.ID, Expires: v.Expires, Action: dec.Action, Reason: dec.Reason, At: dec.At, Message: dec.Message,
+			PATID: v.Tags[TagPATID], Version: v.ID, Expires: v.Expires, Action: dec.Action, Reason: dec.Reason, At: dec.At,
+			Message: dec.Message, LastOperation: v.Tags[TagOp], LastReason: v.Tags[TagReason],
 		}
+		// Policy or state that does not parse still shows what the tags say.
 		if row.Org == "" {
 			row.Org = v.Tags[TagOrg]
 		}
 		if row.Owner == "" {
 			row.Owner = v.Tags[TagOwner]
+		}
+		if row.ServiceAccount == "" {
+			row.ServiceAccount = v.Tags[TagServiceAccount]
 		}
 		if dec.Action == ActionRotate {
 			row.At = now

@@ -2,16 +2,16 @@
 // implements the core's side effects (rotation.Effects: scheduled revocations on
 // pat-revocations, wake-ups on the session queue pat-rotations, outcomes on the topic
 // pat-events), sends commands for triggers and the CLI (SendRotation, SendOffboarding),
-// and settles messages the Functions host holds (handlers.DeadLetterer by lock token,
-// handlers.FailureReporter as a published failed outcome).
+// and settles messages the Functions host holds (the custom handler's DeadLetterer by
+// lock token, its FailureReporter as a published failed outcome).
 //
 // Idempotency comes from the broker, not from bookkeeping here: every message carries a
 // MessageId derived from what it means (revoke-<patId>, the operation id, the wake-up's
 // operation and time), and the queues have duplicate detection, so the core may repeat
-// an effect after a redelivery and the queue still holds it once. Message bodies are
-// the JSON shapes package handlers decodes (RotationCommand, RevocationCommand,
-// OffboardingMessage), validated before sending so a bad command fails here, naming the
-// field, rather than being dead-lettered later.
+// an effect after a redelivery and the queue still holds it once. Message bodies,
+// subjects and properties are the message contract's (internal/contract), validated
+// before sending so a bad command fails here, naming the field, rather than being
+// dead-lettered later.
 package servicebus
 
 import (
@@ -28,16 +28,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/google/uuid"
 
-	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
-)
-
-// Entity names (docs/architecture.md).
-const (
-	QueueOffboarding = "hr-offboarding"
-	QueueRotations   = "pat-rotations"
-	QueueRevocations = "pat-revocations"
-	TopicEvents      = "pat-events"
 )
 
 const contentJSON = "application/json"
@@ -63,11 +55,7 @@ type Bus struct {
 	receivers map[string]*azservicebus.Receiver
 }
 
-var (
-	_ rotation.Effects         = (*Bus)(nil)
-	_ handlers.DeadLetterer    = (*Bus)(nil)
-	_ handlers.FailureReporter = (*Bus)(nil)
-)
+var _ rotation.Effects = (*Bus)(nil)
 
 // NewFromConnectionString connects with a connection string (the ServiceBusConnection
 // setting; the local broker's carries UseDevelopmentEmulator=true).
@@ -112,17 +100,17 @@ func (b *Bus) Close(ctx context.Context) error {
 // Revocation.MessageID (one per PAT), so a repeat inside the duplicate-detection window
 // is dropped by the broker.
 func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at time.Time) error {
-	cmd := handlers.RevocationCommand{SchemaVersion: handlers.SchemaVersion, Secret: r.Secret, Org: r.Org, PATID: r.PATID,
+	cmd := contract.RevocationCommand{SchemaVersion: contract.SchemaVersion, Secret: r.Secret, Org: r.Org, PATID: r.PATID,
 		Owner: r.Owner, Account: r.Account, OperationID: r.Op}
 	if err := cmd.Validate(); err != nil {
-		return &Error{Op: "schedule revocation", Entity: QueueRevocations, Err: err, permanent: true}
+		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
 	}
 	m, err := b.message(cmd, r.MessageID(), "", at)
 	if err != nil {
 		return err
 	}
 	m.Subject = to("revoke")
-	return b.send(ctx, "schedule revocation", QueueRevocations, m)
+	return b.send(ctx, "schedule revocation", contract.QueueRevocations, m)
 }
 
 // ScheduleWakeup enqueues a wake-up rotation command for the secret's session at `at`.
@@ -131,38 +119,40 @@ func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at 
 // it is early schedules its own successor, with the same operation id) is not mistaken
 // for a duplicate of the command being handled.
 func (b *Bus) ScheduleWakeup(ctx context.Context, w rotation.Wakeup, at time.Time) error {
-	cmd := handlers.RotationCommand{SchemaVersion: handlers.SchemaVersion, Secret: w.Secret, OperationID: w.Op,
-		Trigger: handlers.TriggerWakeUp, Version: w.Version, RequestedBy: "patrol", RequestedAt: b.now().UTC()}
+	cmd := contract.RotationCommand{SchemaVersion: contract.SchemaVersion, Secret: w.Secret, OperationID: w.Op,
+		Trigger: contract.TriggerWakeup, Version: w.Version, RequestedBy: "patrol", RequestedAt: b.now().UTC()}
 	if err := cmd.Validate(); err != nil {
-		return &Error{Op: "schedule wake-up", Entity: QueueRotations, Err: err, permanent: true}
+		return &Error{Op: "schedule wake-up", Entity: contract.QueueRotations, Err: err, permanent: true}
 	}
 	id := fmt.Sprintf("wake-%s-%d", w.Op, at.UTC().Unix())
 	m, err := b.message(cmd, id, w.Secret, at)
 	if err != nil {
 		return err
 	}
-	m.Subject = to(string(handlers.TriggerWakeUp))
-	return b.send(ctx, "schedule wake-up", QueueRotations, m)
+	m.Subject = to(string(contract.TriggerWakeup))
+	return b.send(ctx, "schedule wake-up", contract.QueueRotations, m)
 }
 
-// Publish sends the outcome to pat-events, with the status as Subject and the secret,
-// status, trigger and reason as application properties for subscription filters.
+// Publish sends the core's outcome to pat-events.
 func (b *Bus) Publish(ctx context.Context, o rotation.Outcome) error {
+	return b.publish(ctx, o.Contract(), outcomeID(o))
+}
+
+// publish sends an outcome to pat-events as the contract says: the body, the status as
+// Subject, and the properties subscription filters use.
+func (b *Bus) publish(ctx context.Context, o contract.Outcome, id string) error {
 	body, err := json.Marshal(o)
 	if err != nil {
-		return &Error{Op: "publish outcome", Entity: TopicEvents, Err: err, permanent: true}
+		return &Error{Op: "publish outcome", Entity: contract.TopicEvents, Err: err, permanent: true}
 	}
 	m := &azservicebus.Message{
-		Body: body, ContentType: to(contentJSON), Subject: to(string(o.Status)),
-		MessageID: to(outcomeID(o)),
-		ApplicationProperties: map[string]any{
-			"secret": o.Secret, "status": string(o.Status), "trigger": string(o.Trigger), "reason": string(o.Reason), "operationId": o.Op,
-		},
+		Body: body, ContentType: to(contentJSON), Subject: to(o.Subject()),
+		MessageID: to(id), ApplicationProperties: o.Properties(),
 	}
-	if o.Op != "" {
-		m.CorrelationID = to(o.Op)
+	if o.OperationID != "" {
+		m.CorrelationID = to(o.OperationID)
 	}
-	return b.send(ctx, "publish outcome", TopicEvents, m)
+	return b.send(ctx, "publish outcome", contract.TopicEvents, m)
 }
 
 // outcomeID keys an outcome by what it reports, so subscribers can drop repeats.
@@ -172,9 +162,9 @@ func outcomeID(o rotation.Outcome) string {
 
 // SendRotation enqueues a rotation command on pat-rotations (session = secret,
 // MessageId = operation id), now or at `at` when that is in the future.
-func (b *Bus) SendRotation(ctx context.Context, cmd handlers.RotationCommand, at time.Time) error {
+func (b *Bus) SendRotation(ctx context.Context, cmd contract.RotationCommand, at time.Time) error {
 	if err := cmd.Validate(); err != nil {
-		return &Error{Op: "send rotation command", Entity: QueueRotations, Err: err, permanent: true}
+		return &Error{Op: "send rotation command", Entity: contract.QueueRotations, Err: err, permanent: true}
 	}
 	if cmd.RequestedAt.IsZero() {
 		cmd.RequestedAt = b.now().UTC()
@@ -184,25 +174,25 @@ func (b *Bus) SendRotation(ctx context.Context, cmd handlers.RotationCommand, at
 		return err
 	}
 	m.Subject = to(string(cmd.Trigger))
-	return b.send(ctx, "send rotation command", QueueRotations, m)
+	return b.send(ctx, "send rotation command", contract.QueueRotations, m)
 }
 
 // SendOffboarding enqueues an HR-style offboarding message on hr-offboarding
 // (MessageId = the event id), as HR's system would; for testing deployments.
-func (b *Bus) SendOffboarding(ctx context.Context, msg handlers.OffboardingMessage) error {
+func (b *Bus) SendOffboarding(ctx context.Context, msg contract.OffboardingMessage) error {
 	if msg.SchemaVersion == "" {
-		msg.SchemaVersion = handlers.SchemaVersion
+		msg.SchemaVersion = contract.SchemaVersion
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
-		return &Error{Op: "send offboarding", Entity: QueueOffboarding, Err: err, permanent: true}
+		return &Error{Op: "send offboarding", Entity: contract.QueueOffboarding, Err: err, permanent: true}
 	}
-	// Round-trip through the handler's decoder so what is sent is what it accepts.
-	if _, err := handlers.DecodeOffboardingMessage(body); err != nil {
-		return &Error{Op: "send offboarding", Entity: QueueOffboarding, Err: err, permanent: true}
+	// Round-trip through the contract's decoder so what is sent is what the handler accepts.
+	if _, err := contract.DecodeOffboardingMessage(body); err != nil {
+		return &Error{Op: "send offboarding", Entity: contract.QueueOffboarding, Err: err, permanent: true}
 	}
 	m := &azservicebus.Message{Body: body, ContentType: to(contentJSON), MessageID: to(msg.EventID), Subject: to("offboarding")}
-	return b.send(ctx, "send offboarding", QueueOffboarding, m)
+	return b.send(ctx, "send offboarding", contract.QueueOffboarding, m)
 }
 
 // DeadLetter moves a message the Functions host holds to its queue's dead-letter
@@ -230,13 +220,9 @@ func (b *Bus) DeadLetter(ctx context.Context, queue, lockToken, reason, descript
 
 // ReportFailure publishes a failed outcome for a message patrol gave up on without
 // dead-lettering it (session queues), in the same shape as the core's outcomes.
-func (b *Bus) ReportFailure(ctx context.Context, f handlers.Failure) error {
-	msg := f.Description
-	if f.MessageID != "" {
-		msg = fmt.Sprintf("%s (message %s on %s)", msg, f.MessageID, f.Queue)
-	}
-	return b.Publish(ctx, rotation.Outcome{Status: rotation.StatusFailed, Secret: f.Secret, Op: f.OperationID,
-		Reason: rotation.Reason(f.Reason), Message: msg, Time: b.now().UTC()})
+func (b *Bus) ReportFailure(ctx context.Context, f contract.Failure) error {
+	o := f.Outcome(b.now().UTC())
+	return b.publish(ctx, o, outcomeID(rotation.OutcomeOf(o)))
 }
 
 func (b *Bus) message(body any, id, session string, at time.Time) (*azservicebus.Message, error) {

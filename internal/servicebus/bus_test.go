@@ -11,7 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/google/uuid"
 
-	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
 	broker "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
@@ -91,11 +91,11 @@ func TestScheduledRevocationIsOnePerPATAndDecodesAsTheHandlerExpects(t *testing.
 			t.Fatal(err)
 		}
 	}
-	if c := f.counts(t, servicebus.QueueRevocations); c.Scheduled != 1 || c.Active != 0 {
+	if c := f.counts(t, contract.QueueRevocations); c.Scheduled != 1 || c.Active != 0 {
 		t.Fatalf("counts = %+v, want one scheduled message", c)
 	}
 	f.clk.Advance(25 * time.Hour)
-	r, err := f.client.NewReceiverForQueue(servicebus.QueueRevocations, nil)
+	r, err := f.client.NewReceiverForQueue(contract.QueueRevocations, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestScheduledRevocationIsOnePerPATAndDecodesAsTheHandlerExpects(t *testing.
 	if m.MessageID != rev.MessageID() || m.ScheduledEnqueueTime == nil || !m.ScheduledEnqueueTime.Equal(at) {
 		t.Fatalf("message id %q scheduled %v", m.MessageID, m.ScheduledEnqueueTime)
 	}
-	cmd, err := handlers.DecodeRevocationCommand(m.Body)
+	cmd, err := contract.DecodeRevocationCommand(m.Body)
 	if err != nil {
 		t.Fatalf("the handler cannot decode it: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestWakeUpsAreSessionCommandsThatSurviveDuplicateDetection(t *testing.T) {
 
 	// The command that leads to the wake-up carries the same operation id when it
 	// is itself the wake-up: its MessageId must not collide.
-	if err := f.bus.SendRotation(ctx, handlers.RotationCommand{Secret: secret, OperationID: w.Op, Trigger: handlers.TriggerWakeUp, Version: version}, time.Time{}); err != nil {
+	if err := f.bus.SendRotation(ctx, contract.RotationCommand{Secret: secret, OperationID: w.Op, Trigger: contract.TriggerWakeup, Version: version}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -133,11 +133,11 @@ func TestWakeUpsAreSessionCommandsThatSurviveDuplicateDetection(t *testing.T) {
 	if err := f.bus.ScheduleWakeup(ctx, w, at.Add(time.Hour)); err != nil { // re-planned
 		t.Fatal(err)
 	}
-	if c := f.counts(t, servicebus.QueueRotations); c.Active != 1 || c.Scheduled != 2 {
+	if c := f.counts(t, contract.QueueRotations); c.Active != 1 || c.Scheduled != 2 {
 		t.Fatalf("counts = %+v, want the command and two distinct wake-ups", c)
 	}
 	f.clk.Advance(3 * time.Hour)
-	sr, err := f.client.AcceptSessionForQueue(ctx, servicebus.QueueRotations, secret, nil)
+	sr, err := f.client.AcceptSessionForQueue(ctx, contract.QueueRotations, secret, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +148,8 @@ func TestWakeUpsAreSessionCommandsThatSurviveDuplicateDetection(t *testing.T) {
 		if m.SessionID == nil || *m.SessionID != secret {
 			t.Errorf("session = %v, want %s", m.SessionID, secret)
 		}
-		cmd, err := handlers.DecodeRotationCommand(m.Body)
-		if err != nil || cmd.Trigger != handlers.TriggerWakeUp || cmd.Version != version || cmd.OperationID != w.Op {
+		cmd, err := contract.DecodeRotationCommand(m.Body)
+		if err != nil || cmd.Trigger != contract.TriggerWakeup || cmd.Version != version || cmd.OperationID != w.Op {
 			t.Errorf("decoded %+v, %v", cmd, err)
 		}
 	}
@@ -160,11 +160,11 @@ func TestWakeUpsAreSessionCommandsThatSurviveDuplicateDetection(t *testing.T) {
 
 func TestSendRotationValidatesBeforeSending(t *testing.T) {
 	f := newFixture(t)
-	err := f.bus.SendRotation(context.Background(), handlers.RotationCommand{Secret: "bad name!", OperationID: "x", Trigger: handlers.TriggerManual}, time.Time{})
+	err := f.bus.SendRotation(context.Background(), contract.RotationCommand{Secret: "bad name!", OperationID: "x", Trigger: contract.TriggerManual}, time.Time{})
 	if err == nil || !rotation.IsPermanent(err) || !strings.Contains(err.Error(), "secret") {
 		t.Fatalf("err = %v", err)
 	}
-	if c := f.counts(t, servicebus.QueueRotations); c.Active+c.Scheduled != 0 {
+	if c := f.counts(t, contract.QueueRotations); c.Active+c.Scheduled != 0 {
 		t.Fatalf("something was sent: %+v", c)
 	}
 }
@@ -176,10 +176,10 @@ func TestOutcomesArePublishedWithStatusAsSubject(t *testing.T) {
 	if err := f.bus.Publish(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.bus.ReportFailure(ctx, handlers.Failure{Queue: "pat-rotations", MessageID: "m1", Secret: "feed", OperationID: "op2", Reason: handlers.DeadLetterMalformed, Description: "bad body"}); err != nil {
+	if err := f.bus.ReportFailure(ctx, contract.Failure{Queue: "pat-rotations", MessageID: "m1", Secret: "feed", OperationID: "op2", Reason: contract.DeadLetterMalformed, Description: "bad body"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := f.client.NewReceiverForSubscription(servicebus.TopicEvents, "all", nil)
+	r, err := f.client.NewReceiverForSubscription(contract.TopicEvents, "all", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,28 +209,28 @@ func TestDeadLetterByLockTokenSettlesAMessageAnotherLinkHolds(t *testing.T) {
 	}
 	// The Functions host holds the message under a peek-lock and hands patrol only
 	// its lock token, as a GUID string.
-	host, err := f.client.NewReceiverForQueue(servicebus.QueueRevocations, nil)
+	host, err := f.client.NewReceiverForQueue(contract.QueueRevocations, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := f.receive(t, host, 1)[0]
 	token := `"` + uuid.UUID(m.LockToken).String() + `"`
-	if err := f.bus.DeadLetter(ctx, servicebus.QueueRevocations, token, handlers.DeadLetterRejected, "the PAT belongs to someone else"); err != nil {
+	if err := f.bus.DeadLetter(ctx, contract.QueueRevocations, token, contract.DeadLetterRejected, "the PAT belongs to someone else"); err != nil {
 		t.Fatal(err)
 	}
-	if c := f.counts(t, servicebus.QueueRevocations); c.DeadLettered != 1 || c.Locked != 0 {
+	if c := f.counts(t, contract.QueueRevocations); c.DeadLettered != 1 || c.Locked != 0 {
 		t.Fatalf("counts = %+v, want the message dead-lettered", c)
 	}
-	dlq, err := f.client.NewReceiverForQueue(servicebus.QueueRevocations, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	dlq, err := f.client.NewReceiverForQueue(contract.QueueRevocations, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := f.receive(t, dlq, 1)[0]
-	if d.DeadLetterReason == nil || *d.DeadLetterReason != handlers.DeadLetterRejected || d.MessageID != rev.MessageID() {
+	if d.DeadLetterReason == nil || *d.DeadLetterReason != contract.DeadLetterRejected || d.MessageID != rev.MessageID() {
 		t.Fatalf("dead-lettered %q with reason %v", d.MessageID, d.DeadLetterReason)
 	}
 
-	err = f.bus.DeadLetter(ctx, servicebus.QueueRevocations, "not-a-guid", "r", "d")
+	err = f.bus.DeadLetter(ctx, contract.QueueRevocations, "not-a-guid", "r", "d")
 	var se *servicebus.Error
 	if !errors.As(err, &se) || !se.Permanent() || !strings.Contains(err.Error(), "not a GUID") {
 		t.Fatalf("a bad lock token: %v", err)

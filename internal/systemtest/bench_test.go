@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -128,8 +129,8 @@ func BenchmarkRotationsThroughTheQueue(b *testing.B) {
 	n := 0
 	begin := time.Now()
 	for b.Loop() {
-		cmd := handlers.RotationCommand{SchemaVersion: handlers.SchemaVersion, Secret: fmt.Sprintf("bench-%02d", n%secrets),
-			OperationID: rotation.NewOpID(), Trigger: handlers.TriggerManual, RequestedBy: "bench"}
+		cmd := contract.RotationCommand{SchemaVersion: contract.SchemaVersion, Secret: fmt.Sprintf("bench-%02d", n%secrets),
+			OperationID: rotation.NewOpID(), Trigger: contract.TriggerManual, RequestedBy: "bench"}
 		if err := sys.Ops.Bus.SendRotation(ctx, cmd, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
@@ -156,7 +157,7 @@ func BenchmarkOffboardingPeakRSS(b *testing.B) {
 		sys := start(b, options{sessionIdle: 500 * time.Millisecond})
 		owned := seedOffboarding(b, sys, 500, 50)
 		b.StartTimer()
-		msg := handlers.OffboardingMessage{SchemaVersion: handlers.SchemaVersion, EventID: "hr-" + rotation.NewOpID(), Person: handlers.Person{UPN: stack.Person}}
+		msg := contract.OffboardingMessage{SchemaVersion: contract.SchemaVersion, EventID: "hr-" + rotation.NewOpID(), Person: contract.Person{UPN: stack.Person}}
 		if err := sys.Ops.Bus.SendOffboarding(context.Background(), msg); err != nil {
 			b.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/demo"
 	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
@@ -231,7 +231,7 @@ func TestNearExpiryAndEmergencyAtOnceAreSerialised(t *testing.T) {
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
-	if res.Status != http.StatusOK || res.Outcome == nil || res.Outcome.Kind != handlers.OutcomeRotated {
+	if res.Status != http.StatusOK || res.Outcome == nil || res.Outcome.Status != contract.StatusRotated {
 		t.Fatalf("emergency rotation: HTTP %d, outcome %+v", res.Status, res.Outcome)
 	}
 	manual := waitOutcome(t, sys, "the manual rotation", func(o rotation.Outcome) bool {
@@ -259,7 +259,7 @@ func TestOffboardingFiftyOfFiveHundred(t *testing.T) {
 	sys := start(t, options{sessionIdle: 500 * time.Millisecond})
 	ctx := context.Background()
 	owned := seedOffboarding(t, sys, 500, 50)
-	msg := handlers.OffboardingMessage{SchemaVersion: handlers.SchemaVersion, EventID: "hr-500", Person: handlers.Person{UPN: stack.Person}}
+	msg := contract.OffboardingMessage{SchemaVersion: contract.SchemaVersion, EventID: "hr-500", Person: contract.Person{UPN: stack.Person}}
 	for range 2 {
 		if err := sys.Ops.Bus.SendOffboarding(ctx, msg); err != nil {
 			t.Fatal(err)
@@ -377,8 +377,8 @@ func TestMalformedHRMessageIsDeadLettered(t *testing.T) {
 		}
 		if len(dl) > 0 {
 			m := dl[0]
-			if got := deref(m.DeadLetterReason); got != handlers.DeadLetterMalformed {
-				t.Errorf("reason %q, want %q", got, handlers.DeadLetterMalformed)
+			if got := deref(m.DeadLetterReason); got != contract.DeadLetterMalformed {
+				t.Errorf("reason %q, want %q", got, contract.DeadLetterMalformed)
 			}
 			if d := deref(m.DeadLetterErrorDescription); !strings.Contains(d, "person") {
 				t.Errorf("description %q does not name the missing field person", d)

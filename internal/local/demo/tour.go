@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/devhost"
 	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
@@ -142,8 +142,8 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 
 	// 2. Offboarding: HR says alice is leaving.
 	eventID := "hr-" + randomHex(6)
-	msg := handlers.OffboardingMessage{SchemaVersion: handlers.SchemaVersion, EventID: eventID,
-		Person: handlers.Person{UPN: stack.Person}, Reason: "leaver"}
+	msg := contract.OffboardingMessage{SchemaVersion: contract.SchemaVersion, EventID: eventID,
+		Person: contract.Person{UPN: stack.Person}, Reason: "leaver"}
 	if err := sys.Ops.Bus.SendOffboarding(ctx, msg); err != nil {
 		return Report{}, err
 	}
@@ -213,7 +213,7 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if res.Outcome == nil || res.Outcome.Kind != handlers.OutcomeRotated {
+	if res.Outcome == nil || res.Outcome.Status != contract.StatusRotated {
 		return Report{}, fmt.Errorf("demo: emergency rotation: HTTP %d, outcome %+v", res.Status, res.Outcome)
 	}
 	t.say("POST /api/rotate/%s?wait=30s {revokeNow} → HTTP %d %s, operation %s, version %s",
@@ -250,7 +250,7 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	}
 	t.say("GET /api/status:")
 	for _, s := range st.Secrets {
-		t.detail("%-11s owner %-22s PAT %s  expires %s  next %s", s.Name, s.Owner, s.PATID, s.Expires.Format("Jan 02 15:04"), s.RenewAt.Format("Jan 02 15:04"))
+		t.detail("%-11s owner %-22s PAT %s  expires %s  next %s", s.Secret, s.Owner, s.PATID, s.Expires.Format("Jan 02 15:04"), s.RenewAt.Format("Jan 02 15:04"))
 	}
 
 	// 7. Invariants.
@@ -280,13 +280,13 @@ type RotateNowReply struct {
 		Secret      string            `json:"secret"`
 		Status      string            `json:"status"`
 		StatusURL   string            `json:"statusUrl"`
-		Outcome     *handlers.Outcome `json:"outcome"`
+		Outcome     *contract.Outcome `json:"outcome"`
 		Error       *struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	Outcome *handlers.Outcome
+	Outcome *contract.Outcome
 }
 
 // RotateNow calls the RotateNow function over HTTP with the function key.
@@ -305,12 +305,12 @@ func (s *System) RotateNow(ctx context.Context, secret, body string, wait time.D
 }
 
 // Status calls SecretStatus for every managed secret.
-func (s *System) Status(ctx context.Context) (handlers.StatusResult, error) {
+func (s *System) Status(ctx context.Context) (contract.StatusResult, error) {
 	u, err := s.Host.FunctionURL("SecretStatus", map[string]string{})
 	if err != nil {
-		return handlers.StatusResult{}, err
+		return contract.StatusResult{}, err
 	}
-	var res handlers.StatusResult
+	var res contract.StatusResult
 	status, err := s.callFunction(ctx, http.MethodGet, u, "", &res)
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("demo: GET status: HTTP %d", status)

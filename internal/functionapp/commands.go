@@ -1,5 +1,8 @@
 package functionapp
 
+// This file decides which commands patrol sends for what it is told: pure functions of
+// their inputs, table-tested without I/O.
+
 import (
 	"cmp"
 	"fmt"
@@ -8,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -40,7 +44,7 @@ func EventOpID(kind rotation.TriggerKind, secret, version string) string {
 // EventCommand decides what a Key Vault event asks for: a rotation command for the
 // version it names, or a reason to skip it. vault, when set, is the only vault whose
 // events count.
-func EventCommand(ev handlers.KeyVaultEvent, in rotation.Input, vault string, now time.Time) (handlers.RotationCommand, string) {
+func EventCommand(ev handlers.KeyVaultEvent, in rotation.Input, vault string, now time.Time) (contract.RotationCommand, string) {
 	var kind rotation.TriggerKind
 	switch ev.Type {
 	case handlers.EventSecretNearExpiry:
@@ -48,27 +52,27 @@ func EventCommand(ev handlers.KeyVaultEvent, in rotation.Input, vault string, no
 	case handlers.EventSecretExpired:
 		kind = rotation.TriggerExpired
 	default:
-		return handlers.RotationCommand{}, SkipUnhandledType
+		return contract.RotationCommand{}, SkipUnhandledType
 	}
 	switch {
 	case vault != "" && ev.VaultName != "" && !strings.EqualFold(vault, ev.VaultName):
-		return handlers.RotationCommand{}, SkipOtherVault
+		return contract.RotationCommand{}, SkipOtherVault
 	case !in.Exists:
-		return handlers.RotationCommand{}, SkipMissing
+		return contract.RotationCommand{}, SkipMissing
 	case !rotation.IsManaged(in.Current.Tags):
-		return handlers.RotationCommand{}, SkipNotManaged
+		return contract.RotationCommand{}, SkipNotManaged
 	case !in.Current.Enabled:
-		return handlers.RotationCommand{}, SkipDisabled
+		return contract.RotationCommand{}, SkipDisabled
 	case !strings.EqualFold(in.Current.ID, ev.Version):
-		return handlers.RotationCommand{}, SkipStaleVersion
+		return contract.RotationCommand{}, SkipStaleVersion
 	}
 	op := EventOpID(kind, ev.Secret, strings.ToLower(ev.Version))
 	if in.Current.Tags[rotation.TagOp] == op {
-		return handlers.RotationCommand{}, SkipAlreadyDone
+		return contract.RotationCommand{}, SkipAlreadyDone
 	}
-	return handlers.RotationCommand{
-		SchemaVersion: handlers.SchemaVersion, Secret: ev.Secret, OperationID: op,
-		Trigger: handlers.Trigger(kind), Version: strings.ToLower(ev.Version),
+	return contract.RotationCommand{
+		SchemaVersion: contract.SchemaVersion, Secret: ev.Secret, OperationID: op,
+		Trigger: kind, Version: strings.ToLower(ev.Version),
 		RequestedBy: requestedByEvent, RequestedAt: now,
 	}, ""
 }
@@ -83,14 +87,14 @@ func OffboardingOpID(eventID, secret string) string {
 // OffboardingPlan is what one HR message leads to.
 type OffboardingPlan struct {
 	// Commands re-issue each PAT the person owns, one per secret, sorted by secret.
-	Commands []handlers.RotationCommand
+	Commands []contract.RotationCommand
 	// Attention are needs-attention outcomes for secrets whose service account is the
 	// person: re-issuing under that account would leave them depending on a person.
 	Attention []rotation.Outcome
 }
 
 // PlanOffboarding finds every managed secret the person leaving affects.
-func PlanOffboarding(msg handlers.OffboardingMessage, versions []rotation.Version, d rotation.Defaults, now time.Time) OffboardingPlan {
+func PlanOffboarding(msg contract.OffboardingMessage, versions []rotation.Version, d rotation.Defaults, now time.Time) OffboardingPlan {
 	person := rotation.Person{UPN: msg.Person.UPN, ObjectID: msg.Person.ObjectID}
 	var p OffboardingPlan
 	sorted := slices.SortedFunc(slices.Values(versions), func(a, b rotation.Version) int { return cmp.Compare(a.Name, b.Name) })
@@ -114,9 +118,9 @@ func PlanOffboarding(msg handlers.OffboardingMessage, versions []rotation.Versio
 			})
 		case person.Is(owner):
 			pp := msg.Person
-			p.Commands = append(p.Commands, handlers.RotationCommand{
-				SchemaVersion: handlers.SchemaVersion, Secret: v.Name, OperationID: op,
-				Trigger: handlers.TriggerOffboarding, Person: &pp,
+			p.Commands = append(p.Commands, contract.RotationCommand{
+				SchemaVersion: contract.SchemaVersion, Secret: v.Name, OperationID: op,
+				Trigger: contract.TriggerOffboarding, Person: &pp,
 				RequestedBy: requestedByHR + " " + msg.EventID, RequestedAt: now,
 			})
 		}
@@ -126,12 +130,12 @@ func PlanOffboarding(msg handlers.OffboardingMessage, versions []rotation.Versio
 
 // SweepCommands are the rotation commands a sweep sends: one per due secret, with the
 // core's SweepOpID so overlapping sweeps collapse into one command per version.
-func SweepCommands(rows []rotation.PlanRow, now time.Time) []handlers.RotationCommand {
-	var cmds []handlers.RotationCommand
+func SweepCommands(rows []rotation.PlanRow, now time.Time) []contract.RotationCommand {
+	var cmds []contract.RotationCommand
 	for _, r := range rotation.Due(rows) {
-		cmds = append(cmds, handlers.RotationCommand{
-			SchemaVersion: handlers.SchemaVersion, Secret: r.Secret, OperationID: rotation.SweepOpID(r),
-			Trigger: handlers.TriggerSweep, Version: r.Version, RequestedBy: requestedBySweep, RequestedAt: now,
+		cmds = append(cmds, contract.RotationCommand{
+			SchemaVersion: contract.SchemaVersion, Secret: r.Secret, OperationID: rotation.SweepOpID(r),
+			Trigger: contract.TriggerSweep, Version: r.Version, RequestedBy: requestedBySweep, RequestedAt: now,
 		})
 	}
 	return cmds
@@ -167,7 +171,7 @@ func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d r
 	var out []rotation.Revocation
 	for _, p := range rotation.Orphans(pats, versions, d, now) {
 		secret, op, ok := rotation.ParseDisplayName(p.DisplayName)
-		if !ok || !handlers.ValidSecretName(secret) {
+		if !ok || !contract.ValidSecretName(secret) {
 			continue
 		}
 		out = append(out, rotation.Revocation{Secret: secret, Org: g.Org, PATID: p.ID, Owner: g.Account, Account: g.Account, Op: op})
@@ -175,36 +179,15 @@ func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d r
 	return out
 }
 
-// TriggerOf maps a queued command to the core's trigger (the trigger names are the
-// same strings on both sides).
-func TriggerOf(cmd handlers.RotationCommand) rotation.Trigger {
-	t := rotation.Trigger{Kind: rotation.TriggerKind(cmd.Trigger), Op: cmd.OperationID, Version: cmd.Version,
-		RevokeNow: cmd.RevokeNow, Policy: cmd.Policy}
-	if cmd.Person != nil {
-		t.Person = rotation.Person{UPN: cmd.Person.UPN, ObjectID: cmd.Person.ObjectID}
-	}
-	return t
-}
-
-// RevocationOf maps a queued revocation to the core's. A command without an account is
-// revoked by the PAT's owner itself.
-func RevocationOf(cmd handlers.RevocationCommand) rotation.Revocation {
-	account := cmd.Account
-	if account == "" {
-		account = cmd.Owner
-	}
-	return rotation.Revocation{Secret: cmd.Secret, Org: cmd.Org, PATID: cmd.PATID, Owner: cmd.Owner, Account: account, Op: cmd.OperationID}
-}
-
 // ManualCommand is the command an emergency rotation (RotateNow) sends.
-func ManualCommand(req handlers.RotateNowRequest, now time.Time) handlers.RotationCommand {
+func ManualCommand(req handlers.RotateNowRequest, now time.Time) contract.RotationCommand {
 	by := req.RequestedBy
 	if by == "" {
 		by = "RotateNow"
 	}
-	return handlers.RotationCommand{
-		SchemaVersion: handlers.SchemaVersion, Secret: req.Secret, OperationID: req.OperationID,
-		Trigger: handlers.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, RequestedAt: now,
+	return contract.RotationCommand{
+		SchemaVersion: contract.SchemaVersion, Secret: req.Secret, OperationID: req.OperationID,
+		Trigger: contract.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, RequestedAt: now,
 	}
 }
 
@@ -222,59 +205,4 @@ func CheckRotatable(secret string, in rotation.Input) error {
 		return fmt.Errorf("secret %q: its current version is disabled; enable it or adopt a new one: %w", secret, handlers.ErrConflict)
 	}
 	return nil
-}
-
-// KindPending is the outcome kind SecretStatus reports for an operation that has not
-// finished (or whose outcome this instance has not seen).
-const KindPending = "pending"
-
-// OutcomeOf maps the core's outcome to the one the HTTP functions report.
-func OutcomeOf(o rotation.Outcome) handlers.Outcome {
-	msg := o.Message
-	return handlers.Outcome{Kind: string(o.Status), Secret: o.Secret, OperationID: o.Op, Reason: string(o.Reason),
-		Message: msg, Version: o.Version, At: o.Time}
-}
-
-// Finished reports whether an outcome ends its operation: anything but a failure that
-// a redelivery will retry.
-func Finished(o handlers.Outcome, retryable bool) bool {
-	return o.Kind != "" && o.Kind != KindPending && !(o.Kind == handlers.OutcomeFailed && retryable)
-}
-
-// OperationOf reads an operation's outcome from the secret's current version: the
-// version an operation wrote carries its id in patrol-op. ok is false when the current
-// version is not that operation's.
-func OperationOf(secret, op string, in rotation.Input) (handlers.Outcome, bool) {
-	if !in.Exists || op == "" || in.Current.Tags[rotation.TagOp] != op {
-		return handlers.Outcome{}, false
-	}
-	return handlers.Outcome{Kind: handlers.OutcomeRotated, Secret: secret, OperationID: op,
-		Reason: in.Current.Tags[rotation.TagReason], Version: in.Current.ID, At: in.Current.Created}, true
-}
-
-// StatusOf describes one secret; row is its plan row (nil for an unmanaged secret).
-func StatusOf(v rotation.Version, row *rotation.PlanRow) handlers.SecretStatus {
-	s := handlers.SecretStatus{Name: v.Name, Managed: rotation.IsManaged(v.Tags)}
-	if !s.Managed {
-		return s
-	}
-	s.Org, s.Owner, s.PATID = v.Tags[rotation.TagOrg], v.Tags[rotation.TagOwner], v.Tags[rotation.TagPATID]
-	s.ServiceAccount = v.Tags[rotation.TagServiceAccount]
-	s.Version, s.Expires = v.ID, v.Expires
-	s.LastOperation, s.LastReason = v.Tags[rotation.TagOp], v.Tags[rotation.TagReason]
-	if row != nil {
-		if row.ServiceAccount != "" {
-			s.ServiceAccount = row.ServiceAccount
-		}
-		if row.Org != "" {
-			s.Org = row.Org
-		}
-		switch row.Action {
-		case rotation.ActionWait, rotation.ActionRotate:
-			s.RenewAt = row.At
-		case rotation.ActionAttention:
-			s.NeedsAttention = row.Message
-		}
-	}
-	return s
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/handlers"
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -45,17 +46,17 @@ func TestEventCommand(t *testing.T) {
 		in      rotation.Input
 		vault   string
 		skip    string
-		trigger handlers.Trigger
+		trigger contract.Trigger
 	}{
 		"a near-expiry event for the current version of a managed secret enqueues a near-expiry command": {
 			ev: ev(handlers.EventSecretNearExpiry, ver1), in: rotation.Input{Exists: true, Current: managed("pat-build", ver1, nil)},
-			vault: "patrol", trigger: handlers.TriggerNearExpiry},
+			vault: "patrol", trigger: contract.TriggerNearExpiry},
 		"an expired event enqueues an expired command": {
 			ev: ev(handlers.EventSecretExpired, ver1), in: rotation.Input{Exists: true, Current: managed("pat-build", ver1, nil)},
-			trigger: handlers.TriggerExpired},
+			trigger: contract.TriggerExpired},
 		"an event naming the version in upper case still matches": {
 			ev: ev(handlers.EventSecretNearExpiry, "0123456789ABCDEF0123456789ABCDEF"), in: rotation.Input{Exists: true, Current: managed("pat-build", ver1, nil)},
-			trigger: handlers.TriggerNearExpiry},
+			trigger: contract.TriggerNearExpiry},
 		"an event for a version that is no longer current is skipped": {
 			ev: ev(handlers.EventSecretNearExpiry, ver2), in: rotation.Input{Exists: true, Current: managed("pat-build", ver1, nil)},
 			skip: SkipStaleVersion},
@@ -115,9 +116,9 @@ func TestTheSameEventTwiceIsOneOperation(t *testing.T) {
 
 func TestPlanOffboarding(t *testing.T) {
 	const aliceOID = "0b8f5e52-3c1d-4a7e-9f60-1d2c3b4a5e6f"
-	alice := handlers.OffboardingMessage{EventID: "hr-42", Person: handlers.Person{UPN: "alice@contoso.com", ObjectID: aliceOID}}
+	alice := contract.OffboardingMessage{EventID: "hr-42", Person: contract.Person{UPN: "alice@contoso.com", ObjectID: aliceOID}}
 	tests := map[string]struct {
-		msg       handlers.OffboardingMessage
+		msg       contract.OffboardingMessage
 		versions  []rotation.Version
 		d         rotation.Defaults
 		commands  []string
@@ -199,7 +200,7 @@ func TestSweepCommands(t *testing.T) {
 	later.Expires = now.Add(60 * 24 * time.Hour)
 	rows := rotation.Plan([]rotation.Version{due, later}, defaults, now)
 	cmds := SweepCommands(rows, now)
-	if len(cmds) != 1 || cmds[0].Secret != "pat-due" || cmds[0].Version != ver1 || cmds[0].Trigger != handlers.TriggerSweep {
+	if len(cmds) != 1 || cmds[0].Secret != "pat-due" || cmds[0].Version != ver1 || cmds[0].Trigger != contract.TriggerSweep {
 		t.Fatalf("commands = %+v, want one sweep command for pat-due version %s", cmds, ver1)
 	}
 	if cmds[0].OperationID != rotation.SweepOpID(rows[0]) {
@@ -277,73 +278,4 @@ func classOf(err error) string {
 		return "none"
 	}
 	return handlers.Classify(err).String()
-}
-
-func TestMappings(t *testing.T) {
-	cmd := handlers.RotationCommand{Secret: "pat-a", OperationID: "op-1", Trigger: handlers.TriggerOffboarding, RevokeNow: true,
-		Person: &handlers.Person{UPN: "alice@contoso.com"}}
-	tr := TriggerOf(cmd)
-	if tr.Kind != rotation.TriggerOffboarding || tr.Op != "op-1" || !tr.RevokeNow || tr.Person.UPN != "alice@contoso.com" {
-		t.Errorf("trigger = %+v", tr)
-	}
-	if err := TriggerOf(handlers.RotationCommand{Trigger: handlers.TriggerWakeUp, OperationID: "op", Version: ver1}).Validate(); err != nil {
-		t.Errorf("a wake-up command maps to an invalid core trigger: %v", err)
-	}
-	rev := RevocationOf(handlers.RevocationCommand{Secret: "pat-a", Org: "contoso", PATID: pat1, Owner: "svc-build@contoso.com", OperationID: "op"})
-	if rev.Account != "svc-build@contoso.com" {
-		t.Errorf("a revocation without an account is not performed by the owner: %+v", rev)
-	}
-	o := OutcomeOf(rotation.Outcome{Status: rotation.StatusRotated, Secret: "pat-a", Op: "op", Reason: rotation.ReasonManual, Version: ver1, Time: now})
-	if o.Kind != handlers.OutcomeRotated || o.OperationID != "op" || o.Version != ver1 || o.Reason != "manual" {
-		t.Errorf("outcome = %+v", o)
-	}
-}
-
-func TestFinished(t *testing.T) {
-	tests := map[string]struct {
-		o         handlers.Outcome
-		retryable bool
-		want      bool
-	}{
-		"a rotation is final":                   {o: handlers.Outcome{Kind: handlers.OutcomeRotated}, want: true},
-		"a permanent failure is final":          {o: handlers.Outcome{Kind: handlers.OutcomeFailed}, want: true},
-		"a failure that will be retried is not": {o: handlers.Outcome{Kind: handlers.OutcomeFailed}, retryable: true},
-		"needs-attention is final":              {o: handlers.Outcome{Kind: handlers.OutcomeNeedsAttention}, want: true},
-		"pending is not":                        {o: handlers.Outcome{Kind: KindPending}},
-		"nothing is not":                        {},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := Finished(tc.o, tc.retryable); got != tc.want {
-				t.Errorf("Finished = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestStatusOf(t *testing.T) {
-	v := managed("pat-a", ver1, map[string]string{rotation.TagOp: "op-1", rotation.TagReason: "manual"})
-	rows := rotation.Plan([]rotation.Version{v}, defaults, now)
-	s := StatusOf(v, &rows[0])
-	if !s.Managed || s.Org != "contoso" || s.Owner != "svc-build@contoso.com" || s.PATID != pat1 || s.LastOperation != "op-1" || s.ServiceAccount != "svc-build@contoso.com" {
-		t.Errorf("status = %+v", s)
-	}
-	if s.RenewAt.IsZero() {
-		t.Error("no renewal time for a secret inside its renew window")
-	}
-	bad := managed("pat-b", ver1, map[string]string{rotation.TagScopes: "app_token"})
-	rows = rotation.Plan([]rotation.Version{bad}, defaults, now)
-	if s := StatusOf(bad, &rows[0]); s.NeedsAttention == "" {
-		t.Errorf("a full-scope secret does not say it needs attention: %+v", s)
-	}
-	if s := StatusOf(rotation.Version{Name: "x", Tags: map[string]string{}}, nil); s.Managed || s.Org != "" {
-		t.Errorf("an unmanaged secret reports policy: %+v", s)
-	}
-	o, ok := OperationOf("pat-a", "op-1", rotation.Input{Exists: true, Current: v})
-	if !ok || o.Kind != handlers.OutcomeRotated || o.Version != ver1 {
-		t.Errorf("OperationOf = %+v, %v", o, ok)
-	}
-	if _, ok := OperationOf("pat-a", "op-2", rotation.Input{Exists: true, Current: v}); ok {
-		t.Error("another operation's version is reported as this one's")
-	}
 }

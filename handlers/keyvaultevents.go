@@ -2,11 +2,53 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/contract"
 )
+
+// KeyVaultEvents: Key Vault's SecretNearExpiry and SecretExpired events (Event Grid).
+var keyVaultEventsFunction = Function{
+	Name: "KeyVaultEvents", Trigger: BindingEventGridTrigger, Binding: "event", invoke: invokeKeyVaultEvent,
+}
+
+// invokeKeyVaultEvent handles one Key Vault event. Event Grid cannot be told "dead-letter this"
+// by a function, so a permanently bad event is acknowledged with a logged reason rather
+// than redelivered for a day.
+func invokeKeyVaultEvent(ctx context.Context, c call) *response {
+	log, fn, inv := c.log, c.fn, c.inv
+	raw, ok := inv.binding(fn.Binding)
+	if !ok {
+		err := contract.Malformed("invocation", "Data."+fn.Binding, "missing")
+		log.ErrorContext(ctx, "event ignored", slog.Any("error", err))
+		return &response{status: http.StatusOK, Logs: []string{"ignored event: " + err.Error()}}
+	}
+	ev, err := DecodeKeyVaultEvent(raw)
+	if err != nil {
+		log.WarnContext(ctx, "event ignored", slog.Any("error", err))
+		return &response{status: http.StatusOK, Logs: []string{"ignored event: " + err.Error()}}
+	}
+	log = log.With(slog.String("eventId", ev.ID), slog.String("secret", ev.Secret), slog.String("version", ev.Version))
+	if err := c.deps.App.KeyVaultEvent(ctx, ev); err != nil {
+		class := c.h.opts.Classify(err)
+		if class == Transient || class == Conflict {
+			log.WarnContext(ctx, "event will be redelivered", slog.String("class", class.String()), slog.Any("error", err))
+			return &response{status: http.StatusInternalServerError, Logs: []string{fmt.Sprintf("retry: %v", err)}}
+		}
+		log.ErrorContext(ctx, "event rejected", slog.String("class", class.String()), slog.Any("error", err))
+		return &response{status: http.StatusOK, Logs: []string{fmt.Sprintf("rejected event %s: %v", ev.ID, err)}}
+	}
+	log.InfoContext(ctx, "event handled", slog.String("type", ev.Type))
+	return &response{status: http.StatusOK, Logs: []string{fmt.Sprintf("%s: handled %s for %s/%s", fn.Name, ev.Type, ev.Secret, ev.Version)}}
+}
 
 // Key Vault event types patrol acts on.
 const (
@@ -44,23 +86,23 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 	const doc = "key vault event"
 	b, err := unwrapValue(raw)
 	if err != nil {
-		return KeyVaultEvent{}, fieldErr(doc, "", "%v", err)
+		return KeyVaultEvent{}, contract.Malformed(doc, "", "%v", err)
 	}
 	if b[0] == '[' {
 		var arr []json.RawMessage
 		if err := json.Unmarshal(b, &arr); err != nil {
-			return KeyVaultEvent{}, fieldErr(doc, "", "%s", jsonProblem(err))
+			return KeyVaultEvent{}, contract.Malformed(doc, "", "%s", contract.JSONProblem(err))
 		}
 		if len(arr) != 1 {
-			return KeyVaultEvent{}, fieldErr(doc, "", "an array of %d events; the trigger delivers one at a time", len(arr))
+			return KeyVaultEvent{}, contract.Malformed(doc, "", "an array of %d events; the trigger delivers one at a time", len(arr))
 		}
 		if b, err = unwrapValue(arr[0]); err != nil {
-			return KeyVaultEvent{}, fieldErr(doc, "[0]", "%v", err)
+			return KeyVaultEvent{}, contract.Malformed(doc, "[0]", "%v", err)
 		}
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil || top == nil {
-		return KeyVaultEvent{}, fieldErr(doc, "", "must be a JSON object")
+		return KeyVaultEvent{}, contract.Malformed(doc, "", "must be a JSON object")
 	}
 	top = normalizeKeys(top)
 
@@ -71,7 +113,7 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 	str := func(key string) (string, error) {
 		s, err := plainString(top[key])
 		if err != nil {
-			return "", fieldErr(doc, firstNonEmpty(names[key], key), "%v", err)
+			return "", contract.Malformed(doc, firstNonEmpty(names[key], key), "%v", err)
 		}
 		return s, nil
 	}
@@ -99,38 +141,38 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 		return KeyVaultEvent{}, err
 	} else if ts != "" {
 		if ev.Time, err = parseFlexibleTime(ts); err != nil {
-			return KeyVaultEvent{}, fieldErr(doc, timeName, "%q is not a date-time", clip(ts))
+			return KeyVaultEvent{}, contract.Malformed(doc, timeName, "%q is not a date-time", contract.Clip(ts))
 		}
 	}
 
 	switch ev.Type {
 	case EventSecretNearExpiry, EventSecretExpired:
 	case "":
-		return KeyVaultEvent{}, fieldErr(doc, typeName, "missing")
+		return KeyVaultEvent{}, contract.Malformed(doc, typeName, "missing")
 	default:
-		return KeyVaultEvent{}, fieldErr(doc, typeName, "%q is not handled; subscribe only to %s and %s", clipTo(ev.Type, 128), EventSecretNearExpiry, EventSecretExpired)
+		return KeyVaultEvent{}, contract.Malformed(doc, typeName, "%q is not handled; subscribe only to %s and %s", contract.ClipTo(ev.Type, 128), EventSecretNearExpiry, EventSecretExpired)
 	}
-	if err := identifier(doc, "id", ev.ID, true); err != nil {
+	if err := contract.CheckIdentifier(doc, "id", ev.ID, true); err != nil {
 		return KeyVaultEvent{}, err
 	}
 
 	rawData, ok := top["data"]
 	if !ok || bytes.Equal(bytes.TrimSpace(rawData), []byte("null")) {
-		return KeyVaultEvent{}, fieldErr(doc, "data", "missing")
+		return KeyVaultEvent{}, contract.Malformed(doc, "data", "missing")
 	}
 	db, err := unwrapValue(rawData)
 	if err != nil {
-		return KeyVaultEvent{}, fieldErr(doc, "data", "%v", err)
+		return KeyVaultEvent{}, contract.Malformed(doc, "data", "%v", err)
 	}
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(db, &data); err != nil || data == nil {
-		return KeyVaultEvent{}, fieldErr(doc, "data", "must be a JSON object")
+		return KeyVaultEvent{}, contract.Malformed(doc, "data", "must be a JSON object")
 	}
 	data = normalizeKeys(data)
 	dstr := func(key, name string) (string, error) {
 		s, err := plainString(data[key])
 		if err != nil {
-			return "", fieldErr(doc, "data."+name, "%v", err)
+			return "", contract.Malformed(doc, "data."+name, "%v", err)
 		}
 		return s, nil
 	}
@@ -151,7 +193,7 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 		return KeyVaultEvent{}, err
 	}
 	if objectType != "" && !strings.EqualFold(objectType, "Secret") {
-		return KeyVaultEvent{}, fieldErr(doc, "data.ObjectType", "%q is not Secret", clip(objectType))
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.ObjectType", "%q is not Secret", contract.Clip(objectType))
 	}
 
 	// Fill gaps from the redundant fields rather than reject: subject = object name, the
@@ -168,29 +210,29 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 	}
 	switch {
 	case ev.Secret == "":
-		return KeyVaultEvent{}, fieldErr(doc, "data.ObjectName", "missing (and no subject)")
-	case !ValidSecretName(ev.Secret):
-		return KeyVaultEvent{}, fieldErr(doc, "data.ObjectName", "%q is not a Key Vault secret name", clip(ev.Secret))
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.ObjectName", "missing (and no subject)")
+	case !contract.ValidSecretName(ev.Secret):
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.ObjectName", "%q is not a Key Vault secret name", contract.Clip(ev.Secret))
 	case subject != "" && subject != ev.Secret:
-		return KeyVaultEvent{}, fieldErr(doc, "subject", "%q does not match data.ObjectName %q", clip(subject), clip(ev.Secret))
+		return KeyVaultEvent{}, contract.Malformed(doc, "subject", "%q does not match data.ObjectName %q", contract.Clip(subject), contract.Clip(ev.Secret))
 	case idName != "" && !strings.EqualFold(idName, ev.Secret):
-		return KeyVaultEvent{}, fieldErr(doc, "data.Id", "names secret %q, not %q", clip(idName), clip(ev.Secret))
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.Id", "names secret %q, not %q", contract.Clip(idName), contract.Clip(ev.Secret))
 	}
 	ev.Version = strings.ToLower(ev.Version)
 	if ev.Version == "" {
-		return KeyVaultEvent{}, fieldErr(doc, "data.Version", "missing")
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.Version", "missing")
 	}
-	if !versionRE.MatchString(ev.Version) {
-		return KeyVaultEvent{}, fieldErr(doc, "data.Version", "%q is not a Key Vault version (32 hex digits)", clip(ev.Version))
+	if !contract.ValidVersion(ev.Version) {
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.Version", "%q is not a Key Vault version (32 hex digits)", contract.Clip(ev.Version))
 	}
 	if idVersion != "" && !strings.EqualFold(idVersion, ev.Version) {
-		return KeyVaultEvent{}, fieldErr(doc, "data.Id", "names version %q, not %q", clip(idVersion), ev.Version)
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.Id", "names version %q, not %q", contract.Clip(idVersion), ev.Version)
 	}
 	if ev.VaultName == "" {
-		return KeyVaultEvent{}, fieldErr(doc, "data.VaultName", "missing")
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.VaultName", "missing")
 	}
 	if !vaultRE.MatchString(ev.VaultName) {
-		return KeyVaultEvent{}, fieldErr(doc, "data.VaultName", "%q is not a vault name", clip(ev.VaultName))
+		return KeyVaultEvent{}, contract.Malformed(doc, "data.VaultName", "%q is not a vault name", contract.Clip(ev.VaultName))
 	}
 	for _, f := range []struct {
 		key, name string
@@ -198,7 +240,7 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 	}{{"nbf", "NBF", &ev.NotBefore}, {"exp", "EXP", &ev.Expires}} {
 		t, ok, err := unixish(data[f.key])
 		if err != nil {
-			return KeyVaultEvent{}, fieldErr(doc, "data."+f.name, "%v", err)
+			return KeyVaultEvent{}, contract.Malformed(doc, "data."+f.name, "%v", err)
 		}
 		if ok {
 			*f.dst = t
@@ -244,3 +286,7 @@ func firstNonEmpty(vs ...string) string {
 	}
 	return ""
 }
+
+// Key Vault names are 3-24 in Azure; the local stack's vault names are the same shape,
+// so this only rejects what cannot be a DNS label.
+var vaultRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,62}$`)

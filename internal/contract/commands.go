@@ -1,0 +1,186 @@
+package contract
+
+import (
+	"strings"
+	"time"
+	"unicode"
+)
+
+// RotationCommand is a message on the session-enabled `pat-rotations` queue; its session
+// id is the secret name, so commands for one secret are handled one at a time, and its
+// MessageId is the operation id, so a repeated command is dropped by duplicate
+// detection.
+type RotationCommand struct {
+	SchemaVersion string  `json:"schemaVersion"`
+	Secret        string  `json:"secret"`
+	OperationID   string  `json:"operationId"`
+	Trigger       Trigger `json:"trigger"`
+	// Version is the secret version the trigger saw (Key Vault events); when it is no
+	// longer current the command is stale. Empty: whatever is current.
+	Version     string  `json:"version,omitempty"`
+	RevokeNow   bool    `json:"revokeNow,omitempty"` // revoke the replaced PAT at once (after a leak)
+	RequestedBy string  `json:"requestedBy,omitempty"`
+	Person      *Person `json:"person,omitempty"` // the departing person (trigger offboarding only)
+	// Policy is the policy tags to apply (trigger adopt only), e.g. patrol-org.
+	Policy      map[string]string `json:"policy,omitempty"`
+	RequestedAt time.Time         `json:"requestedAt,omitzero"`
+}
+
+// RevocationCommand is a (usually scheduled) message on `pat-revocations`: revoke one
+// PAT that a rotation replaced, once its grace period is over. `op` is accepted as
+// another name for `operationId` so that internal/rotation's Revocation, marshalled as
+// it is, decodes too.
+type RevocationCommand struct {
+	SchemaVersion string `json:"schemaVersion"`
+	Secret        string `json:"secret"`
+	Org           string `json:"org"`
+	PATID         string `json:"patId"` // the PAT's authorizationId
+	// Owner is the account the PAT belongs to (UPN or object id); when it is not
+	// Account, revoking needs the token administration API.
+	Owner string `json:"owner,omitempty"`
+	// Account is the service account whose sign-in performs the revocation.
+	Account     string `json:"account,omitempty"`
+	OperationID string `json:"operationId"` // the operation that replaced the PAT
+}
+
+// Validate checks a rotation command (also used before sending one).
+func (c *RotationCommand) Validate() error {
+	const doc = "rotation command"
+	if err := checkSchemaVersion(doc, c.SchemaVersion, true); err != nil {
+		return err
+	}
+	c.SchemaVersion = SchemaVersion
+	if c.Secret == "" {
+		return Malformed(doc, "secret", "missing")
+	}
+	if err := CheckSecretName(doc, "secret", c.Secret); err != nil {
+		return err
+	}
+	if err := CheckOpID(doc, "operationId", c.OperationID); err != nil {
+		return err
+	}
+	if c.Trigger == "" {
+		return Malformed(doc, "trigger", "missing")
+	}
+	if !commandTriggers[c.Trigger] {
+		return Malformed(doc, "trigger", "%q is not one of near-expiry, expired, offboarding, manual, sweep, adopt, wake-up", Clip(string(c.Trigger)))
+	}
+	if c.Version != "" {
+		v := strings.ToLower(c.Version)
+		if !ValidVersion(v) {
+			return Malformed(doc, "version", "%q is not a Key Vault version (32 hex digits)", Clip(c.Version))
+		}
+		c.Version = v
+	}
+	if len(c.Policy) == 0 {
+		c.Policy = nil
+	}
+	switch {
+	case c.Version == "" && c.Trigger.needsVersion():
+		return Malformed(doc, "version", "missing; required when trigger is %s", c.Trigger)
+	case c.Trigger == TriggerOffboarding && c.Person == nil:
+		return Malformed(doc, "person", "missing; required when trigger is offboarding")
+	case c.Trigger == TriggerAdopt && len(c.Policy) == 0:
+		return Malformed(doc, "policy", "missing; required when trigger is adopt")
+	case c.Trigger != TriggerAdopt && len(c.Policy) > 0:
+		return Malformed(doc, "policy", "allowed only when trigger is adopt")
+	}
+	for k, v := range c.Policy {
+		if !strings.HasPrefix(k, "patrol-") || len(k) > 256 || len(v) > 256 {
+			return Malformed(doc, "policy", "tag %q: names must start with patrol- and names and values fit Key Vault's 256 characters", Clip(k))
+		}
+	}
+	if c.Person != nil {
+		if err := checkPerson(doc, "person", c.Person); err != nil {
+			return err
+		}
+	}
+	if c.RequestedBy != "" && (len(c.RequestedBy) > 256 || strings.ContainsFunc(c.RequestedBy, unicode.IsControl)) {
+		return Malformed(doc, "requestedBy", "must be at most 256 printable characters")
+	}
+	return nil
+}
+
+// DecodeRotationCommand parses and validates a `pat-rotations` message body.
+func DecodeRotationCommand(body []byte) (RotationCommand, error) {
+	const doc = "rotation command"
+	var w struct {
+		RotationCommand
+		RequestedAt string `json:"requestedAt"`
+	}
+	if err := DecodeObject(doc, body, &w); err != nil {
+		return RotationCommand{}, err
+	}
+	c := w.RotationCommand
+	var err error
+	if c.RequestedAt, err = optionalTime(doc, "requestedAt", strings.TrimSpace(w.RequestedAt)); err != nil {
+		return RotationCommand{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return RotationCommand{}, err
+	}
+	return c, nil
+}
+
+// Validate checks a revocation command (also used before sending one).
+func (c *RevocationCommand) Validate() error {
+	const doc = "revocation command"
+	if err := checkSchemaVersion(doc, c.SchemaVersion, true); err != nil {
+		return err
+	}
+	c.SchemaVersion = SchemaVersion
+	if c.Secret == "" {
+		return Malformed(doc, "secret", "missing")
+	}
+	if err := CheckSecretName(doc, "secret", c.Secret); err != nil {
+		return err
+	}
+	if c.Org == "" {
+		return Malformed(doc, "org", "missing")
+	}
+	if !orgRE.MatchString(c.Org) {
+		return Malformed(doc, "org", "%q is not an Azure DevOps organization name", Clip(c.Org))
+	}
+	if c.PATID == "" {
+		return Malformed(doc, "patId", "missing")
+	}
+	id, err := canonicalGUID(doc, "patId", c.PATID)
+	if err != nil {
+		return err
+	}
+	c.PATID = id
+	if c.Owner == "" && c.Account == "" {
+		return Malformed(doc, "owner", "missing (and no account)")
+	}
+	for _, f := range []struct{ name, v string }{{"owner", c.Owner}, {"account", c.Account}} {
+		if f.v != "" {
+			if err := checkAccount(doc, f.name, f.v); err != nil {
+				return err
+			}
+		}
+	}
+	return CheckOpID(doc, "operationId", c.OperationID)
+}
+
+// DecodeRevocationCommand parses and validates a `pat-revocations` message body.
+func DecodeRevocationCommand(body []byte) (RevocationCommand, error) {
+	const doc = "revocation command"
+	var w struct {
+		RevocationCommand
+		Op string `json:"op"`
+	}
+	if err := DecodeObject(doc, body, &w); err != nil {
+		return RevocationCommand{}, err
+	}
+	c := w.RevocationCommand
+	switch {
+	case c.OperationID == "":
+		c.OperationID = w.Op
+	case w.Op != "" && w.Op != c.OperationID:
+		return RevocationCommand{}, Malformed(doc, "op", "differs from operationId")
+	}
+	if err := c.Validate(); err != nil {
+		return RevocationCommand{}, err
+	}
+	return c, nil
+}
