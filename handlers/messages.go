@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 // SchemaVersion is the only version of patrol's message formats so far. Decoders refuse
@@ -98,9 +99,7 @@ type RevocationCommand struct {
 var (
 	// Key Vault object names: 1-127 alphanumerics and dashes.
 	secretNameRE = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
-	// Azure DevOps organization names: letters, digits, dashes; 1-50; no leading dash.
-	orgRE     = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,49}$`)
-	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	versionRE    = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	// Key Vault names are 3-24 in Azure; the local stack's vault names are the same
 	// shape, so this only rejects what cannot be a DNS label.
 	vaultRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,62}$`)
@@ -223,9 +222,9 @@ func checkAccount(doc, field, v string) error {
 	return nil
 }
 
+// checkUPN applies the one UPN rule (internal/rules) that settings and tags use too.
 func checkUPN(doc, field, v string) error {
-	at := strings.IndexByte(v, '@')
-	if at <= 0 || at == len(v)-1 || strings.Count(v, "@") != 1 || len(v) > 256 || strings.ContainsFunc(v, unicode.IsSpace) {
+	if !rules.IsUPN(v) {
 		return fieldErr(doc, field, "%q is not a user principal name (name@domain)", clip(v))
 	}
 	return nil
@@ -405,7 +404,7 @@ func (c *RevocationCommand) Validate() error {
 	if c.Org == "" {
 		return fieldErr(doc, "org", "missing")
 	}
-	if !orgRE.MatchString(c.Org) {
+	if !rules.IsOrgName(c.Org) {
 		return fieldErr(doc, "org", "%q is not an Azure DevOps organization name", clip(c.Org))
 	}
 	if c.PATID == "" {
