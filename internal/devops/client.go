@@ -16,7 +16,7 @@
 //     throttling, 5xx and network failures transient with the server's Retry-After;
 //   - transient failures are retried with back-off that honours Retry-After, a bounded
 //     number of times, and stop when the context ends;
-//   - PAT values are Secret, which never prints, logs or marshals its value.
+//   - PAT values are secret.Value, which never prints, logs or marshals its value.
 package devops
 
 import (
@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Default service endpoints.
@@ -307,7 +309,7 @@ func (c *Client) FindByDisplayName(ctx context.Context, org, prefix string) ([]P
 // VerifyPAT proves a PAT works by calling connectionData in org as that PAT, and returns
 // the user it authenticates as; compare User.ID with the expected service account. A
 // revoked, expired or foreign PAT is ErrUnauthorized (permanent).
-func (c *Client) VerifyPAT(ctx context.Context, org string, token Secret) (User, error) {
+func (c *Client) VerifyPAT(ctx context.Context, org string, token secret.Value) (User, error) {
 	const op = "verify PAT"
 	if err := checkOrg(op, org); err != nil {
 		return User{}, err

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Sentinels to test errors with errors.Is. Every *Error matches exactly one of
@@ -211,11 +213,11 @@ func scrub(err error, token string) error {
 	var e *Error
 	if errors.As(err, &e) {
 		c := *e
-		c.Message = strings.ReplaceAll(c.Message, token, redacted)
+		c.Message = strings.ReplaceAll(c.Message, token, secret.Redacted)
 		if c.Err != nil && strings.Contains(c.Err.Error(), token) {
-			c.Err = errors.New(strings.ReplaceAll(c.Err.Error(), token, redacted))
+			c.Err = errors.New(strings.ReplaceAll(c.Err.Error(), token, secret.Redacted))
 		}
 		return &c
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), token, redacted))
+	return errors.New(strings.ReplaceAll(err.Error(), token, secret.Redacted))
 }

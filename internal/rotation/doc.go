@@ -7,5 +7,5 @@
 //
 // The shape follows cert-manager: gather a plain Input, evaluate an ordered chain of
 // named checks that yields a Decision with an exported Reason, then act. Token values
-// only ever travel as Secret, whose every formatting method redacts.
+// only ever travel as secret.Value, whose every formatting method redacts.
 package rotation

@@ -12,6 +12,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/devops"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // failTransport fails the test on any request: Build must not touch the network.
@@ -107,7 +108,7 @@ func TestTheDevOpsClientGetsTheTokenOfTheCall(t *testing.T) {
 	if _, err := TokenFromContext(context.Background()); err == nil {
 		t.Fatal("a call without a token got one")
 	}
-	tok, err := TokenFromContext(withAuth(context.Background(), rotation.NewSecret("t1")))
+	tok, err := TokenFromContext(withAuth(context.Background(), secret.New("t1")))
 	if err != nil || tok != "t1" {
 		t.Fatalf("token = %q, %v", tok, err)
 	}
