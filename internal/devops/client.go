@@ -36,6 +36,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
 
@@ -200,7 +201,7 @@ func (c *Client) revokeByName(ctx context.Context, org, name string) error {
 }
 
 // GetPAT returns one of the service account's PATs (without its value); an unknown id
-// is ErrNotFound.
+// is rotation.ErrNotFound.
 func (c *Client) GetPAT(ctx context.Context, org, authorizationID string) (PAT, error) {
 	const op = "get PAT"
 	id, err := checkID(op, org, authorizationID)
@@ -225,7 +226,7 @@ func (c *Client) RevokePAT(ctx context.Context, org, authorizationID string) err
 	}
 	cl := call{op: op, org: org, method: http.MethodDelete, url: c.patsURL(org, url.Values{"authorizationId": {id}}), bearer: true}
 	if err := c.do(ctx, cl, nil); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, rotation.ErrNotFound) {
 			return nil
 		}
 		return err

@@ -17,6 +17,7 @@ import (
 
 	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
+	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
 
@@ -61,8 +62,8 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if err := c.RevokePAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); err != nil {
 		t.Errorf("revoking an unknown PAT: %v, want success", err)
 	}
-	if _, err := c.GetPAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("get unknown: %v, want ErrNotFound", err)
+	if _, err := c.GetPAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); !errors.Is(err, rotation.ErrNotFound) {
+		t.Errorf("get unknown: %v, want rotation.ErrNotFound", err)
 	}
 	s.noLeak("logs", logs.String())
 	if !strings.Contains(logs.String(), p.AuthorizationID) {

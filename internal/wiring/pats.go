@@ -79,7 +79,7 @@ func (p PATs) Create(ctx context.Context, auth secret.Value, req rotation.PATReq
 		return err
 	})
 	if err != nil {
-		return rotation.NewPAT{}, classify(err)
+		return rotation.NewPAT{}, err
 	}
 	return rotation.NewPAT{ID: pat.AuthorizationID, Token: pat.Token, ValidTo: pat.ValidTo.UTC(),
 		Scopes: strings.Fields(pat.Scope)}, nil
@@ -87,7 +87,7 @@ func (p PATs) Create(ctx context.Context, auth secret.Value, req rotation.PATReq
 
 // Revoke revokes one of the caller's PATs; unknown ids are success (the client's rule).
 func (p PATs) Revoke(ctx context.Context, auth secret.Value, org, id string) error {
-	return classify(p.call(ctx, auth, func(ctx context.Context) error { return p.c.RevokePAT(ctx, org, id) }))
+	return p.call(ctx, auth, func(ctx context.Context) error { return p.c.RevokePAT(ctx, org, id) })
 }
 
 // RevokeAsAdmin revokes through the token-admin API. A refused credential there means
@@ -97,7 +97,7 @@ func (p PATs) RevokeAsAdmin(ctx context.Context, auth secret.Value, org, id stri
 	if errors.Is(err, devops.ErrUnauthorized) {
 		return classified{err: err, is: rotation.ErrNotPermitted}
 	}
-	return classify(err)
+	return err
 }
 
 // FindByDisplayName lists the caller's active PATs named exactly displayName (the
@@ -109,7 +109,7 @@ func (p PATs) FindByDisplayName(ctx context.Context, auth secret.Value, org, dis
 		return err
 	})
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	var out []rotation.PATInfo
 	for _, x := range all {
@@ -127,7 +127,7 @@ func (p PATs) FindByDisplayName(ctx context.Context, auth secret.Value, org, dis
 func (p PATs) Verify(ctx context.Context, org string, token secret.Value) (rotation.Identity, error) {
 	u, err := p.c.VerifyPAT(ctx, org, token)
 	if err != nil {
-		return rotation.Identity{}, classify(err)
+		return rotation.Identity{}, err
 	}
 	return rotation.Identity{ID: u.ID, UPN: upnFromDescriptor(u.Descriptor)}, nil
 }
@@ -146,15 +146,6 @@ func upnFromDescriptor(d string) string {
 	return rest
 }
 
-// classify adds the core's sentinel to a devops error; Permanent and RetryAfter come
-// from *devops.Error itself.
-func classify(err error) error {
-	if errors.Is(err, devops.ErrNotFound) {
-		return classified{err: err, is: rotation.ErrNotFound}
-	}
-	return err
-}
-
 // classified is err that also matches the core's sentinel `is`, keeping err's text and
 // classification.
 type classified struct{ err, is error }
@@ -171,7 +162,7 @@ func (p PATs) PatrolPATs(ctx context.Context, auth secret.Value, org string) ([]
 		return err
 	})
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	out := make([]rotation.PATInfo, 0, len(all))
 	for _, x := range all {
