@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
 // HTTPRequest is the host's `Data.<req>` object for an HTTP trigger.
@@ -162,7 +164,7 @@ func (r HTTPRequest) query(name string) (string, bool) {
 type RotateNowRequest struct {
 	Secret string `json:"secret"`
 	// OperationID is the client's `operationId` (so a retried call is the same
-	// operation), or else the invocation id.
+	// operation), or else one derived from the invocation id (rotation.DeriveOpID).
 	OperationID string `json:"operationId"`
 	RevokeNow   bool   `json:"revokeNow"` // revoke the replaced PAT immediately (leak)
 	Reason      string `json:"reason,omitempty"`
@@ -223,9 +225,10 @@ func decodeRotateNow(inv Invocation, r HTTPRequest, invocationID string, maxWait
 	if len(req.RequestedBy) > 256 {
 		return RotateNowRequest{}, fieldErr(doc, "requestedBy", "longer than 256 characters")
 	}
-	if req.OperationID == "" {
-		// The host's invocation id is a GUID: a valid, unique operation id.
-		req.OperationID = strings.ToLower(invocationID)
+	if req.OperationID == "" && invocationID != "" {
+		// Operation ids have one form, the core's (it fits the PAT's display name):
+		// derived from the host's invocation id, unique per call and fixed within it.
+		req.OperationID = rotation.DeriveOpID(string(rotation.TriggerManual), req.Secret, strings.ToLower(invocationID))
 	}
 	if err := checkOpID(doc, "operationId", req.OperationID); err != nil {
 		return RotateNowRequest{}, err

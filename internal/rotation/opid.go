@@ -13,13 +13,15 @@ import (
 // the PAT's display name (so a rerun after a crash finds and revokes the PAT an
 // earlier attempt created). They are 16 lower-case base32 characters: short enough
 // for a display name and a Service Bus MessageId, 80 bits so collisions do not matter.
+// Every id patrol makes comes from NewOpID or DeriveOpID, and every id anyone hands
+// patrol is checked by ValidateOpID.
 
 var opEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 const opLen = 16
 
-// NewOpID returns a random operation id, for commands that start from a person
-// (patrol rotate, RotateNow, adopt).
+// NewOpID returns a random operation id, for commands that start from a person at the
+// command line (patrol rotate, patrol adopt).
 func NewOpID() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error (Go ≥ 1.24).
@@ -32,7 +34,8 @@ func NewOpID() string {
 // detection on MessageId, and Decide's "already done" check).
 //
 // Suggested parts: (trigger kind, secret, version) for events and wake-ups;
-// (TriggerOffboarding, secret, person, message id) for offboarding.
+// (TriggerOffboarding, secret, HR event id) for offboarding; (TriggerManual, secret,
+// invocation id) for a RotateNow call that names no operation id.
 func DeriveOpID(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
