@@ -37,6 +37,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/rules"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
 
@@ -493,16 +494,10 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) err
 	return decodeResponse(cl.op, cl.org, res.StatusCode, res.Header, raw, out, time.Now())
 }
 
-// checkOrg accepts organization names as Azure DevOps does (letters, digits, hyphens;
-// no leading or trailing hyphen), which also keeps them safe in a URL path.
+// checkOrg accepts organization names as Azure DevOps does (rules.IsOrgName), which
+// also keeps them safe in a URL path.
 func checkOrg(op, org string) error {
-	ok := org != "" && len(org) <= 50 && org[0] != '-' && org[len(org)-1] != '-'
-	for _, r := range org {
-		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			ok = false
-		}
-	}
-	if !ok {
+	if !rules.IsOrgName(org) {
 		return invalid(op, org, fmt.Sprintf("organization %q is not a valid Azure DevOps organization name", org))
 	}
 	return nil
