@@ -102,8 +102,8 @@ type Decision struct {
 	At time.Time
 	// Err is what an operator must fix (ActionAttention).
 	Err error
-	// Policy and State are parsed from the tags when the chain got that far; the
-	// Rotator acts on them.
+	// Policy and State are the parsed tags that the checks before the deciding one
+	// validated (Chain.Evaluate); zero otherwise. The Rotator acts on them.
 	Policy Policy
 	State  State
 }
