@@ -60,7 +60,7 @@ func rotateNow(ctx context.Context, c call, req HTTPRequest) httpReply {
 type RotateNowRequest struct {
 	Secret string `json:"secret"`
 	// OperationID is the client's `operationId` (so a retried call is the same
-	// operation), or else the invocation id.
+	// operation), or else one derived from the invocation id (contract.DeriveOpID).
 	OperationID string `json:"operationId"`
 	RevokeNow   bool   `json:"revokeNow"` // revoke the replaced PAT immediately (leak)
 	Reason      string `json:"reason,omitempty"`
@@ -114,9 +114,10 @@ func decodeRotateNow(inv Invocation, r HTTPRequest, invocationID string, maxWait
 	if len(req.RequestedBy) > 256 {
 		return RotateNowRequest{}, contract.Malformed(doc, "requestedBy", "longer than 256 characters")
 	}
-	if req.OperationID == "" {
-		// The host's invocation id is a GUID: a valid, unique operation id.
-		req.OperationID = strings.ToLower(invocationID)
+	if req.OperationID == "" && invocationID != "" {
+		// Operation ids have one form (it fits the PAT's display name): derived from
+		// the host's invocation id, unique per call and fixed within it.
+		req.OperationID = contract.DeriveOpID(string(contract.TriggerManual), req.Secret, strings.ToLower(invocationID))
 	}
 	if err := contract.CheckOpID(doc, "operationId", req.OperationID); err != nil {
 		return RotateNowRequest{}, err

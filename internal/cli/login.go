@@ -8,10 +8,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/keyvault"
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 func newLoginCmd() *cobra.Command {
@@ -24,7 +24,7 @@ func newLoginCmd() *cobra.Command {
 			"secret patrol-msal-<account> and refreshes it silently from then on.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !config.IsUPN(account) {
+			if !rules.IsUPN(account) {
 				return UsageError(fmt.Errorf("--service-account %q: want a user principal name such as svc-build@contoso.com", account))
 			}
 			s, err := services(cmd)
@@ -59,7 +59,7 @@ func newOffboardCmd() *cobra.Command {
 			if upn == "" && objectID == "" {
 				return UsageError(errors.New("--upn or --object-id is required: who is leaving"))
 			}
-			if upn != "" && !config.IsUPN(upn) {
+			if upn != "" && !rules.IsUPN(upn) {
 				return UsageError(fmt.Errorf("--upn %q: want a user principal name such as alice@contoso.com", upn))
 			}
 			if objectID != "" {

@@ -9,8 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/rules"
+	"github.com/patrol-dev/patrol/internal/wiring"
 )
 
 func newRotateCmd() *cobra.Command {
@@ -77,7 +78,7 @@ func newAdoptCmd() *cobra.Command {
 				if d.raw == "" {
 					continue
 				}
-				v, err := config.ParseDuration(d.raw)
+				v, err := rules.ParseDuration(d.raw)
 				if err != nil {
 					return UsageError(fmt.Errorf("%s %q: %w", d.flag, d.raw, err))
 				}
@@ -94,7 +95,7 @@ func newAdoptCmd() *cobra.Command {
 			}
 			// Check the policy before anything connects, naming the flag.
 			tags := p.Tags()
-			if _, err := rotation.ParsePolicy(tags, rotation.DefaultsFrom(cfg)); err != nil {
+			if _, err := rotation.ParsePolicy(tags, wiring.PolicyDefaults(cfg)); err != nil {
 				return UsageError(flagError(err))
 			}
 			s, err := services(cmd)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	cron "github.com/netresearch/go-cron"
+
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 // Setting names, exactly as docs/architecture.md "Settings" lists them.
@@ -60,18 +62,10 @@ func Names() []string {
 // Defaults, as documented.
 const (
 	DefaultGrace         = 24 * time.Hour
-	DefaultRenewBefore   = 30 * Day
-	DefaultLifetime      = 90 * Day
+	DefaultRenewBefore   = 30 * rules.Day
+	DefaultLifetime      = 90 * rules.Day
 	DefaultSweepSchedule = "0 0 */6 * * *"
-	// MaxLifetime is the longest PAT Azure DevOps issues ("not to exceed one year").
-	MaxLifetime = 365 * Day
-	// MinLifetime keeps the renew window (a third of the lifetime at most) long enough
-	// for a failed rotation to be retried before the PAT expires.
-	MinLifetime = time.Hour
 )
-
-// Day is 24 hours: the unit of the `14d` duration syntax.
-const Day = 24 * time.Hour
 
 // Config is every setting, validated. Zero values of optional settings mean "not set".
 type Config struct {
@@ -105,9 +99,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String(SettingTenantID, c.TenantID),
 		slog.String(SettingClientID, c.ClientID),
 		slog.String(SettingDefaultServiceAccount, c.DefaultServiceAccount),
-		slog.String(SettingGrace, FormatDuration(c.Grace)),
-		slog.String(SettingRenewBefore, FormatDuration(c.RenewBefore)),
-		slog.String(SettingLifetime, FormatDuration(c.Lifetime)),
+		slog.String(SettingGrace, rules.FormatDuration(c.Grace)),
+		slog.String(SettingRenewBefore, rules.FormatDuration(c.RenewBefore)),
+		slog.String(SettingLifetime, rules.FormatDuration(c.Lifetime)),
 		slog.Bool(SettingAllowROPC, c.AllowROPC),
 		slog.String(SettingSweepSchedule, c.SweepSchedule),
 		slog.String(SettingAzureClientID, c.AzureClientID),
@@ -189,8 +183,8 @@ func Load(getenv func(string) string) (Config, error) {
 	case !isGUID(c.ClientID):
 		bad(SettingClientID, c.ClientID, "want an application (client) id GUID")
 	}
-	if c.DefaultServiceAccount != "" && !IsUPN(c.DefaultServiceAccount) {
-		bad(SettingDefaultServiceAccount, c.DefaultServiceAccount, "want a user principal name such as svc-build@contoso.com")
+	if c.DefaultServiceAccount != "" && !rules.IsUPN(c.DefaultServiceAccount) {
+		bad(SettingDefaultServiceAccount, c.DefaultServiceAccount, "want "+rules.UPNForm)
 	}
 	if c.AzureClientID != "" && !isGUID(c.AzureClientID) {
 		bad(SettingAzureClientID, c.AzureClientID, "want the managed identity's client id GUID")
@@ -201,20 +195,20 @@ func Load(getenv func(string) string) (Config, error) {
 		if raw == "" {
 			return def
 		}
-		d, err := ParseDuration(raw)
+		d, err := rules.ParseDuration(raw)
 		if err != nil {
 			bad(setting, raw, err.Error())
 			return def
 		}
 		if d < min || d > max {
-			bad(setting, raw, fmt.Sprintf("want between %s and %s", FormatDuration(min), FormatDuration(max)))
+			bad(setting, raw, fmt.Sprintf("want between %s and %s", rules.FormatDuration(min), rules.FormatDuration(max)))
 			return def
 		}
 		return d
 	}
-	c.Grace = duration(SettingGrace, DefaultGrace, 0, MaxLifetime)
-	c.RenewBefore = duration(SettingRenewBefore, DefaultRenewBefore, time.Minute, MaxLifetime)
-	c.Lifetime = duration(SettingLifetime, DefaultLifetime, MinLifetime, MaxLifetime)
+	c.Grace = duration(SettingGrace, DefaultGrace, 0, rules.MaxLifetime)
+	c.RenewBefore = duration(SettingRenewBefore, DefaultRenewBefore, time.Minute, rules.MaxLifetime)
+	c.Lifetime = duration(SettingLifetime, DefaultLifetime, rules.MinLifetime, rules.MaxLifetime)
 
 	if raw := get(SettingAllowROPC); raw != "" {
 		v, err := strconv.ParseBool(raw)
@@ -294,11 +288,6 @@ func isHostPort(s string) bool {
 	return isDNSName(host) || host == "localhost"
 }
 
-var upn = regexp.MustCompile(`^[^@\s"<>,;]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
-
-// IsUPN reports whether s looks like a user principal name (name@domain.tld).
-func IsUPN(s string) bool { return len(s) <= 256 && upn.MatchString(s) }
-
 // connectionStringProblem checks the shape azservicebus accepts, without ever
 // returning the key.
 func connectionStringProblem(s string) string {
@@ -349,37 +338,4 @@ func RedactConnectionString(s string) string {
 		}
 	}
 	return strings.Join(parts, ";")
-}
-
-// ParseDuration accepts Go syntax (`36h`, `90m`) or whole days (`14d`). Negative
-// durations are refused: none of patrol's settings or tags means anything by them.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && strings.Trim(days, "0123456789") == "" {
-		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n > int64(MaxDurationDays) {
-			return 0, fmt.Errorf("duration %q: too many days", s)
-		}
-		return time.Duration(n) * Day, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: want Go syntax like 36h or whole days like 14d", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("duration %q: must not be negative", s)
-	}
-	return d, nil
-}
-
-// MaxDurationDays bounds the `Nd` syntax well below time.Duration's range (~292 years).
-const MaxDurationDays = 100 * 365
-
-// FormatDuration writes d the way ParseDuration reads it back, as whole days when it
-// is a whole number of days.
-func FormatDuration(d time.Duration) string {
-	if d > 0 && d%Day == 0 {
-		return strconv.FormatInt(int64(d/Day), 10) + "d"
-	}
-	return d.String()
 }

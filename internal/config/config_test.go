@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 const (
@@ -45,7 +47,7 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 	}{
 		"the minimal settings get the documented defaults": {
 			check: func(t *testing.T, c Config) {
-				if c.Grace != 24*time.Hour || c.RenewBefore != 30*Day || c.Lifetime != 90*Day {
+				if c.Grace != 24*time.Hour || c.RenewBefore != 30*rules.Day || c.Lifetime != 90*rules.Day {
 					t.Errorf("durations = %v %v %v, want 24h 30d 90d", c.Grace, c.RenewBefore, c.Lifetime)
 				}
 				if c.SweepSchedule != "0 0 */6 * * *" || c.AllowROPC {
@@ -56,7 +58,7 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 		"durations in whole days and Go syntax are read": {
 			env: map[string]string{SettingGrace: "90m", SettingRenewBefore: "7d", SettingLifetime: "720h"},
 			check: func(t *testing.T, c Config) {
-				if c.Grace != 90*time.Minute || c.RenewBefore != 7*Day || c.Lifetime != 30*Day {
+				if c.Grace != 90*time.Minute || c.RenewBefore != 7*rules.Day || c.Lifetime != 30*rules.Day {
 					t.Errorf("durations = %v %v %v", c.Grace, c.RenewBefore, c.Lifetime)
 				}
 			},
@@ -186,44 +188,6 @@ func TestNamesListsEverySettingOnce(t *testing.T) {
 	}
 }
 
-func TestParseDuration(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    time.Duration
-		wantErr bool
-	}{
-		{name: "whole days are 24-hour days", in: "14d", want: 14 * Day},
-		{name: "zero days is zero", in: "0d", want: 0},
-		{name: "Go syntax is accepted", in: "1h30m", want: 90 * time.Minute},
-		{name: "fractional days are refused", in: "1.5d", wantErr: true},
-		{name: "a bare number is refused", in: "14", wantErr: true},
-		{name: "an absurd number of days is refused", in: "99999999999999d", wantErr: true},
-		{name: "negative Go durations are refused", in: "-5m", wantErr: true},
-		{name: "an empty string is refused", in: "", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseDuration(tc.in)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("ParseDuration(%q) error = %v, wantErr %v", tc.in, err, tc.wantErr)
-			}
-			if got != tc.want {
-				t.Errorf("ParseDuration(%q) = %v, want %v", tc.in, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestFormatDurationRoundTrips(t *testing.T) {
-	for _, d := range []time.Duration{0, time.Minute, 36 * time.Hour, 14 * Day, 365 * Day} {
-		got, err := ParseDuration(FormatDuration(d))
-		if err != nil || got != d {
-			t.Errorf("ParseDuration(FormatDuration(%v)) = %v, %v", d, got, err)
-		}
-	}
-}
-
 func TestParseEnv(t *testing.T) {
 	tests := map[string]struct {
 		in      string
@@ -336,18 +300,6 @@ func FuzzParseEnv(f *testing.F) {
 			if !envKey.MatchString(k) {
 				t.Errorf("accepted invalid key %q", k)
 			}
-		}
-	})
-}
-
-func FuzzParseDuration(f *testing.F) {
-	for _, seed := range []string{"14d", "36h", "0", "-1h", "1.5d", "9999999999d"} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		d, err := ParseDuration(in)
-		if err == nil && d < 0 {
-			t.Errorf("ParseDuration(%q) = %v, negative", in, d)
 		}
 	})
 }

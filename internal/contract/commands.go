@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 // RotationCommand is a message on the session-enabled `pat-rotations` queue; its session
@@ -138,7 +140,7 @@ func (c *RevocationCommand) Validate() error {
 	if c.Org == "" {
 		return Malformed(doc, "org", "missing")
 	}
-	if !orgRE.MatchString(c.Org) {
+	if !rules.IsOrgName(c.Org) {
 		return Malformed(doc, "org", "%q is not an Azure DevOps organization name", Clip(c.Org))
 	}
 	if c.PATID == "" {

@@ -60,20 +60,21 @@ func TestDecodeOffboardingMessage(t *testing.T) {
 		body  string
 		field string
 	}{
-		"a missing schemaVersion names it":             {body: `{"eventId":"e","person":{"upn":"a@b"}}`, field: "schemaVersion"},
-		"a future schemaVersion names it":              {body: `{"schemaVersion":"2","eventId":"e","person":{"upn":"a@b"}}`, field: "schemaVersion"},
-		"a numeric schemaVersion names it":             {body: `{"schemaVersion":1,"eventId":"e","person":{"upn":"a@b"}}`, field: "schemaVersion"},
-		"a missing eventId names it":                   {body: `{"schemaVersion":"1","person":{"upn":"a@b"}}`, field: "eventId"},
-		"an eventId with spaces names it":              {body: `{"schemaVersion":"1","eventId":"a b","person":{"upn":"a@b"}}`, field: "eventId"},
-		"a missing person names it":                    {body: `{"schemaVersion":"1","eventId":"e"}`, field: "person"},
-		"an empty person names it":                     {body: `{"schemaVersion":"1","eventId":"e","person":{}}`, field: "person"},
-		"a person that is a string names it":           {body: `{"schemaVersion":"1","eventId":"e","person":"ada"}`, field: "person"},
-		"a UPN without a domain names person.upn":      {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"ada"}}`, field: "person.upn"},
-		"an objectId that is not a GUID names it":      {body: `{"schemaVersion":"1","eventId":"e","person":{"objectId":"42"}}`, field: "person.objectId"},
-		"an effectiveAt that is not RFC 3339 names it": {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"a@b"},"effectiveAt":"tomorrow"}`, field: "effectiveAt"},
-		"a reason that is too long names it":           {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"a@b"},"reason":"` + strings.Repeat("x", 257) + `"}`, field: "reason"},
-		"an array instead of an object names no field": {body: `[]`, field: ""},
-		"truncated JSON names no field":                {body: `{"schemaVersion":"1"`, field: ""},
+		"a missing schemaVersion names it":               {body: `{"eventId":"e","person":{"upn":"a@b.example"}}`, field: "schemaVersion"},
+		"a future schemaVersion names it":                {body: `{"schemaVersion":"2","eventId":"e","person":{"upn":"a@b.example"}}`, field: "schemaVersion"},
+		"a numeric schemaVersion names it":               {body: `{"schemaVersion":1,"eventId":"e","person":{"upn":"a@b.example"}}`, field: "schemaVersion"},
+		"a missing eventId names it":                     {body: `{"schemaVersion":"1","person":{"upn":"a@b.example"}}`, field: "eventId"},
+		"an eventId with spaces names it":                {body: `{"schemaVersion":"1","eventId":"a b","person":{"upn":"a@b.example"}}`, field: "eventId"},
+		"a missing person names it":                      {body: `{"schemaVersion":"1","eventId":"e"}`, field: "person"},
+		"an empty person names it":                       {body: `{"schemaVersion":"1","eventId":"e","person":{}}`, field: "person"},
+		"a person that is a string names it":             {body: `{"schemaVersion":"1","eventId":"e","person":"ada"}`, field: "person"},
+		"a UPN without a domain names person.upn":        {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"ada"}}`, field: "person.upn"},
+		"a UPN whose domain has no dot names person.upn": {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"ada@contoso"}}`, field: "person.upn"},
+		"an objectId that is not a GUID names it":        {body: `{"schemaVersion":"1","eventId":"e","person":{"objectId":"42"}}`, field: "person.objectId"},
+		"an effectiveAt that is not RFC 3339 names it":   {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"a@b.example"},"effectiveAt":"tomorrow"}`, field: "effectiveAt"},
+		"a reason that is too long names it":             {body: `{"schemaVersion":"1","eventId":"e","person":{"upn":"a@b.example"},"reason":"` + strings.Repeat("x", 257) + `"}`, field: "reason"},
+		"an array instead of an object names no field":   {body: `[]`, field: ""},
+		"truncated JSON names no field":                  {body: `{"schemaVersion":"1"`, field: ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -147,6 +148,7 @@ func TestDecodeRevocationCommand(t *testing.T) {
 	}{
 		"a missing org names it":              {edit: map[string]any{"org": nil}, field: "org"},
 		"an org with a slash names it":        {edit: map[string]any{"org": "a/b"}, field: "org"},
+		"an org ending in a hyphen names it":  {edit: map[string]any{"org": "contoso-"}, field: "org"},
 		"a patId that is not a GUID names it": {edit: map[string]any{"patId": "123"}, field: "patId"},
 		"a braced GUID is refused":            {edit: map[string]any{"patId": "{3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b}"}, field: "patId"},
 		"a missing owner names it":            {edit: map[string]any{"owner": nil}, field: "owner"},

@@ -11,6 +11,8 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
+
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 // FieldError says which field of which document is wrong and why. Decoders of outside
@@ -116,8 +118,6 @@ func jsonKind(goKind string) string {
 var (
 	// Key Vault object names: 1-127 alphanumerics and dashes.
 	secretNameRE = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
-	// Azure DevOps organization names: letters, digits, dashes; 1-50; no leading dash.
-	orgRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,49}$`)
 	// Key Vault secret versions, as patrol writes them: 32 lower-case hex digits.
 	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 )
@@ -214,9 +214,9 @@ func checkAccount(doc, field, v string) error {
 	return nil
 }
 
+// checkUPN applies the one UPN rule (internal/rules) that settings and tags use too.
 func checkUPN(doc, field, v string) error {
-	at := strings.IndexByte(v, '@')
-	if at <= 0 || at == len(v)-1 || strings.Count(v, "@") != 1 || len(v) > 256 || strings.ContainsFunc(v, unicode.IsSpace) {
+	if !rules.IsUPN(v) {
 		return Malformed(doc, field, "%q is not a user principal name (name@domain)", Clip(v))
 	}
 	return nil

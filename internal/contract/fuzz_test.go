@@ -70,7 +70,7 @@ func FuzzDecodeOffboardingMessage(f *testing.F) {
 
 func FuzzDecodeRotationCommand(f *testing.F) {
 	seedBodies(f, "Rotate")
-	f.Add([]byte(`{"secret":"a","operationId":"o","trigger":"offboarding","person":{"upn":"a@b"},"version":"EE059B2BB5BC48398A53B168C6CDCB10"}`))
+	f.Add([]byte(`{"secret":"a","operationId":"o","trigger":"offboarding","person":{"upn":"a@b.example"},"version":"EE059B2BB5BC48398A53B168C6CDCB10"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c, err := DecodeRotationCommand(body)
 		if err != nil {

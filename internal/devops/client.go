@@ -16,7 +16,7 @@
 //     throttling, 5xx and network failures transient with the server's Retry-After;
 //   - transient failures are retried with back-off that honours Retry-After, a bounded
 //     number of times, and stop when the context ends;
-//   - PAT values are Secret, which never prints, logs or marshals its value.
+//   - PAT values are secret.Value, which never prints, logs or marshals its value.
 package devops
 
 import (
@@ -35,6 +35,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/rules"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Default service endpoints.
@@ -198,7 +202,7 @@ func (c *Client) revokeByName(ctx context.Context, org, name string) error {
 }
 
 // GetPAT returns one of the service account's PATs (without its value); an unknown id
-// is ErrNotFound.
+// is rotation.ErrNotFound.
 func (c *Client) GetPAT(ctx context.Context, org, authorizationID string) (PAT, error) {
 	const op = "get PAT"
 	id, err := checkID(op, org, authorizationID)
@@ -223,7 +227,7 @@ func (c *Client) RevokePAT(ctx context.Context, org, authorizationID string) err
 	}
 	cl := call{op: op, org: org, method: http.MethodDelete, url: c.patsURL(org, url.Values{"authorizationId": {id}}), bearer: true}
 	if err := c.do(ctx, cl, nil); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, rotation.ErrNotFound) {
 			return nil
 		}
 		return err
@@ -307,7 +311,7 @@ func (c *Client) FindByDisplayName(ctx context.Context, org, prefix string) ([]P
 // VerifyPAT proves a PAT works by calling connectionData in org as that PAT, and returns
 // the user it authenticates as; compare User.ID with the expected service account. A
 // revoked, expired or foreign PAT is ErrUnauthorized (permanent).
-func (c *Client) VerifyPAT(ctx context.Context, org string, token Secret) (User, error) {
+func (c *Client) VerifyPAT(ctx context.Context, org string, token secret.Value) (User, error) {
 	const op = "verify PAT"
 	if err := checkOrg(op, org); err != nil {
 		return User{}, err
@@ -490,16 +494,10 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) err
 	return decodeResponse(cl.op, cl.org, res.StatusCode, res.Header, raw, out, time.Now())
 }
 
-// checkOrg accepts organization names as Azure DevOps does (letters, digits, hyphens;
-// no leading or trailing hyphen), which also keeps them safe in a URL path.
+// checkOrg accepts organization names as Azure DevOps does (rules.IsOrgName), which
+// also keeps them safe in a URL path.
 func checkOrg(op, org string) error {
-	ok := org != "" && len(org) <= 50 && org[0] != '-' && org[len(org)-1] != '-'
-	for _, r := range org {
-		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			ok = false
-		}
-	}
-	if !ok {
+	if !rules.IsOrgName(org) {
 		return invalid(op, org, fmt.Sprintf("organization %q is not a valid Azure DevOps organization name", org))
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 
 	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 func TestCreateVerifyRevoke(t *testing.T) {
@@ -60,8 +62,8 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if err := c.RevokePAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); err != nil {
 		t.Errorf("revoking an unknown PAT: %v, want success", err)
 	}
-	if _, err := c.GetPAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("get unknown: %v, want ErrNotFound", err)
+	if _, err := c.GetPAT(ctx, orgName, "4ab5764f-4193-4f1d-b995-64144880b7d7"); !errors.Is(err, rotation.ErrNotFound) {
+		t.Errorf("get unknown: %v, want rotation.ErrNotFound", err)
 	}
 	s.noLeak("logs", logs.String())
 	if !strings.Contains(logs.String(), p.AuthorizationID) {
@@ -375,7 +377,7 @@ func TestInputIsCheckedBeforeCalling(t *testing.T) {
 			_, err := c.CreatePAT(ctx, orgName, CreateRequest{DisplayName: "x", ValidTo: time.Now()})
 			return err
 		},
-		"an empty PAT to verify":           func() error { _, err := c.VerifyPAT(ctx, orgName, Secret{}); return err },
+		"an empty PAT to verify":           func() error { _, err := c.VerifyPAT(ctx, orgName, secret.Value{}); return err },
 		"an admin revoke of a non-GUID id": func() error { return c.AdminRevoke(ctx, orgName, []string{"x"}) },
 	}
 	for name, f := range cases {
@@ -421,13 +423,13 @@ func TestCancelledContextStopsRetrying(t *testing.T) {
 
 func TestSecretNeverPrints(t *testing.T) {
 	const value = "ThisIsTheSecretPatValue0123456789"
-	p := PAT{AuthorizationID: "id-1", Token: NewSecret(value)}
+	p := PAT{AuthorizationID: "id-1", Token: secret.New(value)}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	log.Info("pat", "pat", p, "token", p.Token, "any", any(p.Token))
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("pat", "token", p.Token)
 	js, _ := json.Marshal(p)
-	mapJS, _ := json.Marshal(map[Secret]int{p.Token: 1})
+	mapJS, _ := json.Marshal(map[secret.Value]int{p.Token: 1})
 	outputs := map[string]string{
 		"%v of the PAT":   fmt.Sprintf("%v", p),
 		"%+v of the PAT":  fmt.Sprintf("%+v", p),

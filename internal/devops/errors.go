@@ -10,10 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Sentinels to test errors with errors.Is. Every *Error matches exactly one of
-// ErrPermanent and ErrTransient, and possibly ErrUnauthorized or ErrNotFound.
+// ErrPermanent and ErrTransient, and possibly ErrUnauthorized or rotation.ErrNotFound:
+// a PAT (or identity) that does not exist is the core's one not-found, translated here
+// at the edge like Key Vault's 404.
 var (
 	// ErrPermanent: retrying the same request cannot help (policy violation, invalid
 	// input, refused credential, not found).
@@ -23,8 +28,6 @@ var (
 	// ErrUnauthorized: the service refused the credential (401, or a 203/3xx sign-in
 	// redirect): a revoked/expired PAT, or a service-account token the API won't take.
 	ErrUnauthorized = errors.New("devops: unauthorized")
-	// ErrNotFound: the PAT (or identity) does not exist.
-	ErrNotFound = errors.New("devops: not found")
 )
 
 // Error is a failed Azure DevOps call. It never holds a token value.
@@ -74,7 +77,7 @@ func (e *Error) Error() string {
 // Unwrap returns the transport error, if any.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches ErrPermanent/ErrTransient and ErrUnauthorized/ErrNotFound.
+// Is matches ErrPermanent/ErrTransient and ErrUnauthorized/rotation.ErrNotFound.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrPermanent:
@@ -103,7 +106,7 @@ func patTokenError(op, org, code string) *Error {
 	e := &Error{Op: op, Org: org, StatusCode: http.StatusOK, Code: code, transient: transientPatErrors[code]}
 	switch code {
 	case "authorizationNotFound", "tokenNotFound", "hostAuthorizationNotFound":
-		e.kind = ErrNotFound
+		e.kind = rotation.ErrNotFound
 	case "accessDenied":
 		e.Message = "the service account may not create PATs here (is it on the organization's PAT creation allow-list?)"
 	case "fullScopePatPolicyViolation", "globalPatPolicyViolation", "patLifespanPolicyViolation":
@@ -171,7 +174,7 @@ func decodeResponse(op, org string, status int, h http.Header, raw []byte, out a
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		e.kind = ErrUnauthorized
 	case status == http.StatusNotFound:
-		e.kind = ErrNotFound
+		e.kind = rotation.ErrNotFound
 	case status == http.StatusRequestTimeout:
 		e.transient, e.ambiguous = true, true
 	}
@@ -211,11 +214,11 @@ func scrub(err error, token string) error {
 	var e *Error
 	if errors.As(err, &e) {
 		c := *e
-		c.Message = strings.ReplaceAll(c.Message, token, redacted)
+		c.Message = strings.ReplaceAll(c.Message, token, secret.Redacted)
 		if c.Err != nil && strings.Contains(c.Err.Error(), token) {
-			c.Err = errors.New(strings.ReplaceAll(c.Err.Error(), token, redacted))
+			c.Err = errors.New(strings.ReplaceAll(c.Err.Error(), token, secret.Redacted))
 		}
 		return &c
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), token, redacted))
+	return errors.New(strings.ReplaceAll(err.Error(), token, secret.Redacted))
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
 func TestDecodeResponseClassifies(t *testing.T) {
@@ -21,7 +23,7 @@ func TestDecodeResponseClassifies(t *testing.T) {
 		"500 without Retry-After leaves back-off to us":   {500, "", "", []error{ErrTransient}, 0},
 		"a nonsense Retry-After is ignored":               {429, "soon", "", []error{ErrTransient}, 0},
 		"401 is an unauthorized permanent failure":        {401, "", `{"message":"TF400813","typeKey":"UnauthorizedRequestException"}`, []error{ErrPermanent, ErrUnauthorized}, 0},
-		"404 is not found":                                {404, "", "", []error{ErrPermanent, ErrNotFound}, 0},
+		"404 is not found":                                {404, "", "", []error{ErrPermanent, rotation.ErrNotFound}, 0},
 		"400 is permanent":                                {400, "", "", []error{ErrPermanent}, 0},
 		"203 is the sign-in page":                         {203, "", "<html/>", []error{ErrPermanent, ErrUnauthorized}, 0},
 		"a Retry-After on a permanent failure is ignored": {400, "5", "", []error{ErrPermanent}, 0},
@@ -67,8 +69,8 @@ func TestPatTokenErrorsAreFailures(t *testing.T) {
 			if !errors.As(err, &e) || e.Code != tc.code {
 				t.Fatalf("err = %v, want an *Error with code %s", err, tc.code)
 			}
-			if e.Permanent() != tc.permanent || errors.Is(err, ErrNotFound) != tc.notFound {
-				t.Errorf("permanent %v notFound %v", e.Permanent(), errors.Is(err, ErrNotFound))
+			if e.Permanent() != tc.permanent || errors.Is(err, rotation.ErrNotFound) != tc.notFound {
+				t.Errorf("permanent %v notFound %v", e.Permanent(), errors.Is(err, rotation.ErrNotFound))
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // FuzzDecodeResponse feeds arbitrary statuses, headers and bodies to the response
@@ -42,7 +44,7 @@ func FuzzDecodeResponse(f *testing.F) {
 			}
 			err = perr
 			if err == nil {
-				if p.Token.String() != redacted {
+				if p.Token.String() != secret.Redacted {
 					t.Fatal("Secret.String reveals the value")
 				}
 				return

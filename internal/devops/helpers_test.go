@@ -18,6 +18,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 	"github.com/patrol-dev/patrol/internal/localtrust"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 const (
@@ -188,7 +189,7 @@ func (s *stack) create(c *Client, org, name string) PAT {
 	return p
 }
 
-func (s *stack) remember(tok Secret) {
+func (s *stack) remember(tok secret.Value) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !tok.IsZero() {

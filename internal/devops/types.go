@@ -1,51 +1,12 @@
 package devops
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/secret"
 )
-
-// Secret is a PAT value. It never shows itself: fmt (every verb), log/slog,
-// encoding/json and text encodings all print "[REDACTED]". Code that must store or send
-// the value asks for it explicitly with Reveal — storing a PAT is a deliberate act, never
-// a side effect of marshalling a struct that happens to hold one.
-//
-// It is a struct rather than a named string so that no conversion (string(s)) and no
-// reflection-based encoder (encoding/json writes string-kinded map keys verbatim) can
-// reach the value by accident.
-type Secret struct{ value string }
-
-// NewSecret wraps a PAT value.
-func NewSecret(value string) Secret { return Secret{value: value} }
-
-// IsZero reports whether the secret is empty.
-func (s Secret) IsZero() bool { return s.value == "" }
-
-const redacted = "[REDACTED]"
-
-// Reveal returns the PAT value.
-func (s Secret) Reveal() string { return s.value }
-
-// String implements fmt.Stringer.
-func (Secret) String() string { return redacted }
-
-// GoString implements fmt.GoStringer (%#v).
-func (Secret) GoString() string { return redacted }
-
-// Format implements fmt.Formatter so no verb (%x, %q, %d…) can reach the value.
-func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
-
-// LogValue implements slog.LogValuer.
-func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalJSON keeps the value out of JSON (events, status output); use Reveal to store.
-func (Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
-
-// MarshalText keeps the value out of text encodings (and JSON map keys).
-func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // PAT is a personal access token as the lifecycle API describes it.
 type PAT struct {
@@ -54,8 +15,8 @@ type PAT struct {
 	Scope           string   // space-separated scopes
 	TargetAccounts  []string // organization ids; nil for an all-organizations PAT
 	ValidFrom       time.Time
-	ValidTo         time.Time // as the service set it (policies may clamp)
-	Token           Secret    // only from CreatePAT; zero otherwise
+	ValidTo         time.Time    // as the service set it (policies may clamp)
+	Token           secret.Value // only from CreatePAT; zero otherwise
 }
 
 // LogValue logs a PAT by id, never by value.
@@ -163,7 +124,7 @@ func (w wirePAT) pat() (PAT, error) {
 		return PAT{}, fmt.Errorf("PAT %s validTo: %w", w.AuthorizationID, err)
 	}
 	if w.Token != nil {
-		p.Token = NewSecret(*w.Token)
+		p.Token = secret.New(*w.Token)
 	}
 	return p, nil
 }

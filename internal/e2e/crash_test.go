@@ -9,6 +9,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 func TestRotatingTwiceWithOneOperationIDIssuesOnePAT(t *testing.T) {
@@ -75,7 +76,7 @@ type crashPATs struct {
 	c *crashPoint
 }
 
-func (p crashPATs) FindByDisplayName(ctx context.Context, auth rotation.Secret, org, name string) ([]rotation.PATInfo, error) {
+func (p crashPATs) FindByDisplayName(ctx context.Context, auth secret.Value, org, name string) ([]rotation.PATInfo, error) {
 	out, err := p.PATs.FindByDisplayName(ctx, auth, org, name)
 	if err == nil {
 		p.c.hit("cleanup")
@@ -83,7 +84,7 @@ func (p crashPATs) FindByDisplayName(ctx context.Context, auth rotation.Secret, 
 	return out, err
 }
 
-func (p crashPATs) Create(ctx context.Context, auth rotation.Secret, req rotation.PATRequest) (rotation.NewPAT, error) {
+func (p crashPATs) Create(ctx context.Context, auth secret.Value, req rotation.PATRequest) (rotation.NewPAT, error) {
 	pat, err := p.PATs.Create(ctx, auth, req)
 	if err == nil {
 		p.c.hit("create")
@@ -91,7 +92,7 @@ func (p crashPATs) Create(ctx context.Context, auth rotation.Secret, req rotatio
 	return pat, err
 }
 
-func (p crashPATs) Verify(ctx context.Context, org string, tok rotation.Secret) (rotation.Identity, error) {
+func (p crashPATs) Verify(ctx context.Context, org string, tok secret.Value) (rotation.Identity, error) {
 	id, err := p.PATs.Verify(ctx, org, tok)
 	if err == nil {
 		p.c.hit("verify")
@@ -104,7 +105,7 @@ type crashIDs struct {
 	c *crashPoint
 }
 
-func (i crashIDs) AccessToken(ctx context.Context, account string) (rotation.Secret, error) {
+func (i crashIDs) AccessToken(ctx context.Context, account string) (secret.Value, error) {
 	tok, err := i.Identities.AccessToken(ctx, account)
 	if err == nil {
 		i.c.hit("sign in")

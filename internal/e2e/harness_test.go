@@ -21,12 +21,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/patrol-dev/patrol/internal/config"
-	"github.com/patrol-dev/patrol/internal/devops"
 	"github.com/patrol-dev/patrol/internal/identity"
 	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 	"github.com/patrol-dev/patrol/internal/wiring"
 )
 
@@ -204,14 +204,14 @@ func (e *env) activePATs(secret string) []emudevops.PATInfo {
 // (connectionData as that PAT, through patrol's own client) and authenticates as the
 // service account, and the only active PATs of the secret are the stored one and, at
 // most, the one it replaced (whose revocation is scheduled on pat-revocations).
-func (e *env) assertConverged(secret string) (patID string) {
+func (e *env) assertConverged(name string) (patID string) {
 	e.t.Helper()
-	_, tags, value := e.current(secret)
+	_, tags, value := e.current(name)
 	patID = tags[rotation.TagPATID]
 	if patID == "" || value == "" {
-		e.t.Fatalf("%s holds no PAT (tags %v)", secret, tags)
+		e.t.Fatalf("%s holds no PAT (tags %v)", name, tags)
 	}
-	u, err := e.svc.DevOps.VerifyPAT(e.ctx, org, devops.NewSecret(value))
+	u, err := e.svc.DevOps.VerifyPAT(e.ctx, org, secret.New(value))
 	if err != nil {
 		e.t.Fatalf("the stored PAT does not work: %v", err)
 	}
@@ -220,7 +220,7 @@ func (e *env) assertConverged(secret string) (patID string) {
 	}
 	prev := tags[rotation.TagPreviousPATID]
 	var ids []string
-	for _, p := range e.activePATs(secret) {
+	for _, p := range e.activePATs(name) {
 		ids = append(ids, p.AuthorizationID)
 		if p.AuthorizationID != patID && p.AuthorizationID != prev {
 			e.t.Errorf("orphan PAT %s (%s) is still active", p.AuthorizationID, p.DisplayName)

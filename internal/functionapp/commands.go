@@ -43,7 +43,8 @@ func EventOpID(kind rotation.TriggerKind, secret, version string) string {
 
 // EventCommand decides what a Key Vault event asks for: a rotation command for the
 // version it names, or a reason to skip it. vault, when set, is the only vault whose
-// events count.
+// events count. The secret itself is judged by the core's admission checks, so an
+// event is skipped exactly when the Rotate worker would skip its command.
 func EventCommand(ev handlers.KeyVaultEvent, in rotation.Input, vault string, now time.Time) (contract.RotationCommand, string) {
 	var kind rotation.TriggerKind
 	switch ev.Type {
@@ -54,27 +55,31 @@ func EventCommand(ev handlers.KeyVaultEvent, in rotation.Input, vault string, no
 	default:
 		return contract.RotationCommand{}, SkipUnhandledType
 	}
-	switch {
-	case vault != "" && ev.VaultName != "" && !strings.EqualFold(vault, ev.VaultName):
+	if vault != "" && ev.VaultName != "" && !strings.EqualFold(vault, ev.VaultName) {
 		return contract.RotationCommand{}, SkipOtherVault
-	case !in.Exists:
-		return contract.RotationCommand{}, SkipMissing
-	case !rotation.IsManaged(in.Current.Tags):
-		return contract.RotationCommand{}, SkipNotManaged
-	case !in.Current.Enabled:
-		return contract.RotationCommand{}, SkipDisabled
-	case !strings.EqualFold(in.Current.ID, ev.Version):
-		return contract.RotationCommand{}, SkipStaleVersion
 	}
-	op := EventOpID(kind, ev.Secret, strings.ToLower(ev.Version))
-	if in.Current.Tags[rotation.TagOp] == op {
-		return contract.RotationCommand{}, SkipAlreadyDone
+	version := strings.ToLower(ev.Version)
+	op := EventOpID(kind, ev.Secret, version)
+	if reason, refused := admissionRefuses(in, rotation.Trigger{Kind: kind, Op: op, Version: version}, now); refused {
+		return contract.RotationCommand{}, string(reason)
 	}
 	return contract.RotationCommand{
 		SchemaVersion: contract.SchemaVersion, Secret: ev.Secret, OperationID: op,
-		Trigger: kind, Version: strings.ToLower(ev.Version),
+		Trigger: kind, Version: version,
 		RequestedBy: requestedByEvent, RequestedAt: now,
 	}, ""
+}
+
+// admissionRefuses runs the core's admission checks (rotation.Admission) for a command
+// about to be sent: refused is true with the reason when the Rotate worker would skip
+// it. Needs-attention (unreadable state tags) is not a refusal: the command goes out,
+// and the worker publishes the problem as an outcome.
+func admissionRefuses(in rotation.Input, trig rotation.Trigger, now time.Time) (rotation.Reason, bool) {
+	d, ok := rotation.Admission().Evaluate(rotation.NewFacts(in, trig, now))
+	if !ok || d.Action != rotation.ActionSkip {
+		return "", false
+	}
+	return d.Reason, true
 }
 
 // OffboardingOpID is the operation id of the command an offboarding sends for one
@@ -93,20 +98,23 @@ type OffboardingPlan struct {
 	Attention []rotation.Outcome
 }
 
-// PlanOffboarding finds every managed secret the person leaving affects.
+// PlanOffboarding finds every secret the person leaving affects, among those the
+// core's admission checks let through (managed, enabled, not already handled by this
+// HR event).
 func PlanOffboarding(msg contract.OffboardingMessage, versions []rotation.Version, d rotation.Defaults, now time.Time) OffboardingPlan {
 	person := rotation.Person{UPN: msg.Person.UPN, ObjectID: msg.Person.ObjectID}
 	var p OffboardingPlan
 	sorted := slices.SortedFunc(slices.Values(versions), func(a, b rotation.Version) int { return cmp.Compare(a.Name, b.Name) })
 	for _, v := range sorted {
-		if !rotation.IsManaged(v.Tags) {
+		op := OffboardingOpID(msg.EventID, v.Name)
+		trig := rotation.Trigger{Kind: rotation.TriggerOffboarding, Op: op, Person: person}
+		if _, refused := admissionRefuses(rotation.Input{Exists: true, Current: v, Defaults: d}, trig, now); refused {
 			continue
 		}
 		account := strings.TrimSpace(v.Tags[rotation.TagServiceAccount])
 		if account == "" {
 			account = d.ServiceAccount
 		}
-		op := OffboardingOpID(msg.EventID, v.Name)
 		owner := v.Tags[rotation.TagOwner]
 		switch {
 		case person.Is(account):
@@ -191,17 +199,18 @@ func ManualCommand(req handlers.RotateNowRequest, now time.Time) contract.Rotati
 	}
 }
 
-// CheckRotatable says whether an emergency rotation of the secret can be accepted:
-// handlers.ErrNotFound (404) for a secret that does not exist, handlers.ErrConflict
-// (409) for one patrol does not manage or that is disabled.
+// CheckRotatable says whether an emergency rotation of the secret can be accepted, by
+// the core's admission checks: handlers.ErrNotFound (404) for a secret that does not
+// exist, handlers.ErrConflict (409) for one patrol does not manage or that is disabled.
 func CheckRotatable(secret string, in rotation.Input) error {
-	switch {
-	case !in.Exists:
+	reason, _ := admissionRefuses(in, rotation.Trigger{Kind: rotation.TriggerManual}, time.Time{})
+	switch reason {
+	case rotation.ReasonSecretMissing:
 		return fmt.Errorf("secret %q does not exist in the vault: %w", secret, handlers.ErrNotFound)
-	case !rotation.IsManaged(in.Current.Tags):
+	case rotation.ReasonNotManaged:
 		return fmt.Errorf("secret %q is not managed by patrol (tag %s=true missing); adopt it first with `patrol adopt`: %w",
 			secret, rotation.TagManaged, handlers.ErrConflict)
-	case !in.Current.Enabled:
+	case rotation.ReasonDisabled:
 		return fmt.Errorf("secret %q: its current version is disabled; enable it or adopt a new one: %w", secret, handlers.ErrConflict)
 	}
 	return nil

@@ -34,6 +34,11 @@ func managed(name, version string, extra map[string]string) rotation.Version {
 	return rotation.Version{Name: name, ID: version, Enabled: true, Created: now.Add(-80 * 24 * time.Hour), Expires: now.Add(10 * 24 * time.Hour), Tags: tags}
 }
 
+func disabled(v rotation.Version) rotation.Version {
+	v.Enabled = false
+	return v
+}
+
 func TestEventCommand(t *testing.T) {
 	ev := func(typ, version string) handlers.KeyVaultEvent {
 		return handlers.KeyVaultEvent{ID: "ev-1", Type: typ, VaultName: "patrol", Secret: "pat-build", Version: version}
@@ -76,6 +81,14 @@ func TestEventCommand(t *testing.T) {
 		"an event whose command already wrote the current version is skipped": {
 			ev: ev(handlers.EventSecretNearExpiry, ver1), in: rotation.Input{Exists: true, Current: managed("pat-build", ver1, map[string]string{rotation.TagOp: nearOp})},
 			skip: SkipAlreadyDone},
+		// The core's admission order: already done before stale. The command's own
+		// rotation replaced the version, so the redelivered event is done, not stale.
+		"a redelivered event whose rotation replaced the version is already done, not stale": {
+			ev: ev(handlers.EventSecretNearExpiry, ver1), in: rotation.Input{Exists: true, Current: managed("pat-build", ver2, map[string]string{rotation.TagOp: nearOp})},
+			skip: SkipAlreadyDone},
+		"an event for a secret with unreadable state tags is enqueued, for the worker to report": {
+			ev: ev(handlers.EventSecretNearExpiry, ver1), in: rotation.Input{Exists: true, Current: managed("pat-build", ver1, map[string]string{rotation.TagPATID: "not-a-guid"})},
+			trigger: contract.TriggerNearExpiry},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -145,6 +158,10 @@ func TestPlanOffboarding(t *testing.T) {
 			attention: []string{"pat-a"}},
 		"a person owning nothing yields nothing": {
 			msg: alice, versions: []rotation.Version{managed("pat-a", ver1, nil)}},
+		"a disabled secret is left alone, as the Rotate worker would leave it": {
+			msg: alice, versions: []rotation.Version{disabled(managed("pat-a", ver1, map[string]string{rotation.TagOwner: "alice@contoso.com"}))}},
+		"a secret this HR event already rotated is left alone": {
+			msg: alice, versions: []rotation.Version{managed("pat-a", ver1, map[string]string{rotation.TagOwner: "alice@contoso.com", rotation.TagOp: OffboardingOpID("hr-42", "pat-a")})}},
 		"unmanaged secrets are never touched": {
 			msg: alice, versions: []rotation.Version{managed("pat-a", ver1, map[string]string{rotation.TagManaged: "", rotation.TagOwner: "alice@contoso.com"})}},
 		"commands come sorted by secret": {
@@ -256,6 +273,8 @@ func TestCheckRotatable(t *testing.T) {
 		"a secret that does not exist is a 404":       {in: rotation.Input{}, want: handlers.NotFound},
 		"a secret patrol does not manage is a 409":    {in: rotation.Input{Exists: true, Current: managed("pat-a", ver1, map[string]string{rotation.TagManaged: ""})}, want: handlers.Conflict},
 		"a secret whose version is disabled is a 409": {in: rotation.Input{Exists: true, Current: off}, want: handlers.Conflict},
+		"a secret with unreadable state tags is accepted, for the worker to report": {
+			in: rotation.Input{Exists: true, Current: managed("pat-a", ver1, map[string]string{rotation.TagPATID: "not-a-guid"})}, ok: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

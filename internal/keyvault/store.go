@@ -8,7 +8,7 @@
 // writes to the vault: a secret version is written only when its tags say
 // patrol-managed=true and the secret it replaces is already managed (or the write is an
 // adoption), and a token-cache secret is never written over a secret that is not one.
-// Secret values leave this package only as rotation.Secret or as the MSAL cache blob.
+// Secret values leave this package only as secret.Value or as the MSAL cache blob.
 package keyvault
 
 import (

@@ -17,6 +17,7 @@ import (
 	emukv "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // newStore starts the emulators and returns the adapter on azsecrets, authenticated
@@ -62,7 +63,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 	})
 	t.Run("a write without patrol-managed=true is refused before any request", func(t *testing.T) {
 		n := st.KV.Journal().Count(emukv.OpSetSecret)
-		_, err := s.SetVersion(ctx, "x", rotation.NewVersion{Value: rotation.NewSecret("v"), Tags: map[string]string{"a": "b"}})
+		_, err := s.SetVersion(ctx, "x", rotation.NewVersion{Value: secret.New("v"), Tags: map[string]string{"a": "b"}})
 		if !errors.Is(err, rotation.ErrUnmanaged) || st.KV.Journal().Count(emukv.OpSetSecret) != n {
 			t.Fatalf("err = %v", err)
 		}
@@ -71,11 +72,11 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 		if _, err := st.KV.Put(stack.Vault, "handmade", emukv.NewSecret{Value: "someone's PAT"}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: rotation.NewSecret("new"), Tags: managedTags(rotation.ReasonManual)})
+		_, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: secret.New("new"), Tags: managedTags(rotation.ReasonManual)})
 		if !errors.Is(err, rotation.ErrUnmanaged) || !strings.Contains(err.Error(), "patrol adopt handmade") {
 			t.Fatalf("a manual write over an unmanaged secret: %v", err)
 		}
-		v, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: rotation.NewSecret("new"), Expires: exp, Tags: managedTags(rotation.ReasonAdopt)})
+		v, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: secret.New("new"), Expires: exp, Tags: managedTags(rotation.ReasonAdopt)})
 		if err != nil {
 			t.Fatalf("adopt: %v", err)
 		}
@@ -90,7 +91,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 			t.Fatal("the value was not written")
 		}
 		// Managed now: an ordinary rotation write goes through.
-		if _, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: rotation.NewSecret("newer"), Tags: managedTags(rotation.ReasonManual)}); err != nil {
+		if _, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: secret.New("newer"), Tags: managedTags(rotation.ReasonManual)}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -98,7 +99,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 		if err := s.SaveCache(ctx, "svc@contoso.com", []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.SetVersion(ctx, keyvault.CacheSecretName("svc@contoso.com"), rotation.NewVersion{Value: rotation.NewSecret("pat"), Tags: managedTags(rotation.ReasonAdopt)})
+		_, err := s.SetVersion(ctx, keyvault.CacheSecretName("svc@contoso.com"), rotation.NewVersion{Value: secret.New("pat"), Tags: managedTags(rotation.ReasonAdopt)})
 		if !errors.Is(err, rotation.ErrUnmanaged) {
 			t.Fatalf("err = %v", err)
 		}

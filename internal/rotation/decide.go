@@ -3,83 +3,10 @@ package rotation
 import (
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/patrol-dev/patrol/internal/contract"
 )
-
-// TriggerKind says what asked for a rotation: the message contract's word, so a
-// command's trigger reaches Decide unchanged.
-type TriggerKind = contract.Trigger
-
-// Trigger kinds (documented in internal/contract).
-const (
-	TriggerNearExpiry  = contract.TriggerNearExpiry
-	TriggerExpired     = contract.TriggerExpired
-	TriggerOffboarding = contract.TriggerOffboarding
-	TriggerManual      = contract.TriggerManual
-	TriggerSweep       = contract.TriggerSweep
-	TriggerAdopt       = contract.TriggerAdopt
-	TriggerWakeup      = contract.TriggerWakeup
-)
-
-// Person identifies someone leaving (HR offboarding message).
-type Person struct {
-	UPN      string `json:"upn,omitempty"`
-	ObjectID string `json:"objectId,omitempty"`
-}
-
-// Is reports whether account (a UPN or an object id, as tags record it) is this person.
-func (p Person) Is(account string) bool {
-	account = strings.TrimSpace(account)
-	if account == "" {
-		return false
-	}
-	return p.UPN != "" && strings.EqualFold(account, p.UPN) || p.ObjectID != "" && strings.EqualFold(account, p.ObjectID)
-}
-
-// Trigger is one command for one secret.
-type Trigger struct {
-	Kind TriggerKind `json:"kind"`
-	// Op is the command's operation id (NewOpID or DeriveOpID).
-	Op string `json:"op"`
-	// Version is the version an event or wake-up was raised for (empty otherwise).
-	Version string `json:"version,omitempty"`
-	// Person is who is leaving (offboarding).
-	Person Person `json:"person,omitzero"`
-	// RevokeNow revokes the replaced PAT at once instead of after the grace period
-	// (manual, e.g. after a leak).
-	RevokeNow bool `json:"revokeNow,omitempty"`
-	// Policy holds the policy tags to apply (adopt), e.g. Policy.Tags().
-	Policy map[string]string `json:"policy,omitempty"`
-}
-
-// Validate checks a trigger received from outside (a queue message, an HTTP call).
-func (t Trigger) Validate() error {
-	switch t.Kind {
-	case TriggerNearExpiry, TriggerExpired, TriggerWakeup:
-		if t.Version == "" {
-			return fmt.Errorf("trigger %s: version is required", t.Kind)
-		}
-	case TriggerOffboarding:
-		if t.Person.UPN == "" && t.Person.ObjectID == "" {
-			return fmt.Errorf("trigger %s: person UPN or object id is required", t.Kind)
-		}
-	case TriggerAdopt:
-		if !IsManaged(t.Policy) {
-			return fmt.Errorf("trigger %s: policy must include %s=true", t.Kind, TagManaged)
-		}
-	case TriggerManual, TriggerSweep:
-	default:
-		return fmt.Errorf("trigger kind %q is unknown", t.Kind)
-	}
-	if err := ValidateOpID(t.Op); err != nil {
-		return fmt.Errorf("trigger %s: %w", t.Kind, err)
-	}
-	return nil
-}
 
 // Input is the gathered state of one secret.
 type Input struct {
@@ -175,253 +102,118 @@ type Decision struct {
 	At time.Time
 	// Err is what an operator must fix (ActionAttention).
 	Err error
-	// Policy and State are parsed from the tags when the chain got that far; the
-	// Rotator acts on them.
+	// Policy and State are the parsed tags that the checks before the deciding one
+	// validated (Chain.Evaluate); zero otherwise. The Rotator acts on them.
 	Policy Policy
 	State  State
 }
 
-// RenewWindow is how long before expiry a PAT is replaced: renewBefore, capped at a
-// third of the PAT's lifetime so that a PAT shorter than Key Vault's 30-day
-// SecretNearExpiry lead is not replaced the moment it is written (the event fires at
-// once, finds it outside the window, and schedules a wake-up instead of looping).
-func RenewWindow(lifetime, renewBefore time.Duration) time.Duration {
-	if lifetime > 0 && lifetime/3 < renewBefore {
-		return lifetime / 3
-	}
-	return renewBefore
-}
-
-// RenewAt is when a PAT expiring at exp with the given lifetime should be replaced,
-// truncated to the second so repeated evaluations agree.
-func RenewAt(exp time.Time, lifetime, renewBefore time.Duration) time.Time {
-	return exp.Add(-RenewWindow(lifetime, renewBefore)).Truncate(time.Second)
-}
-
-// lifetimeOf is the issued PAT's actual lifetime (organizations may shorten what was
-// asked), falling back to the policy's.
-func lifetimeOf(v Version, policy time.Duration) time.Duration {
-	issued := v.NotBefore
-	if issued.IsZero() {
-		issued = v.Created
-	}
-	if !issued.IsZero() && !v.Expires.IsZero() && v.Expires.After(issued) {
-		return v.Expires.Sub(issued)
-	}
-	return policy
-}
-
-// evaluation carries what earlier checks parsed to later ones.
-type evaluation struct {
-	in     Input
-	trig   Trigger
-	now    time.Time
-	state  State
-	policy Policy
-}
-
-type check struct {
-	name string
-	eval func(e *evaluation) (Decision, bool)
-}
-
-// chain is the ordered list of checks; the first that decides wins. Order matters:
-// identity checks (exists, managed, enabled) come before idempotency (already done,
-// stale), which come before policy, which comes before the reasons to rotate.
-var chain = []check{
-	{"Adopt", checkAdopt},                     // adopt has its own rules
-	{"SecretMissing", checkSecretMissing},     // nothing to rotate
-	{"NotManaged", checkNotManaged},           // never touch what is not ours
-	{"Disabled", checkDisabled},               // an operator switched it off
-	{"BadState", checkState},                  // parse state tags (needed for idempotency)
-	{"AlreadyDone", checkAlreadyDone},         // redelivered command
-	{"StaleVersion", checkStaleVersion},       // event for a replaced version
-	{"BadPolicy", checkPolicy},                // parse policy tags
-	{"Manual", checkManual},                   // operators always win
-	{"Offboarding", checkOffboarding},         // is the leaver the owner?
-	{"OwnerOffboarded", checkOwnerOffboarded}, // gatherer knows the owner left
-	{"NotIssued", checkNotIssued},             // managed by hand-tagging, no PAT of ours yet
-	{"Expired", checkExpired},                 // past exp
-	{"OwnerNotServiceAccount", checkOwnerIsNotServiceAccount},
-	{"NoExpiry", checkNoExpiry},
-	{"RenewWindow", checkRenewWindow}, // always decides: rotate or wait
-}
+// decision is the chain Decide runs; the first check that decides wins. Order matters
+// (TestChainOrder): adopt has its own rules; then admission (identity before
+// idempotency); then the policy; then the reasons to rotate, operators first; then the
+// PAT's dates.
+var decision = slices.Concat(
+	Chain{{Name: "Adopt", Eval: checkAdopt}}, // adopt has its own rules
+	Admission(),
+	Chain{
+		{Name: "BadPolicy", Eval: checkPolicy, validates: parsedPolicy}, // the checks below act on the policy
+		{Name: "Manual", Eval: checkManual},                             // operators always win
+		{Name: "Offboarding", Eval: checkOffboarding},                   // is the leaver the owner?
+		{Name: "OwnerOffboarded", Eval: checkOwnerOffboarded},           // gatherer knows the owner left
+		{Name: "NotIssued", Eval: checkNotIssued},                       // managed by hand-tagging, no PAT of ours yet
+		{Name: "Expired", Eval: checkExpired},                           // past exp
+		{Name: "OwnerNotServiceAccount", Eval: checkOwnerIsNotServiceAccount},
+		{Name: "NoExpiry", Eval: checkNoExpiry},
+		{Name: "RenewWindow", Eval: checkRenewWindow}, // always decides: rotate or wait
+	},
+)
 
 // Decide says whether to rotate a secret now, and why. It is pure: everything it
 // needs is in its arguments, so the Event Grid handler, the Rotate worker, the sweep
-// and `patrol plan` all get the same answer for the same state and time.
+// and `patrol plan` all get the same answer for the same state and time. The tags are
+// parsed once (NewFacts); the checks only read them.
 func Decide(in Input, trig Trigger, now time.Time) Decision {
-	e := &evaluation{in: in, trig: trig, now: now}
-	for _, c := range chain {
-		if d, ok := c.eval(e); ok {
-			d.Policy, d.State = e.policy, e.state
-			return d
-		}
+	f := NewFacts(in, trig, now)
+	if d, ok := decision.Evaluate(f); ok {
+		return d
 	}
 	// Unreachable: checkRenewWindow always decides.
-	return Decision{Action: ActionSkip, Reason: ReasonNotDue, Policy: e.policy, State: e.state}
+	return Decision{Action: ActionSkip, Reason: ReasonNotDue, Policy: f.Policy, State: f.State}
 }
 
-func skip(r Reason, msg string) (Decision, bool) {
-	return Decision{Action: ActionSkip, Reason: r, Message: msg}, true
-}
-
-func rotate(r Reason, msg string) (Decision, bool) {
-	return Decision{Action: ActionRotate, Reason: r, Message: msg}, true
-}
-
-func attention(r Reason, err error) (Decision, bool) {
-	return Decision{Action: ActionAttention, Reason: r, Message: err.Error(), Err: err}, true
-}
-
-func checkAdopt(e *evaluation) (Decision, bool) {
-	if e.trig.Kind != TriggerAdopt {
-		return Decision{}, false
+// checkAdopt answers every adopt: an adopt of a managed secret is done or refused, any
+// other is judged by the policy it would write. It fills in the state or policy it
+// relied on itself, since it runs before the checks that validate them.
+func checkAdopt(f Facts) (Decision, bool) {
+	if f.Trigger.Kind != TriggerAdopt {
+		return pass()
 	}
-	var base map[string]string
-	if e.in.Exists {
-		base = e.in.Current.Tags
-		if IsManaged(base) {
-			if st, err := ParseState(base); err == nil && st.Op != "" && st.Op == e.trig.Op {
-				e.state = st
-				return skip(ReasonAlreadyDone, "this adopt already ran")
-			}
-			return skip(ReasonAlreadyManaged, "the secret is already managed; use rotate")
+	if f.Input.Exists && IsManaged(f.Input.Current.Tags) {
+		if f.StateErr == nil && f.State.Op != "" && f.State.Op == f.Trigger.Op {
+			d, ok := skip(ReasonAlreadyDone, "this adopt already ran")
+			d.State = f.State
+			return d, ok
 		}
+		return skip(ReasonAlreadyManaged, "the secret is already managed; use rotate")
 	}
-	merged := maps.Clone(base)
-	if merged == nil {
-		merged = map[string]string{}
+	if d, ok := checkPolicy(f); ok {
+		return d, ok
 	}
-	maps.Copy(merged, e.trig.Policy)
-	if d, ok := e.parsePolicy(merged); ok {
-		return d, true
-	}
-	return rotate(ReasonAdopt, "adopting the secret")
+	d, ok := rotate(ReasonAdopt, "adopting the secret")
+	d.Policy = f.Policy
+	return d, ok
 }
 
-func checkSecretMissing(e *evaluation) (Decision, bool) {
-	if e.in.Exists {
-		return Decision{}, false
+func checkPolicy(f Facts) (Decision, bool) {
+	switch {
+	case f.PolicyErr == nil:
+		return pass()
+	case errors.Is(f.PolicyErr, ErrFullScopeRefused):
+		return attention(ReasonFullScopeRefused, f.PolicyErr)
+	default:
+		return attention(ReasonBadPolicy, f.PolicyErr)
 	}
-	return skip(ReasonSecretMissing, "the secret does not exist")
 }
 
-func checkNotManaged(e *evaluation) (Decision, bool) {
-	if IsManaged(e.in.Current.Tags) {
-		return Decision{}, false
-	}
-	return skip(ReasonNotManaged, "the secret is not tagged "+TagManaged+"=true")
-}
-
-func checkDisabled(e *evaluation) (Decision, bool) {
-	if e.in.Current.Enabled {
-		return Decision{}, false
-	}
-	return skip(ReasonDisabled, "the current version is disabled")
-}
-
-func checkState(e *evaluation) (Decision, bool) {
-	st, err := ParseState(e.in.Current.Tags)
-	if err != nil {
-		return attention(ReasonBadState, err)
-	}
-	e.state = st
-	return Decision{}, false
-}
-
-func checkAlreadyDone(e *evaluation) (Decision, bool) {
-	if e.trig.Op == "" || e.state.Op != e.trig.Op {
-		return Decision{}, false
-	}
-	return skip(ReasonAlreadyDone, "the current version was written by this operation")
-}
-
-func checkStaleVersion(e *evaluation) (Decision, bool) {
-	if e.trig.Version == "" || e.trig.Version == e.in.Current.ID {
-		return Decision{}, false
-	}
-	return skip(ReasonStaleVersion, fmt.Sprintf("version %s is no longer current (current is %s)", e.trig.Version, e.in.Current.ID))
-}
-
-func checkPolicy(e *evaluation) (Decision, bool) { return e.parsePolicy(e.in.Current.Tags) }
-
-func (e *evaluation) parsePolicy(tags map[string]string) (Decision, bool) {
-	p, err := ParsePolicy(tags, e.in.Defaults)
-	if errors.Is(err, ErrFullScopeRefused) {
-		return attention(ReasonFullScopeRefused, err)
-	}
-	if err != nil {
-		return attention(ReasonBadPolicy, err)
-	}
-	e.policy = p
-	return Decision{}, false
-}
-
-func checkManual(e *evaluation) (Decision, bool) {
-	if e.trig.Kind != TriggerManual {
-		return Decision{}, false
+func checkManual(f Facts) (Decision, bool) {
+	if f.Trigger.Kind != TriggerManual {
+		return pass()
 	}
 	return rotate(ReasonManual, "an operator asked for a rotation")
 }
 
-func checkOffboarding(e *evaluation) (Decision, bool) {
-	if e.trig.Kind != TriggerOffboarding {
-		return Decision{}, false
+func checkOffboarding(f Facts) (Decision, bool) {
+	if f.Trigger.Kind != TriggerOffboarding {
+		return pass()
 	}
-	switch p := e.trig.Person; {
-	case p.Is(e.policy.ServiceAccount):
+	switch p := f.Trigger.Person; {
+	case p.Is(f.Policy.ServiceAccount):
 		return attention(ReasonServiceAccountOffboarded, fmt.Errorf(
-			"the person leaving is the secret's service account %s: set %s to a non-personal account", e.policy.ServiceAccount, TagServiceAccount))
-	case p.Is(e.state.Owner):
-		return rotate(ReasonOwnerOffboarded, "the current PAT belongs to "+e.state.Owner+", who is leaving")
+			"the person leaving is the secret's service account %s: set %s to a non-personal account", f.Policy.ServiceAccount, TagServiceAccount))
+	case p.Is(f.State.Owner):
+		return rotate(ReasonOwnerOffboarded, "the current PAT belongs to "+f.State.Owner+", who is leaving")
 	default:
 		return skip(ReasonNotOwner, "the current PAT does not belong to the person leaving")
 	}
 }
 
-func checkOwnerOffboarded(e *evaluation) (Decision, bool) {
-	if !e.in.OwnerOffboarded {
-		return Decision{}, false
+func checkOwnerOffboarded(f Facts) (Decision, bool) {
+	if !f.Input.OwnerOffboarded {
+		return pass()
 	}
-	return rotate(ReasonOwnerOffboarded, "the current PAT's owner "+e.state.Owner+" has left")
+	return rotate(ReasonOwnerOffboarded, "the current PAT's owner "+f.State.Owner+" has left")
 }
 
-func checkNotIssued(e *evaluation) (Decision, bool) {
-	if e.state.PATID != "" {
-		return Decision{}, false
+func checkNotIssued(f Facts) (Decision, bool) {
+	if f.State.PATID != "" {
+		return pass()
 	}
 	return rotate(ReasonNotIssued, "the secret holds no PAT that patrol issued")
 }
 
-func checkExpired(e *evaluation) (Decision, bool) {
-	exp := e.in.Current.Expires
-	if exp.IsZero() || e.now.Before(exp) {
-		return Decision{}, false
+func checkOwnerIsNotServiceAccount(f Facts) (Decision, bool) {
+	if f.State.Owner == "" || strings.EqualFold(f.State.Owner, f.Policy.ServiceAccount) {
+		return pass()
 	}
-	return rotate(ReasonExpired, "the PAT expired at "+exp.UTC().Format(time.RFC3339))
-}
-
-func checkOwnerIsNotServiceAccount(e *evaluation) (Decision, bool) {
-	if e.state.Owner == "" || strings.EqualFold(e.state.Owner, e.policy.ServiceAccount) {
-		return Decision{}, false
-	}
-	return rotate(ReasonOwnerNotServiceAccount, "the PAT belongs to "+e.state.Owner+", not the service account "+e.policy.ServiceAccount)
-}
-
-func checkNoExpiry(e *evaluation) (Decision, bool) {
-	if !e.in.Current.Expires.IsZero() {
-		return Decision{}, false
-	}
-	return rotate(ReasonNoExpiry, "the current version has no expiry date")
-}
-
-func checkRenewWindow(e *evaluation) (Decision, bool) {
-	v := e.in.Current
-	at := RenewAt(v.Expires, lifetimeOf(v, e.policy.Lifetime), e.in.Defaults.RenewBefore)
-	if !e.now.Before(at) {
-		return rotate(ReasonRenewWindow, "inside the renew window that began "+at.UTC().Format(time.RFC3339))
-	}
-	return Decision{Action: ActionWait, Reason: ReasonNotDue, At: at,
-		Message: "the renew window starts " + at.UTC().Format(time.RFC3339)}, true
+	return rotate(ReasonOwnerNotServiceAccount, "the PAT belongs to "+f.State.Owner+", not the service account "+f.Policy.ServiceAccount)
 }

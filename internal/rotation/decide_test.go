@@ -295,13 +295,69 @@ func TestDecideDefaultServiceAccountFillsAMissingTag(t *testing.T) {
 // TestChainOrder guards the order of the checks: reordering them changes behaviour
 // (e.g. AlreadyDone must precede StaleVersion and policy parsing).
 func TestChainOrder(t *testing.T) {
-	var names []string
-	for _, c := range chain {
-		names = append(names, c.name)
-	}
 	want := "Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
-	if got := strings.Join(names, " "); got != want {
+	if got := strings.Join(decision.Names(), " "); got != want {
 		t.Errorf("chain = %s\nwant    %s", got, want)
+	}
+	wantAdmission := "SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion"
+	if got := strings.Join(Admission().Names(), " "); got != wantAdmission {
+		t.Errorf("admission = %s\nwant        %s", got, wantAdmission)
+	}
+}
+
+// TestChainOrderDecides pins the order by behaviour: each row satisfies two checks, and
+// the earlier one must decide. A reordering that the names test above missed (a check
+// renamed along with the move) fails here.
+func TestChainOrderDecides(t *testing.T) {
+	tests := map[string]struct {
+		in   Input
+		trig Trigger
+		want Reason
+	}{
+		"missing before not managed": {
+			in: Input{Defaults: defaults}, trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonSecretMissing},
+		"not managed before disabled": {
+			in: managed(tags(TagManaged, "false"), func(in *Input) { in.Current.Enabled = false }), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonNotManaged},
+		"disabled before bad state": {
+			in: managed(tags(TagPATID, "not-a-guid"), func(in *Input) { in.Current.Enabled = false }), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonDisabled},
+		"bad state before stale version": {
+			in: managed(tags(TagPATID, "not-a-guid")), trig: Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, want: ReasonBadState},
+		"already done before stale version: a redelivered event after its own rotation": {
+			in: managed(tags(TagOp, "e1")), trig: Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, want: ReasonAlreadyDone},
+		"stale version before bad policy": {
+			in: managed(tags(TagOrg, "<unset>")), trig: Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, want: ReasonStaleVersion},
+		"bad policy before manual": {
+			in: managed(tags(TagOrg, "contoso-")), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonBadPolicy},
+		"manual before not issued": {
+			in: managed(tags(TagPATID, "<unset>")), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonManual},
+		"not issued before expired": {
+			in: managed(tags(TagPATID, "<unset>"), lifetime(91*day, -day)), trig: Trigger{Kind: TriggerSweep}, want: ReasonNotIssued},
+		"expired before owner not service account": {
+			in: managed(tags(TagOwner, "someone@contoso.com"), lifetime(91*day, -day)), trig: Trigger{Kind: TriggerSweep}, want: ReasonExpired},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Decide(tc.in, tc.trig, now); got.Reason != tc.want {
+				t.Errorf("Decide = %s (%s), want %s", got.Reason, got.Message, tc.want)
+			}
+		})
+	}
+}
+
+// A decision carries only the tags the checks before it validated: an outcome for a
+// skipped, disabled secret reports no owner or PAT id read from tags nobody checked.
+func TestDecisionCarriesWhatTheChainValidated(t *testing.T) {
+	disabled := Decide(managed(func(in *Input) { in.Current.Enabled = false }), Trigger{Kind: TriggerSweep}, now)
+	if disabled.State != (State{}) || disabled.Policy.Org != "" {
+		t.Errorf("a disabled skip carries state %+v and policy %+v, want neither", disabled.State, disabled.Policy)
+	}
+	stale := Decide(managed(), Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, now)
+	if stale.State.PATID != patID || stale.Policy.Org != "" {
+		t.Errorf("a stale skip carries state %+v and policy %+v, want the state only", stale.State, stale.Policy)
+	}
+	due := Decide(managed(), Trigger{Kind: TriggerSweep}, now)
+	if due.State.PATID != patID || due.Policy.Org != "contoso" {
+		t.Errorf("a rotate decision carries state %+v and policy %+v, want both", due.State, due.Policy)
 	}
 }
 

@@ -5,7 +5,9 @@
 // MSAL and Service Bus implement those interfaces; this package imports no Azure SDK
 // so that every decision and every protocol step is testable without I/O.
 //
-// The shape follows cert-manager: gather a plain Input, evaluate an ordered chain of
-// named checks that yields a Decision with an exported Reason, then act. Token values
-// only ever travel as Secret, whose every formatting method redacts.
+// The shape follows cert-manager: gather a plain Input, parse its tags once into Facts,
+// evaluate an ordered Chain of named checks that yields a Decision with an exported
+// Reason, then act. The admission checks form their own exported sub-chain
+// (Admission), which the function handlers run before they enqueue a command. Token
+// values only ever travel as secret.Value, whose every formatting method redacts.
 package rotation

@@ -19,10 +19,10 @@ var (
 	ErrNotPermitted error = &sentinel{msg: "not permitted", permanent: true}
 	// ErrUnmanaged: an adapter refused to write a secret version without
 	// patrol-managed=true.
+	ErrUnmanaged error = &sentinel{msg: "secret is not managed by patrol (tag " + TagManaged + "=true missing)", permanent: true}
 	// ErrFullScopeRefused: patrol-scopes asks for full access without
 	// patrol-allow-full-scope=true (wrapped in a *TagError).
 	ErrFullScopeRefused error = &sentinel{msg: "full-scope PAT refused", permanent: true}
-	ErrUnmanaged              = &sentinel{msg: "secret is not managed by patrol (tag " + TagManaged + "=true missing)", permanent: true}
 )
 
 type sentinel struct {

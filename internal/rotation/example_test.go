@@ -29,10 +29,3 @@ func ExampleDecide() {
 	fmt.Println(d.Action, d.Reason, d.At.Format(time.RFC3339))
 	// Output: wait not-due 2026-12-02T04:00:00Z
 }
-
-// Secret values never reach a log, an error or JSON.
-func ExampleSecret() {
-	tok := rotation.NewSecret("a-real-pat")
-	fmt.Printf("%v %s %q\n", tok, tok, tok)
-	// Output: [REDACTED] [REDACTED] [REDACTED]
-}

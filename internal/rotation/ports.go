@@ -3,6 +3,8 @@ package rotation
 import (
 	"context"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Version is the metadata of a secret's current version. Stores return it without
@@ -21,7 +23,7 @@ type Version struct {
 
 // NewVersion is what the core writes.
 type NewVersion struct {
-	Value Secret
+	Value secret.Value
 	// Expires is the PAT's validTo as Azure DevOps returned it.
 	Expires time.Time
 	// Tags always include patrol-managed=true.
@@ -55,7 +57,7 @@ type PATRequest struct {
 // NewPAT is a created PAT. Token is the only copy of its value.
 type NewPAT struct {
 	ID      string // authorizationId
-	Token   Secret
+	Token   secret.Value
 	ValidTo time.Time // as returned (organizations may shorten it)
 	Scopes  []string
 }
@@ -81,17 +83,17 @@ type Identity struct {
 // violations, any patTokenError other than none, 4xx) and RetryAfter() (429, 503).
 type PATs interface {
 	// Create issues a PAT. A response whose patTokenError is not "none" is an error.
-	Create(ctx context.Context, auth Secret, req PATRequest) (NewPAT, error)
+	Create(ctx context.Context, auth secret.Value, req PATRequest) (NewPAT, error)
 	// Revoke revokes one of the caller's own PATs; an unknown id is success (nil).
-	Revoke(ctx context.Context, auth Secret, org, id string) error
+	Revoke(ctx context.Context, auth secret.Value, org, id string) error
 	// RevokeAsAdmin revokes another user's PAT through the token administration API;
 	// ErrNotPermitted when the caller lacks that right; an unknown id is success.
-	RevokeAsAdmin(ctx context.Context, auth Secret, org, id string) error
+	RevokeAsAdmin(ctx context.Context, auth secret.Value, org, id string) error
 	// FindByDisplayName lists the caller's active PATs with exactly this display name.
-	FindByDisplayName(ctx context.Context, auth Secret, org, displayName string) ([]PATInfo, error)
+	FindByDisplayName(ctx context.Context, auth secret.Value, org, displayName string) ([]PATInfo, error)
 	// Verify makes an authenticated call to the organization as the PAT and says whom
 	// it authenticated as. An invalid PAT is a permanent error.
-	Verify(ctx context.Context, org string, token Secret) (Identity, error)
+	Verify(ctx context.Context, org string, token secret.Value) (Identity, error)
 }
 
 // Identities signs service accounts in.
@@ -102,7 +104,13 @@ type Identities interface {
 	// error's Permanent() is true and its message names the account and the fix
 	// (identity.SignInError: "run `patrol login --service-account X`"); the outcome
 	// is then needs-attention.
-	AccessToken(ctx context.Context, account string) (Secret, error)
+	AccessToken(ctx context.Context, account string) (secret.Value, error)
+}
+
+// accessToken is Identities.AccessToken as a step for do. (The Rotator's methods name
+// their secret-name parameter secret, which hides the package there.)
+func (r *Rotator) accessToken(ctx context.Context, account string) func() (secret.Value, error) {
+	return func() (secret.Value, error) { return r.ids.AccessToken(ctx, account) }
 }
 
 // Revocation asks for a replaced PAT to be revoked (later, after its grace period).

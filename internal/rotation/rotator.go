@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Retry bounds the retries the core makes itself.
@@ -184,7 +186,7 @@ func (r *Rotator) rotate(ctx context.Context, log *slog.Logger, secret string, t
 	now := o.Time
 
 	// 2. Sign in.
-	tok, err := do(ctx, r, func() (Secret, error) { return r.ids.AccessToken(ctx, pol.ServiceAccount) })
+	tok, err := do(ctx, r, r.accessToken(ctx, pol.ServiceAccount))
 	if err != nil {
 		return r.failed(ctx, log, o, StepSignIn, err)
 	}
@@ -293,7 +295,7 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 }
 
 // revokeLeftovers revokes every active PAT named for this operation (step 3).
-func (r *Rotator) revokeLeftovers(ctx context.Context, log *slog.Logger, tok Secret, org, display string) error {
+func (r *Rotator) revokeLeftovers(ctx context.Context, log *slog.Logger, tok secret.Value, org, display string) error {
 	left, err := r.pats.FindByDisplayName(ctx, tok, org, display)
 	if err != nil {
 		return err
@@ -308,7 +310,7 @@ func (r *Rotator) revokeLeftovers(ctx context.Context, log *slog.Logger, tok Sec
 }
 
 // compensate revokes a new PAT that will not be stored, then reports the failure.
-func (r *Rotator) compensate(ctx context.Context, log *slog.Logger, o Outcome, tok Secret, org, patID string, step Step, cause error) (Outcome, error) {
+func (r *Rotator) compensate(ctx context.Context, log *slog.Logger, o Outcome, tok secret.Value, org, patID string, step Step, cause error) (Outcome, error) {
 	if patID != "" {
 		err := doErr(ctx, r, func() error { return r.pats.Revoke(ctx, tok, org, patID) })
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -384,7 +386,7 @@ func (r *Rotator) Revoke(ctx context.Context, rev Revocation) (Outcome, error) {
 			return r.publish(ctx, log, o)
 		}
 	}
-	tok, err := do(ctx, r, func() (Secret, error) { return r.ids.AccessToken(ctx, rev.Account) })
+	tok, err := do(ctx, r, r.accessToken(ctx, rev.Account))
 	if err != nil {
 		return r.failed(ctx, log, o, StepSignIn, err)
 	}

@@ -352,15 +352,6 @@ func TestRotateFailuresRevokeTheNewPAT(t *testing.T) {
 	}
 }
 
-type wrongIdentity struct{ rotation.PATs }
-
-func (w wrongIdentity) Verify(ctx context.Context, org string, tok rotation.Secret) (rotation.Identity, error) {
-	if _, err := w.PATs.Verify(ctx, org, tok); err != nil {
-		return rotation.Identity{}, err
-	}
-	return rotation.Identity{UPN: "someone-else@contoso.com"}, nil
-}
-
 func TestRotateWriteWhoseAnswerWasLostKeepsTheNewPAT(t *testing.T) {
 	f := newFixture(t)
 	f.w.Inject(rt.OpSetVersion, rt.Fault{Err: &rt.Error{Msg: "connection reset", IsPermanent: true}, After: true, Times: 1})

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/patrol-dev/patrol/internal/config"
+
+	"github.com/patrol-dev/patrol/internal/rules"
 )
 
 // Tag names (DESIGN.md "Key Vault is the inventory"). Key Vault keeps tags per
@@ -40,18 +41,26 @@ const (
 // FullScope is the scope Azure DevOps uses for a full-access PAT.
 const FullScope = "app_token"
 
-// Defaults are the settings that fill in absent policy tags (config.Config).
+// Defaults are the settings that fill in absent policy tags. The composition root
+// fills them from the loaded settings (wiring.PolicyDefaults); the core does not read
+// settings itself.
 type Defaults struct {
+	// ServiceAccount is PATROL_DEFAULT_SERVICE_ACCOUNT.
 	ServiceAccount string
-	Lifetime       time.Duration
-	Grace          time.Duration
-	RenewBefore    time.Duration
+	// Lifetime is PATROL_LIFETIME.
+	Lifetime time.Duration
+	// Grace is PATROL_GRACE.
+	Grace time.Duration
+	// RenewBefore is PATROL_RENEW_BEFORE.
+	RenewBefore time.Duration
 }
 
-// DefaultsFrom takes the policy defaults from the loaded settings.
-func DefaultsFrom(c config.Config) Defaults {
-	return Defaults{ServiceAccount: c.DefaultServiceAccount, Lifetime: c.Lifetime, Grace: c.Grace, RenewBefore: c.RenewBefore}
-}
+// The settings behind Defaults, named in the errors that send an operator to them. A
+// test in internal/wiring holds them equal to config's names.
+const (
+	settingDefaultServiceAccount = "PATROL_DEFAULT_SERVICE_ACCOUNT"
+	settingLifetime              = "PATROL_LIFETIME"
+)
 
 // Policy is a managed secret's rotation policy, from its tags and the defaults.
 type Policy struct {
@@ -68,10 +77,7 @@ func IsManaged(tags map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(tags[TagManaged]), "true")
 }
 
-var (
-	orgName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,48}[A-Za-z0-9])?$`)
-	scope   = regexp.MustCompile(`^vso\.[a-z0-9_]+$`)
-)
+var scope = regexp.MustCompile(`^vso\.[a-z0-9_]+$`)
 
 // ParsePolicy reads the policy tags. A missing tag takes its default; a bad one gives
 // a *TagError naming the tag and the value. Full access (app_token) is refused unless
@@ -82,8 +88,8 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 	switch {
 	case p.Org == "":
 		return Policy{}, &TagError{Tag: TagOrg, Problem: "required: the Azure DevOps organization the PAT is for"}
-	case !orgName.MatchString(p.Org):
-		return Policy{}, &TagError{Tag: TagOrg, Value: p.Org, Problem: "want an organization name (letters, digits and '-', at most 50)"}
+	case !rules.IsOrgName(p.Org):
+		return Policy{}, &TagError{Tag: TagOrg, Value: p.Org, Problem: "want " + rules.OrgNameForm}
 	}
 
 	if raw, ok := tags[TagAllowFullScope]; ok {
@@ -113,38 +119,38 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 	}
 
 	if v := strings.TrimSpace(tags[TagServiceAccount]); v != "" {
-		if !config.IsUPN(v) {
-			return Policy{}, &TagError{Tag: TagServiceAccount, Value: v, Problem: "want a user principal name such as svc-build@contoso.com"}
+		if !rules.IsUPN(v) {
+			return Policy{}, &TagError{Tag: TagServiceAccount, Value: v, Problem: "want " + rules.UPNForm}
 		}
 		p.ServiceAccount = v
 	}
 	if p.ServiceAccount == "" {
-		return Policy{}, &TagError{Tag: TagServiceAccount, Problem: "required when " + config.SettingDefaultServiceAccount + " is not set"}
+		return Policy{}, &TagError{Tag: TagServiceAccount, Problem: "required when " + settingDefaultServiceAccount + " is not set"}
 	}
 
 	// An empty value means unset (Key Vault allows empty tag values).
 	if v := strings.TrimSpace(tags[TagLifetime]); v != "" {
-		d, err := config.ParseDuration(v)
+		d, err := rules.ParseDuration(v)
 		if err != nil {
 			return Policy{}, &TagError{Tag: TagLifetime, Value: v, Problem: "want Go syntax like 720h or whole days like 30d"}
 		}
-		if d < config.MinLifetime || d > config.MaxLifetime {
-			return Policy{}, &TagError{Tag: TagLifetime, Value: v, Problem: fmt.Sprintf("want between %s and %s", config.FormatDuration(config.MinLifetime), config.FormatDuration(config.MaxLifetime))}
+		if d < rules.MinLifetime || d > rules.MaxLifetime {
+			return Policy{}, &TagError{Tag: TagLifetime, Value: v, Problem: fmt.Sprintf("want between %s and %s", rules.FormatDuration(rules.MinLifetime), rules.FormatDuration(rules.MaxLifetime))}
 		}
 		p.Lifetime = d
 	}
 	if v := strings.TrimSpace(tags[TagGrace]); v != "" {
-		d, err := config.ParseDuration(v)
+		d, err := rules.ParseDuration(v)
 		if err != nil {
 			return Policy{}, &TagError{Tag: TagGrace, Value: v, Problem: "want Go syntax like 36h or whole days like 1d"}
 		}
-		if d > config.MaxLifetime {
-			return Policy{}, &TagError{Tag: TagGrace, Value: v, Problem: "want at most " + config.FormatDuration(config.MaxLifetime)}
+		if d > rules.MaxLifetime {
+			return Policy{}, &TagError{Tag: TagGrace, Value: v, Problem: "want at most " + rules.FormatDuration(rules.MaxLifetime)}
 		}
 		p.Grace = d
 	}
 	if p.Lifetime <= 0 {
-		return Policy{}, &TagError{Tag: TagLifetime, Problem: "no lifetime: set the tag or " + config.SettingLifetime}
+		return Policy{}, &TagError{Tag: TagLifetime, Problem: "no lifetime: set the tag or " + settingLifetime}
 	}
 	return p, nil
 }
@@ -157,10 +163,10 @@ func (p Policy) Tags() map[string]string {
 		t[TagServiceAccount] = p.ServiceAccount
 	}
 	if p.Lifetime > 0 {
-		t[TagLifetime] = config.FormatDuration(p.Lifetime)
+		t[TagLifetime] = rules.FormatDuration(p.Lifetime)
 	}
 	if p.Grace > 0 {
-		t[TagGrace] = config.FormatDuration(p.Grace)
+		t[TagGrace] = rules.FormatDuration(p.Grace)
 	}
 	if p.AllowFullScope {
 		t[TagAllowFullScope] = "true"

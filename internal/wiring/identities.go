@@ -8,6 +8,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Identities adapts identity.ServiceAccounts to rotation.Identities. Sign-in errors
@@ -30,35 +31,35 @@ func NewIdentities(sa *identity.ServiceAccounts) Identities {
 }
 
 // AccessToken returns an Azure DevOps access token for the account.
-func (i Identities) AccessToken(ctx context.Context, account string) (rotation.Secret, error) {
+func (i Identities) AccessToken(ctx context.Context, account string) (secret.Value, error) {
 	tok, err := i.sa.Token(ctx, account)
 	if err != nil {
-		return rotation.Secret{}, err
+		return secret.Value{}, err
 	}
 	return i.remember(account, tok.Value()), nil
 }
 
 // Refresh returns a fresh token for the account the stale one was issued to.
-func (i Identities) Refresh(ctx context.Context, stale rotation.Secret) (rotation.Secret, error) {
+func (i Identities) Refresh(ctx context.Context, stale secret.Value) (secret.Value, error) {
 	i.mu.Lock()
 	account, ok := i.owners[sha256.Sum256([]byte(stale.Reveal()))]
 	i.mu.Unlock()
 	if !ok {
-		return rotation.Secret{}, errors.New("wiring: refresh: the refused token was not issued here")
+		return secret.Value{}, errors.New("wiring: refresh: the refused token was not issued here")
 	}
 	tok, err := i.sa.Refresh(ctx, account)
 	if err != nil {
-		return rotation.Secret{}, err
+		return secret.Value{}, err
 	}
 	return i.remember(account, tok.Value()), nil
 }
 
-func (i Identities) remember(account, token string) rotation.Secret {
+func (i Identities) remember(account, token string) secret.Value {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if len(i.owners) > 1024 { // tokens live an hour; forget them all rather than track age
 		clear(i.owners)
 	}
 	i.owners[sha256.Sum256([]byte(token))] = account
-	return rotation.NewSecret(token)
+	return secret.New(token)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/devops"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // PATs adapts the typed Azure DevOps client to rotation.PATs.
@@ -26,7 +27,7 @@ import (
 // MSAL cannot see. Only one retry: a second 401 is a real refusal.
 type PATs struct {
 	c       *devops.Client
-	refresh func(ctx context.Context, stale rotation.Secret) (rotation.Secret, error)
+	refresh func(ctx context.Context, stale secret.Value) (secret.Value, error)
 }
 
 var _ rotation.PATs = PATs{}
@@ -35,13 +36,13 @@ var _ rotation.PATs = PATs{}
 func NewPATs(c *devops.Client) PATs { return PATs{c: c} }
 
 // WithRefresh returns p retrying a refused call once with refresh's token.
-func (p PATs) WithRefresh(refresh func(ctx context.Context, stale rotation.Secret) (rotation.Secret, error)) PATs {
+func (p PATs) WithRefresh(refresh func(ctx context.Context, stale secret.Value) (secret.Value, error)) PATs {
 	p.refresh = refresh
 	return p
 }
 
 // call runs f with auth, and once more with a fresh token when Azure DevOps refused it.
-func (p PATs) call(ctx context.Context, auth rotation.Secret, f func(ctx context.Context) error) error {
+func (p PATs) call(ctx context.Context, auth secret.Value, f func(ctx context.Context) error) error {
 	err := f(withAuth(ctx, auth))
 	if err == nil || p.refresh == nil || !errors.Is(err, devops.ErrUnauthorized) {
 		return err
@@ -55,13 +56,13 @@ func (p PATs) call(ctx context.Context, auth rotation.Secret, f func(ctx context
 
 type authKey struct{}
 
-func withAuth(ctx context.Context, auth rotation.Secret) context.Context {
+func withAuth(ctx context.Context, auth secret.Value) context.Context {
 	return context.WithValue(ctx, authKey{}, auth)
 }
 
 // TokenFromContext is the devops.Options.Token of the client behind PATs.
 func TokenFromContext(ctx context.Context) (string, error) {
-	s, ok := ctx.Value(authKey{}).(rotation.Secret)
+	s, ok := ctx.Value(authKey{}).(secret.Value)
 	if !ok || s.IsZero() {
 		return "", errors.New("no service-account access token for this call")
 	}
@@ -69,7 +70,7 @@ func TokenFromContext(ctx context.Context) (string, error) {
 }
 
 // Create issues an organization-scoped PAT.
-func (p PATs) Create(ctx context.Context, auth rotation.Secret, req rotation.PATRequest) (rotation.NewPAT, error) {
+func (p PATs) Create(ctx context.Context, auth secret.Value, req rotation.PATRequest) (rotation.NewPAT, error) {
 	var pat devops.PAT
 	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
 		pat, err = p.c.CreatePAT(ctx, req.Org, devops.CreateRequest{
@@ -78,37 +79,37 @@ func (p PATs) Create(ctx context.Context, auth rotation.Secret, req rotation.PAT
 		return err
 	})
 	if err != nil {
-		return rotation.NewPAT{}, classify(err)
+		return rotation.NewPAT{}, err
 	}
-	return rotation.NewPAT{ID: pat.AuthorizationID, Token: rotation.NewSecret(pat.Token.Reveal()), ValidTo: pat.ValidTo.UTC(),
+	return rotation.NewPAT{ID: pat.AuthorizationID, Token: pat.Token, ValidTo: pat.ValidTo.UTC(),
 		Scopes: strings.Fields(pat.Scope)}, nil
 }
 
 // Revoke revokes one of the caller's PATs; unknown ids are success (the client's rule).
-func (p PATs) Revoke(ctx context.Context, auth rotation.Secret, org, id string) error {
-	return classify(p.call(ctx, auth, func(ctx context.Context) error { return p.c.RevokePAT(ctx, org, id) }))
+func (p PATs) Revoke(ctx context.Context, auth secret.Value, org, id string) error {
+	return p.call(ctx, auth, func(ctx context.Context) error { return p.c.RevokePAT(ctx, org, id) })
 }
 
 // RevokeAsAdmin revokes through the token-admin API. A refused credential there means
 // the account lacks the right: rotation.ErrNotPermitted.
-func (p PATs) RevokeAsAdmin(ctx context.Context, auth rotation.Secret, org, id string) error {
+func (p PATs) RevokeAsAdmin(ctx context.Context, auth secret.Value, org, id string) error {
 	err := p.call(ctx, auth, func(ctx context.Context) error { return p.c.AdminRevoke(ctx, org, []string{id}) })
 	if errors.Is(err, devops.ErrUnauthorized) {
 		return classified{err: err, is: rotation.ErrNotPermitted}
 	}
-	return classify(err)
+	return err
 }
 
 // FindByDisplayName lists the caller's active PATs named exactly displayName (the
 // client matches prefixes; "patrol s op" must not match "patrol s op2").
-func (p PATs) FindByDisplayName(ctx context.Context, auth rotation.Secret, org, displayName string) ([]rotation.PATInfo, error) {
+func (p PATs) FindByDisplayName(ctx context.Context, auth secret.Value, org, displayName string) ([]rotation.PATInfo, error) {
 	var all []devops.PAT
 	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
 		all, err = p.c.FindByDisplayName(ctx, org, displayName)
 		return err
 	})
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	var out []rotation.PATInfo
 	for _, x := range all {
@@ -123,10 +124,10 @@ func (p PATs) FindByDisplayName(ctx context.Context, auth rotation.Secret, org, 
 // for Entra users the identity descriptor is
 // "Microsoft.IdentityModel.Claims.ClaimsIdentity;<tenant>\<upn>", so the UPN is read
 // from its end (empty when it has another shape, and the core then skips the check).
-func (p PATs) Verify(ctx context.Context, org string, token rotation.Secret) (rotation.Identity, error) {
-	u, err := p.c.VerifyPAT(ctx, org, devops.NewSecret(token.Reveal()))
+func (p PATs) Verify(ctx context.Context, org string, token secret.Value) (rotation.Identity, error) {
+	u, err := p.c.VerifyPAT(ctx, org, token)
 	if err != nil {
-		return rotation.Identity{}, classify(err)
+		return rotation.Identity{}, err
 	}
 	return rotation.Identity{ID: u.ID, UPN: upnFromDescriptor(u.Descriptor)}, nil
 }
@@ -145,15 +146,6 @@ func upnFromDescriptor(d string) string {
 	return rest
 }
 
-// classify adds the core's sentinel to a devops error; Permanent and RetryAfter come
-// from *devops.Error itself.
-func classify(err error) error {
-	if errors.Is(err, devops.ErrNotFound) {
-		return classified{err: err, is: rotation.ErrNotFound}
-	}
-	return err
-}
-
 // classified is err that also matches the core's sentinel `is`, keeping err's text and
 // classification.
 type classified struct{ err, is error }
@@ -163,14 +155,14 @@ func (c classified) Unwrap() []error { return []error{c.err, c.is} }
 
 // PatrolPATs lists the account's active PATs that patrol created (display names
 // starting rotation.DisplayNamePrefix), for the sweep's orphan clean-up.
-func (p PATs) PatrolPATs(ctx context.Context, auth rotation.Secret, org string) ([]rotation.PATInfo, error) {
+func (p PATs) PatrolPATs(ctx context.Context, auth secret.Value, org string) ([]rotation.PATInfo, error) {
 	var all []devops.PAT
 	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
 		all, err = p.c.FindByDisplayName(ctx, org, rotation.DisplayNamePrefix)
 		return err
 	})
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	out := make([]rotation.PATInfo, 0, len(all))
 	for _, x := range all {

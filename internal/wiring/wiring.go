@@ -78,7 +78,7 @@ type Services struct {
 
 // Build wires everything from cfg (already validated by config.Load).
 func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
-	s := &Services{Config: cfg, Logger: o.Logger, Defaults: rotation.DefaultsFrom(cfg)}
+	s := &Services{Config: cfg, Logger: o.Logger, Defaults: PolicyDefaults(cfg)}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}

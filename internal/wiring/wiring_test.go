@@ -10,8 +10,7 @@ import (
 	"testing"
 
 	"github.com/patrol-dev/patrol/internal/config"
-	"github.com/patrol-dev/patrol/internal/devops"
-	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // failTransport fails the test on any request: Build must not touch the network.
@@ -107,25 +106,8 @@ func TestTheDevOpsClientGetsTheTokenOfTheCall(t *testing.T) {
 	if _, err := TokenFromContext(context.Background()); err == nil {
 		t.Fatal("a call without a token got one")
 	}
-	tok, err := TokenFromContext(withAuth(context.Background(), rotation.NewSecret("t1")))
+	tok, err := TokenFromContext(withAuth(context.Background(), secret.New("t1")))
 	if err != nil || tok != "t1" {
 		t.Fatalf("token = %q, %v", tok, err)
 	}
 }
-
-func TestDevOpsNotFoundIsTheCoresNotFound(t *testing.T) {
-	err := classify(&devopsNotFound{})
-	if !errors.Is(err, rotation.ErrNotFound) || !errors.Is(err, devops.ErrNotFound) || err.Error() != "devops: get PAT: not found" {
-		t.Fatalf("classify = %v", err)
-	}
-	if !rotation.IsPermanent(err) {
-		t.Fatal("not found must stay permanent")
-	}
-}
-
-type devopsNotFound struct{}
-
-func (devopsNotFound) Error() string        { return "devops: get PAT: not found" }
-func (devopsNotFound) Is(target error) bool { return target == devops.ErrNotFound }
-func (devopsNotFound) Permanent() bool      { return true }
-func (e *devopsNotFound) Unwrap() error     { return nil }

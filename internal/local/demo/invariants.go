@@ -16,6 +16,7 @@ import (
 	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Check is one invariant's verdict.
@@ -75,7 +76,7 @@ func (s *System) CheckInvariants(ctx context.Context, extraText ...string) ([]Ch
 			working.Failures = append(working.Failures, fmt.Sprintf("%s: %v", sec.Name, err))
 			continue
 		}
-		u, err := dc.VerifyPAT(ctx, tags[rotation.TagOrg], devops.NewSecret(value))
+		u, err := dc.VerifyPAT(ctx, tags[rotation.TagOrg], secret.New(value))
 		switch {
 		case err != nil:
 			working.Failures = append(working.Failures, fmt.Sprintf("%s (version %s): connectionData refused its PAT: %v", sec.Name, sec.Current.Version, err))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Crash is what an injected crash panics with: the process "died" right after the
@@ -416,20 +417,20 @@ type ids struct{ w *World }
 
 const accessTokenPrefix = "access-token-for:"
 
-func (i ids) AccessToken(_ context.Context, account string) (rotation.Secret, error) {
-	return call(i.w, OpAccessToken, func() (rotation.Secret, error) {
+func (i ids) AccessToken(_ context.Context, account string) (secret.Value, error) {
+	return call(i.w, OpAccessToken, func() (secret.Value, error) {
 		if err := i.w.signIn[account]; err != nil {
-			return rotation.Secret{}, err
+			return secret.Value{}, err
 		}
 		tok := accessTokenPrefix + account
 		i.w.issued = append(i.w.issued, tok)
-		return rotation.NewSecret(tok), nil
+		return secret.New(tok), nil
 	})
 }
 
 type pats struct{ w *World }
 
-func caller(auth rotation.Secret) (string, error) {
+func caller(auth secret.Value) (string, error) {
 	acct, ok := strings.CutPrefix(auth.Reveal(), accessTokenPrefix)
 	if !ok {
 		return "", &Error{Msg: "401 Unauthorized", IsPermanent: true}
@@ -437,7 +438,7 @@ func caller(auth rotation.Secret) (string, error) {
 	return acct, nil
 }
 
-func (p pats) Create(_ context.Context, auth rotation.Secret, req rotation.PATRequest) (rotation.NewPAT, error) {
+func (p pats) Create(_ context.Context, auth secret.Value, req rotation.PATRequest) (rotation.NewPAT, error) {
 	return call(p.w, OpCreate, func() (rotation.NewPAT, error) {
 		acct, err := caller(auth)
 		if err != nil {
@@ -453,11 +454,11 @@ func (p pats) Create(_ context.Context, auth rotation.Secret, req rotation.PATRe
 			validTo = p.w.now.Add(p.w.MaxLifetime)
 		}
 		pat := p.w.newPAT(req.Org, acct, req.DisplayName, req.Scopes, validTo)
-		return rotation.NewPAT{ID: pat.ID, Token: rotation.NewSecret(pat.token), ValidTo: pat.ValidTo, Scopes: pat.Scopes}, nil
+		return rotation.NewPAT{ID: pat.ID, Token: secret.New(pat.token), ValidTo: pat.ValidTo, Scopes: pat.Scopes}, nil
 	})
 }
 
-func (p pats) Revoke(_ context.Context, auth rotation.Secret, org, id string) error {
+func (p pats) Revoke(_ context.Context, auth secret.Value, org, id string) error {
 	_, err := call(p.w, OpRevoke, func() (struct{}, error) {
 		acct, err := caller(auth)
 		if err != nil {
@@ -473,7 +474,7 @@ func (p pats) Revoke(_ context.Context, auth rotation.Secret, org, id string) er
 	return err
 }
 
-func (p pats) RevokeAsAdmin(_ context.Context, auth rotation.Secret, org, id string) error {
+func (p pats) RevokeAsAdmin(_ context.Context, auth secret.Value, org, id string) error {
 	_, err := call(p.w, OpRevokeAsAdmin, func() (struct{}, error) {
 		if _, err := caller(auth); err != nil {
 			return struct{}{}, err
@@ -489,7 +490,7 @@ func (p pats) RevokeAsAdmin(_ context.Context, auth rotation.Secret, org, id str
 	return err
 }
 
-func (p pats) FindByDisplayName(_ context.Context, auth rotation.Secret, org, name string) ([]rotation.PATInfo, error) {
+func (p pats) FindByDisplayName(_ context.Context, auth secret.Value, org, name string) ([]rotation.PATInfo, error) {
 	return call(p.w, OpFindByDisplayName, func() ([]rotation.PATInfo, error) {
 		acct, err := caller(auth)
 		if err != nil {
@@ -505,7 +506,7 @@ func (p pats) FindByDisplayName(_ context.Context, auth rotation.Secret, org, na
 	})
 }
 
-func (p pats) Verify(_ context.Context, org string, token rotation.Secret) (rotation.Identity, error) {
+func (p pats) Verify(_ context.Context, org string, token secret.Value) (rotation.Identity, error) {
 	return call(p.w, OpVerify, func() (rotation.Identity, error) {
 		pat := p.w.byToken(token.Reveal())
 		if pat == nil || pat.Revoked || !p.w.now.Before(pat.ValidTo) || pat.Org != org {
