@@ -43,7 +43,7 @@ var (
 // over TLS from one CA, on one manual clock.
 type stack struct {
 	t      *testing.T
-	devops *emu.Server
+	devops *emu.Emulator
 	entra  *entra.Emulator
 	clock  *clock.Clock
 	http   *http.Client
@@ -67,10 +67,10 @@ func newStack(t *testing.T, rl emu.RateLimit) *stack {
 		t.Fatal(err)
 	}
 	clk := clock.NewManual(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
-	en, err := entra.Start(entra.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entra.Directory{
+	en, err := entra.New(entra.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entra.Directory{
 		TenantID: tenantID, Domain: "contoso.localhost",
-		Apps:  []entra.App{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
-		Users: []entra.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
+		AppRegistrations: []entra.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
+		Users:            []entra.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -137,7 +137,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 	})
 	t.Run("an RBAC refusal is permanent and names the missing right", func(t *testing.T) {
 		var oid string
-		for _, a := range st.Entra.Directory().Apps {
+		for _, a := range st.Entra.Directory().AppRegistrations {
 			if a.ClientID == stack.WorkloadClientID {
 				oid = a.ObjectID
 			}

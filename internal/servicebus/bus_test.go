@@ -23,7 +23,7 @@ var start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	clk    *clock.Clock
-	b      *broker.Broker
+	b      *broker.Emulator
 	bus    *servicebus.Bus
 	client *azservicebus.Client // an independent consumer, as the Functions host is
 }

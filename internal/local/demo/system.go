@@ -165,7 +165,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		return nil, err
 	}
 
-	app, err := devhost.Load(o.AppRoot)
+	app, err := devhost.LoadAppDefinition(o.AppRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	}
 	hostLog := slog.New(slog.NewTextHandler(io.MultiWriter(outs...), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sys.Host, err = devhost.Start(ctx, devhost.Options{
-		App: app, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
+		Definition: app, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
 		HTTPAddr: o.HTTPAddr, ManagedIdentity: mi, IdentityHeader: header, DisableTriggers: o.DisableTriggers,
 		RestartOnExit: true, // as the Functions host does after a crash
 	})

@@ -33,7 +33,7 @@ const (
 
 // Options configures Start.
 type Options struct {
-	App *App // from Load; %SETTING% references are expanded from Settings
+	Definition *AppDefinition // from Load; %SETTING% references are expanded from Settings
 
 	// Settings are the app settings: they become the handler's environment (on top of
 	// this process's), resolve %SETTING% references, and name the Service Bus
@@ -86,7 +86,7 @@ type Counts struct {
 
 // Host is a running devhost.
 type Host struct {
-	app      *App
+	app      *AppDefinition
 	opts     Options
 	log      *slog.Logger
 	clk      *clock.Clock
@@ -131,7 +131,7 @@ type keys struct{ function, master, eventGrid string }
 // Service Bus receivers and timers. ctx bounds the start only; everything runs until
 // Close.
 func Start(ctx context.Context, opts Options) (*Host, error) {
-	if opts.App == nil {
+	if opts.Definition == nil {
 		return nil, errors.New("devhost: Options.App is nil (use devhost.Load)")
 	}
 	if opts.ManagedIdentity != nil && opts.IdentityHeader == "" {
@@ -141,7 +141,7 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	for k, v := range opts.Settings {
 		settings[k] = v
 	}
-	app, err := opts.App.Expand(settings)
+	app, err := opts.Definition.Expand(settings)
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +270,8 @@ func (h *Host) serveMSI() error {
 	return nil
 }
 
-// App returns the app as devhost runs it (settings expanded).
-func (h *Host) App() *App { return h.app }
+// Definition returns the app as devhost runs it (settings expanded).
+func (h *Host) Definition() *AppDefinition { return h.app }
 
 // URL is the base URL of the HTTP endpoints, e.g. http://127.0.0.1:7071 (HTTP triggers
 // are under URL()+"/api/…", the Event Grid webhook at

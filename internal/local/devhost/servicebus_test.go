@@ -31,7 +31,7 @@ var serviceBusAppFiles = map[string]string{
 
 type sbFixture struct {
 	*testHost
-	broker *servicebus.Broker
+	broker *servicebus.Emulator
 	sender func(queue string) *azservicebus.Sender
 }
 
@@ -315,11 +315,11 @@ func TestServiceBusConnectionMustBeSet(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			app, err := Load(writeApp(t, serviceBusAppFiles))
+			app, err := LoadAppDefinition(writeApp(t, serviceBusAppFiles))
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := Start(context.Background(), Options{App: app, Settings: tc.settings, Command: []string{echoBin}})
+			h, err := Start(context.Background(), Options{Definition: app, Settings: tc.settings, Command: []string{echoBin}})
 			if err == nil {
 				_ = h.Close(context.Background())
 				t.Fatal("Start succeeded")

@@ -75,8 +75,8 @@ type Stack struct {
 	HTTP   *http.Client // trusts the CA and dials *.localhost to loopback
 	Entra  *entra.Emulator
 	KV     *keyvault.Emulator
-	DevOps *devops.Server
-	SB     *servicebus.Broker
+	DevOps *devops.Emulator
+	SB     *servicebus.Emulator
 	MSI    *entra.ManagedIdentityServer
 
 	DevOpsURL      string
@@ -122,10 +122,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
 
-	s.Entra, err = entra.Start(entra.Options{
+	s.Entra, err = entra.New(entra.Options{
 		Directory: entra.Directory{
 			TenantID: TenantID, Domain: Domain,
-			Apps: []entra.App{
+			AppRegistrations: []entra.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
 				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)"},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
@@ -207,7 +207,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 }
 
 func (s *Stack) objectID(clientID string) string {
-	for _, a := range s.Entra.Directory().Apps {
+	for _, a := range s.Entra.Directory().AppRegistrations {
 		if a.ClientID == clientID {
 			return a.ObjectID
 		}

@@ -47,7 +47,7 @@ func signingKey(t testing.TB) *rsa.PrivateKey {
 // stands in for the Entra emulator.
 type env struct {
 	t      *testing.T
-	srv    *Server
+	srv    *Emulator
 	url    string
 	client *http.Client
 	clock  *clock.Clock

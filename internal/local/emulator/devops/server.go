@@ -61,8 +61,8 @@ type Options struct {
 	AutoEnroll bool
 }
 
-// Server is the Azure DevOps emulator; it is an http.Handler.
-type Server struct {
+// Emulator is the Azure DevOps emulator; it is an http.Handler.
+type Emulator struct {
 	verifier   authn.Verifier
 	clock      Clock
 	faults     *fault.Injector
@@ -79,11 +79,11 @@ type Server struct {
 }
 
 // New creates an emulator with no organizations.
-func New(o Options) (*Server, error) {
+func New(o Options) (*Emulator, error) {
 	if o.Verifier == nil {
 		return nil, errors.New("devops emulator: Options.Verifier is required")
 	}
-	s := &Server{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
+	s := &Emulator{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
 		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(),
 		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}}
 	if s.clock == nil {
@@ -102,10 +102,10 @@ func New(o Options) (*Server, error) {
 }
 
 // Faults returns the fault injector (operations are the Op* constants).
-func (s *Server) Faults() *fault.Injector { return s.faults }
+func (s *Emulator) Faults() *fault.Injector { return s.faults }
 
 // Journal returns the request journal.
-func (s *Server) Journal() *journal.Journal { return s.journal }
+func (s *Emulator) Journal() *journal.Journal { return s.journal }
 
 // Listener is a running emulator endpoint.
 type Listener struct {
@@ -121,7 +121,7 @@ func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(c
 
 // ListenTLS serves the emulator over HTTPS on addr (default "127.0.0.1:0": any port) with
 // cfg (from tlsca's ServerTLSConfig).
-func (s *Server) ListenTLS(addr string, cfg *tls.Config) (*Listener, error) {
+func (s *Emulator) ListenTLS(addr string, cfg *tls.Config) (*Listener, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -190,7 +190,7 @@ type request struct {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &journal.StatusRecorder{ResponseWriter: w}
 	rt, ok := parseRoute(r.Method, r.URL.Path)
@@ -294,7 +294,7 @@ func unauthorized(who string) *authFailure {
 }
 
 // authenticateUser admits only Entra user tokens for the Azure DevOps resource.
-func (s *Server) authenticateUser(req *request, op string) *authFailure {
+func (s *Emulator) authenticateUser(req *request, op string) *authFailure {
 	h := req.Header.Get("Authorization")
 	scheme, raw, _ := strings.Cut(strings.TrimSpace(h), " ")
 	switch {
@@ -357,7 +357,7 @@ func (s *Server) authenticateUser(req *request, op string) *authFailure {
 
 // authenticatePAT admits a Basic credential whose password is an active PAT for this
 // organization whose owner is an enabled member.
-func (s *Server) authenticatePAT(req *request) *authFailure {
+func (s *Emulator) authenticatePAT(req *request) *authFailure {
 	h := req.Header.Get("Authorization")
 	if h == "" {
 		return unauthorized("")
@@ -397,7 +397,7 @@ func audienceOK(aud string) bool {
 
 // refuse answers an authentication failure: the sign-in page (203) unless the client
 // sent X-TFS-FedAuthRedirect: Suppress, else 401 with the VSS error JSON.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, f *authFailure) {
+func (s *Emulator) refuse(w http.ResponseWriter, r *http.Request, f *authFailure) {
 	if f.signIn && !strings.EqualFold(r.Header.Get("X-TFS-FedAuthRedirect"), "Suppress") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusNonAuthoritativeInfo)

@@ -20,19 +20,19 @@ func (e *Emulator) AddUser(u User) (User, error) {
 	return u, nil
 }
 
-// AddApp adds an app registration or managed identity at runtime and returns it with its
+// AddAppRegistration adds an app registration or managed identity at runtime and returns it with its
 // object id filled in.
-func (e *Emulator) AddApp(a App) (App, error) {
+func (e *Emulator) AddAppRegistration(a AppRegistration) (AppRegistration, error) {
 	a, err := a.normalize()
 	if err != nil {
-		return App{}, fmt.Errorf("entra: add app: %w", err)
+		return AppRegistration{}, fmt.Errorf("entra: add app: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.dir.app(a.ClientID) != nil {
-		return App{}, fmt.Errorf("entra: add app: client id %s already exists", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("entra: add app: client id %s already exists", a.ClientID)
 	}
-	e.dir.Apps = append(e.dir.Apps, a)
+	e.dir.AppRegistrations = append(e.dir.AppRegistrations, a)
 	return a, nil
 }
 
@@ -52,7 +52,7 @@ func (e *Emulator) Directory() Directory {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.dir
-	d.Apps = slices.Clone(d.Apps)
+	d.AppRegistrations = slices.Clone(d.AppRegistrations)
 	d.Users = slices.Clone(d.Users)
 	return d
 }

@@ -16,8 +16,8 @@ type Directory struct {
 	// "Managed" for it and for the domain of every user's UPN; it is also accepted in
 	// place of the tenant id in authority paths, as Entra accepts verified domains.
 	Domain string `json:"domain,omitempty"`
-	// Apps are the app registrations and managed identities.
-	Apps []App `json:"apps,omitempty"`
+	// AppRegistrations are the app registrations and managed identities.
+	AppRegistrations []AppRegistration `json:"apps,omitempty"`
 	// Users are the user accounts (the service accounts patrol signs in as).
 	Users []User `json:"users,omitempty"`
 	// SystemAssignedIdentity is the client id of the managed identity the MSI endpoint
@@ -25,8 +25,8 @@ type Directory struct {
 	SystemAssignedIdentity string `json:"systemAssignedIdentity,omitempty"`
 }
 
-// App is an app registration (with its service principal) or a managed identity.
-type App struct {
+// AppRegistration is an app registration (with its service principal) or a managed identity.
+type AppRegistration struct {
 	ClientID string `json:"clientId"`
 	// Secret is the client secret; empty for public clients and managed identities.
 	Secret string `json:"secret,omitempty"`
@@ -63,7 +63,7 @@ func (d Directory) normalize() (Directory, error) {
 		return Directory{}, fmt.Errorf("entra: directory: tenant id %q is not a GUID", d.TenantID)
 	}
 	out := Directory{TenantID: strings.ToLower(d.TenantID), Domain: strings.ToLower(d.Domain), SystemAssignedIdentity: d.SystemAssignedIdentity}
-	for i, a := range d.Apps {
+	for i, a := range d.AppRegistrations {
 		a, err := a.normalize()
 		if err != nil {
 			return Directory{}, fmt.Errorf("entra: directory: app %d: %w", i, err)
@@ -71,7 +71,7 @@ func (d Directory) normalize() (Directory, error) {
 		if out.app(a.ClientID) != nil {
 			return Directory{}, fmt.Errorf("entra: directory: app %d: client id %s appears twice", i, a.ClientID)
 		}
-		out.Apps = append(out.Apps, a)
+		out.AppRegistrations = append(out.AppRegistrations, a)
 	}
 	for i, u := range d.Users {
 		u, err := u.normalize()
@@ -91,21 +91,21 @@ func (d Directory) normalize() (Directory, error) {
 	return out, nil
 }
 
-func (a App) normalize() (App, error) {
+func (a AppRegistration) normalize() (AppRegistration, error) {
 	if _, err := uuid.Parse(a.ClientID); err != nil {
-		return App{}, fmt.Errorf("client id %q is not a GUID", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("client id %q is not a GUID", a.ClientID)
 	}
 	a.ClientID = strings.ToLower(a.ClientID)
 	if a.ObjectID == "" {
 		a.ObjectID = uuid.NewString()
 	} else if _, err := uuid.Parse(a.ObjectID); err != nil {
-		return App{}, fmt.Errorf("object id %q is not a GUID", a.ObjectID)
+		return AppRegistration{}, fmt.Errorf("object id %q is not a GUID", a.ObjectID)
 	}
 	if a.ManagedIdentity && (a.Secret != "" || a.PublicClient) {
-		return App{}, fmt.Errorf("managed identity %s cannot have a secret or be a public client", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("managed identity %s cannot have a secret or be a public client", a.ClientID)
 	}
 	if a.PublicClient && a.Secret != "" {
-		return App{}, fmt.Errorf("public client %s cannot have a secret", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("public client %s cannot have a secret", a.ClientID)
 	}
 	if a.DisplayName == "" {
 		a.DisplayName = a.ClientID
@@ -130,10 +130,10 @@ func (u User) normalize() (User, error) {
 	return u, nil
 }
 
-func (d *Directory) app(clientID string) *App {
-	for i := range d.Apps {
-		if strings.EqualFold(d.Apps[i].ClientID, clientID) {
-			return &d.Apps[i]
+func (d *Directory) app(clientID string) *AppRegistration {
+	for i := range d.AppRegistrations {
+		if strings.EqualFold(d.AppRegistrations[i].ClientID, clientID) {
+			return &d.AppRegistrations[i]
 		}
 	}
 	return nil
@@ -159,9 +159,9 @@ func (d *Directory) userByOID(oid string) *User {
 }
 
 // managedIdentity finds a managed identity by one of the ids the MSI endpoint accepts.
-func (d *Directory) managedIdentity(sel miSelector) *App {
-	for i := range d.Apps {
-		a := &d.Apps[i]
+func (d *Directory) managedIdentity(sel miSelector) *AppRegistration {
+	for i := range d.AppRegistrations {
+		a := &d.AppRegistrations[i]
 		if !a.ManagedIdentity {
 			continue
 		}

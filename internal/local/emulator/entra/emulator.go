@@ -105,8 +105,8 @@ type Emulator struct {
 	msiSrvs []*ManagedIdentityServer
 }
 
-// Start validates the directory, listens and serves HTTPS until Close.
-func Start(opts Options) (*Emulator, error) {
+// New validates the directory, listens and serves HTTPS until Close.
+func New(opts Options) (*Emulator, error) {
 	dir, err := opts.Directory.normalize()
 	if err != nil {
 		return nil, err

@@ -43,8 +43,8 @@ func newEntraEnv(t *testing.T) *entraEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp, err := entra.Start(entra.Options{
-		Directory: entra.Directory{TenantID: entraTenant, SystemAssignedIdentity: functionMIID, Apps: []entra.App{
+	idp, err := entra.New(entra.Options{
+		Directory: entra.Directory{TenantID: entraTenant, SystemAssignedIdentity: functionMIID, AppRegistrations: []entra.AppRegistration{
 			{ClientID: rotatorID, Secret: rotatorSecret, DisplayName: "patrol-rotator"},
 			{ClientID: outsiderID, Secret: outsiderSecret, DisplayName: "outsider"},
 			{ClientID: functionMIID, ManagedIdentity: true, DisplayName: "patrol-func"},
@@ -69,7 +69,7 @@ func newEntraEnv(t *testing.T) *entraEnv {
 	}
 	t.Cleanup(func() { _ = kv.Close() })
 	dir := idp.Directory()
-	for _, a := range dir.Apps {
+	for _, a := range dir.AppRegistrations {
 		if a.ClientID == rotatorID || a.ClientID == functionMIID {
 			if err := kv.Grant("patrol", a.ObjectID, RoleSecretsOfficer); err != nil {
 				t.Fatal(err)
