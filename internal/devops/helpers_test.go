@@ -75,11 +75,18 @@ func newStack(t *testing.T, rl emu.RateLimit) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := en.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { en.Close() })
 	if rl.Limit == 0 {
 		rl.Limit = -1
 	}
-	srv, err := emu.New(emu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl})
+	cfg, err := ca.ServerTLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := emu.New(emu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl, TLS: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,21 +97,16 @@ func newStack(t *testing.T, rl emu.RateLimit) *stack {
 		srv.AddUser(name, emu.User{ObjectID: svcOID, UPN: svcUPN, DisplayName: "Build service account"})
 		srv.AddUser(name, emu.User{ObjectID: adminOID, UPN: adminUPN, Admin: true})
 	}
-	cfg, err := ca.ServerTLSConfig()
-	if err != nil {
+	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := srv.ListenTLS("127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { srv.Close() })
 	hc, err := localtrust.NewClient(ca.CertPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc.Transport = guard{hc.Transport}
-	return &stack{t: t, devops: srv, entra: en, clock: clk, http: hc, url: ln.URL}
+	return &stack{t: t, devops: srv, entra: en, clock: clk, http: hc, url: srv.URL()}
 }
 
 // guard fails loudly if anything tries to leave the machine.

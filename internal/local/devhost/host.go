@@ -33,7 +33,7 @@ const (
 
 // Options configures Start.
 type Options struct {
-	Definition *AppDefinition // from Load; %SETTING% references are expanded from Settings
+	Definition *AppDefinition // from LoadAppDefinition; %SETTING% references are expanded from Settings
 
 	// Settings are the app settings: they become the handler's environment (on top of
 	// this process's), resolve %SETTING% references, and name the Service Bus
@@ -132,7 +132,7 @@ type keys struct{ function, master, eventGrid string }
 // Close.
 func Start(ctx context.Context, opts Options) (*Host, error) {
 	if opts.Definition == nil {
-		return nil, errors.New("devhost: Options.App is nil (use devhost.Load)")
+		return nil, errors.New("devhost: Options.Definition is nil (use devhost.LoadAppDefinition)")
 	}
 	if opts.ManagedIdentity != nil && opts.IdentityHeader == "" {
 		return nil, errors.New("devhost: Options.IdentityHeader is required with ManagedIdentity (the handler checks X-IDENTITY-HEADER against it)")
@@ -270,7 +270,7 @@ func (h *Host) serveMSI() error {
 	return nil
 }
 
-// Definition returns the app as devhost runs it (settings expanded).
+// Definition returns the app definition as devhost runs it (settings expanded).
 func (h *Host) Definition() *AppDefinition { return h.app }
 
 // URL is the base URL of the HTTP endpoints, e.g. http://127.0.0.1:7071 (HTTP triggers

@@ -215,6 +215,9 @@ func TestHandlerStartsWithTheHostEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := entraEmu.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = entraEmu.Close() })
 	msi, err := entraEmu.ManagedIdentityHandler("the-identity-header")
 	if err != nil {

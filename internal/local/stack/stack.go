@@ -89,9 +89,8 @@ type Stack struct {
 	// SBFaults injects faults into the Service Bus broker (the other emulators own theirs).
 	SBFaults *fault.Injector
 
-	devopsLn *devops.Listener
-	admin    *http.Server
-	log      *slog.Logger
+	admin *http.Server
+	log   *slog.Logger
 }
 
 // Start starts every emulator. On error, whatever started is stopped again.
@@ -136,9 +135,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			},
 			SystemAssignedIdentity: ManagedIdentity,
 		},
-		Addr: addr("entra"), CA: s.CA, Clock: s.Clock, Logger: s.log.With("emulator", "entra"),
+		CA: s.CA, Clock: s.Clock, Logger: s.log.With("emulator", "entra"),
 	})
 	if err != nil {
+		return nil, fmt.Errorf("stack: entra: %w", err)
+	}
+	if err = s.Entra.Start(addr("entra")); err != nil {
 		return nil, fmt.Errorf("stack: entra: %w", err)
 	}
 	if s.MSI, err = s.Entra.StartManagedIdentity(addr("msi"), randomSecret()); err != nil {
@@ -166,7 +168,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 
-	s.DevOps, err = devops.New(devops.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops")})
+	devTLS, err := s.CA.ServerTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	s.DevOps, err = devops.New(devops.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS})
 	if err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}
@@ -181,14 +187,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	devTLS, err := s.CA.ServerTLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	if s.devopsLn, err = s.DevOps.ListenTLS(addr("devops"), devTLS); err != nil {
+	if err = s.DevOps.Start(addr("devops")); err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}
-	s.DevOpsURL = s.devopsLn.URL
+	s.DevOpsURL = s.DevOps.URL()
 
 	cfg := store.PatrolConfig()
 	if o.ServiceBusConfig != nil {
@@ -297,8 +299,8 @@ func (s *Stack) Close() {
 	if s.SB != nil {
 		errs = append(errs, s.SB.Close())
 	}
-	if s.devopsLn != nil {
-		errs = append(errs, s.devopsLn.Shutdown(ctx))
+	if s.DevOps != nil {
+		errs = append(errs, s.DevOps.Close())
 	}
 	if s.KV != nil {
 		errs = append(errs, s.KV.Close())

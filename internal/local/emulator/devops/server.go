@@ -11,7 +11,6 @@
 package devops
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -44,14 +43,11 @@ const (
 	OpAdminList      = "AdminList"
 )
 
-// Clock is the time source the emulator needs; *clock.Clock satisfies it.
-type Clock interface{ Now() time.Time }
-
-// Options configure a Server.
+// Options configure an Emulator.
 type Options struct {
 	// Verifier checks Entra access tokens (signature, issuer, lifetime); required.
 	Verifier  authn.Verifier
-	Clock     Clock            // default clock.New()
+	Clock     *clock.Clock     // default clock.New()
 	Faults    *fault.Injector  // default fault.New()
 	Journal   *journal.Journal // default journal.New(1000)
 	Logger    *slog.Logger     // default: discard
@@ -59,12 +55,16 @@ type Options struct {
 	// AutoEnroll adds any authenticated Entra user to an organization on first use
 	// (handy for the local stack); otherwise non-members get TF400813.
 	AutoEnroll bool
+	// TLS is the server configuration Start uses (tlsca's ServerTLSConfig); required there:
+	// the service is HTTPS only. ServeHTTP alone needs none.
+	TLS *tls.Config
 }
 
 // Emulator is the Azure DevOps emulator; it is an http.Handler.
 type Emulator struct {
 	verifier   authn.Verifier
-	clock      Clock
+	clock      *clock.Clock
+	tls        *tls.Config
 	faults     *fault.Injector
 	journal    *journal.Journal
 	log        *slog.Logger
@@ -73,6 +73,8 @@ type Emulator struct {
 	deployment string
 
 	mu     sync.Mutex
+	srv    *http.Server // set by Start
+	url    string
 	orgs   map[string]*org // by lower-case name
 	pats   map[string]*pat // by lower-case authorization id
 	byHash map[[32]byte]string
@@ -84,7 +86,7 @@ func New(o Options) (*Emulator, error) {
 		return nil, errors.New("devops emulator: Options.Verifier is required")
 	}
 	s := &Emulator{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
-		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(),
+		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(), tls: o.TLS,
 		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}}
 	if s.clock == nil {
 		s.clock = clock.New()
@@ -107,40 +109,51 @@ func (s *Emulator) Faults() *fault.Injector { return s.faults }
 // Journal returns the request journal.
 func (s *Emulator) Journal() *journal.Journal { return s.journal }
 
-// Listener is a running emulator endpoint.
-type Listener struct {
-	URL string // https://localhost:PORT
-	srv *http.Server
-}
-
-// Close stops the listener.
-func (l *Listener) Close() error { return l.srv.Close() }
-
-// Shutdown stops the listener gracefully.
-func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
-
-// ListenTLS serves the emulator over HTTPS on addr (default "127.0.0.1:0": any port) with
-// cfg (from tlsca's ServerTLSConfig).
-func (s *Emulator) ListenTLS(addr string, cfg *tls.Config) (*Listener, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	if cfg == nil {
-		return nil, errors.New("devops emulator: ListenTLS needs a TLS configuration (tlsca.CA.ServerTLSConfig)")
+// Start listens on addr ("127.0.0.1:0" for any free port) and serves HTTPS with
+// Options.TLS until Close.
+func (s *Emulator) Start(addr string) error {
+	if s.tls == nil {
+		return errors.New("devops emulator: start: Options.TLS is required (tlsca.CA.ServerTLSConfig)")
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("devops emulator: listen %s: %w", addr, err)
+		return fmt.Errorf("devops emulator: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: s, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.mu.Lock()
+	if s.srv != nil {
+		s.mu.Unlock()
+		ln.Close()
+		return errors.New("devops emulator: already started")
+	}
+	s.srv, s.url = srv, fmt.Sprintf("https://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	s.mu.Unlock()
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("devops emulator stopped", "err", err)
 		}
 	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	return &Listener{URL: fmt.Sprintf("https://localhost:%d", port), srv: srv}, nil
+	return nil
+}
+
+// URL is https://localhost:PORT, the base of both hosts' paths ("" before Start).
+func (s *Emulator) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
+
+// Close stops serving at once, closing open connections (a graceful HTTP/2 shutdown
+// would hold every test's cleanup for a second).
+func (s *Emulator) Close() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Close()
 }
 
 // route is a parsed request path.

@@ -8,7 +8,7 @@ import (
 )
 
 // Directory is the emulated tenant. It is plain data so the local stack can load it from
-// JSON; Start validates it and fills in missing object ids.
+// JSON; New validates it and fills in missing object ids.
 type Directory struct {
 	// TenantID is the tenant's GUID; the authority is https://localhost:PORT/<TenantID>.
 	TenantID string `json:"tenantId"`

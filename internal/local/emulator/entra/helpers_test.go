@@ -105,6 +105,9 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := em.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { em.Close() })
 	tr, err := localtrust.NewTransport(ca.CertPEM())
 	if err != nil {

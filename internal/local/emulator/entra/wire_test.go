@@ -150,7 +150,7 @@ func tokenOptions(scope string) policy.TokenRequestOptions {
 	return policy.TokenRequestOptions{Scopes: []string{scope}}
 }
 
-func TestStartRejectsABadDirectory(t *testing.T) {
+func TestNewRejectsABadDirectory(t *testing.T) {
 	key, ca := shared(t)
 	tests := map[string]func(d *Directory){
 		"a tenant id that is not a GUID":       func(d *Directory) { d.TenantID = "contoso" },

@@ -54,6 +54,9 @@ func newEntraEnv(t *testing.T) *entraEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := idp.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = idp.Close() })
 	tlsConf, err := ca.ServerTLSConfig()
 	if err != nil {

@@ -43,7 +43,9 @@ const (
 	DefaultServiceBusConnection       = "AzureWebJobsServiceBus"
 )
 
-// AppDefinition is a function app as it sits on disk: host.json plus one folder per function.
+// AppDefinition is a function app's definition as it sits on disk: host.json plus one
+// function.json per function. It is what the host loads, not the app (the custom
+// handler it runs).
 type AppDefinition struct {
 	Root      string     // absolute app root (the folder holding host.json)
 	Host      HostConfig // host.json
@@ -130,9 +132,9 @@ func (a *AppDefinition) Function(name string) (Function, bool) {
 	return Function{}, false
 }
 
-// LoadAppDefinition reads appRoot/host.json and every function.json under appRoot/functions/<Name>/
-// (the source layout) or appRoot/<Name>/ (the deployed layout, folders beside
-// host.json). Errors name the file and the field.
+// LoadAppDefinition reads appRoot/host.json and every function.json under
+// appRoot/functions/<Name>/ (the source layout) or appRoot/<Name>/ (the deployed layout,
+// folders beside host.json). Errors name the file and the field.
 func LoadAppDefinition(appRoot string) (*AppDefinition, error) {
 	root, err := filepath.Abs(appRoot)
 	if err != nil {
