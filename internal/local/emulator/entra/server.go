@@ -28,8 +28,8 @@ package entra
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
