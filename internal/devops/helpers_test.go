@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 	"github.com/patrol-dev/patrol/internal/localtrust"
 )
@@ -43,8 +43,8 @@ var (
 // over TLS from one CA, on one manual clock.
 type stack struct {
 	t      *testing.T
-	devops *emu.Emulator
-	entra  *entra.Emulator
+	devops *devopsemu.Emulator
+	entra  *entraemu.Emulator
 	clock  *clock.Clock
 	http   *http.Client
 	url    string
@@ -53,7 +53,7 @@ type stack struct {
 	issued []string // every PAT value issued, to search output for
 }
 
-func newStack(t *testing.T, rl emu.RateLimit) *stack {
+func newStack(t *testing.T, rl devopsemu.RateLimit) *stack {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -67,10 +67,10 @@ func newStack(t *testing.T, rl emu.RateLimit) *stack {
 		t.Fatal(err)
 	}
 	clk := clock.NewManual(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
-	en, err := entra.New(entra.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entra.Directory{
+	en, err := entraemu.New(entraemu.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entraemu.Directory{
 		TenantID: tenantID, Domain: "contoso.localhost",
-		AppRegistrations: []entra.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
-		Users:            []entra.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
+		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
+		Users:            []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -86,16 +86,16 @@ func newStack(t *testing.T, rl emu.RateLimit) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := emu.New(emu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl, TLS: cfg})
+	srv, err := devopsemu.New(devopsemu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl, TLS: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{orgName, otherOrg} {
-		if _, err := srv.AddOrganization(emu.Organization{Name: name, TenantID: tenantID}); err != nil {
+		if _, err := srv.AddOrganization(devopsemu.Organization{Name: name, TenantID: tenantID}); err != nil {
 			t.Fatal(err)
 		}
-		srv.AddUser(name, emu.User{ObjectID: svcOID, UPN: svcUPN, DisplayName: "Build service account"})
-		srv.AddUser(name, emu.User{ObjectID: adminOID, UPN: adminUPN, Admin: true})
+		srv.AddUser(name, devopsemu.User{ObjectID: svcOID, UPN: svcUPN, DisplayName: "Build service account"})
+		srv.AddUser(name, devopsemu.User{ObjectID: adminOID, UPN: adminUPN, Admin: true})
 	}
 	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/local/devhost"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
@@ -200,8 +200,8 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 
 	// Event Grid → the KeyVaultEvents webhook, near-expiry and expiry only (what the
 	// Bicep subscription filters to).
-	err = sys.Stack.KV.Subscribe(ctx, keyvault.Subscription{
-		Name: "patrol-keyvault-events", Endpoint: sys.Host.EventGridURL("KeyVaultEvents"), Schema: keyvault.EventGridSchema,
+	err = sys.Stack.KV.Subscribe(ctx, kvemu.Subscription{
+		Name: "patrol-keyvault-events", Endpoint: sys.Host.EventGridURL("KeyVaultEvents"), Schema: kvemu.EventGridSchema,
 		Vault: stack.Vault, EventTypes: []string{"Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired"},
 	})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 )
 
 // echoBin is the scripted test handler, built once by TestMain.
@@ -207,9 +207,9 @@ func TestHandlerStartsWithTheHostEnvironment(t *testing.T) {
 	// The Entra emulator's App Service style endpoint, so the handler's
 	// ManagedIdentityCredential gets a token exactly as a Function app does in Azure.
 	const miClientID = "8f1c2d3e-0000-4000-8000-00000000f00d"
-	entraEmu, err := entra.New(entra.Options{Directory: entra.Directory{
+	entraEmu, err := entraemu.New(entraemu.Options{Directory: entraemu.Directory{
 		TenantID:               "11111111-1111-4111-8111-111111111111",
-		AppRegistrations:       []entra.AppRegistration{{ClientID: miClientID, ManagedIdentity: true, DisplayName: "patrol-func"}},
+		AppRegistrations:       []entraemu.AppRegistration{{ClientID: miClientID, ManagedIdentity: true, DisplayName: "patrol-func"}},
 		SystemAssignedIdentity: miClientID,
 	}})
 	if err != nil {

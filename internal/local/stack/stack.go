@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
-	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	sbemu "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 	"github.com/patrol-dev/patrol/internal/localtrust"
@@ -73,11 +73,11 @@ type Stack struct {
 	CA     *tlsca.CA
 	Clock  *clock.Clock
 	HTTP   *http.Client // trusts the CA and dials *.localhost to loopback
-	Entra  *entra.Emulator
-	KV     *keyvault.Emulator
-	DevOps *devops.Emulator
-	SB     *servicebus.Emulator
-	MSI    *entra.ManagedIdentityServer
+	Entra  *entraemu.Emulator
+	KV     *kvemu.Emulator
+	DevOps *devopsemu.Emulator
+	SB     *sbemu.Emulator
+	MSI    *entraemu.ManagedIdentityServer
 
 	DevOpsURL      string
 	VaultURL       string
@@ -121,15 +121,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
 
-	s.Entra, err = entra.New(entra.Options{
-		Directory: entra.Directory{
+	s.Entra, err = entraemu.New(entraemu.Options{
+		Directory: entraemu.Directory{
 			TenantID: TenantID, Domain: Domain,
-			AppRegistrations: []entra.AppRegistration{
+			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
 				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)"},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
-			Users: []entra.User{
+			Users: []entraemu.User{
 				{UPN: ServiceAccount, Password: s.ServiceAccountPassword, DisplayName: "Build service account"},
 				{UPN: Person, Password: randomSecret(), DisplayName: "Alice Example"},
 			},
@@ -151,7 +151,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.KV, err = keyvault.New(keyvault.Options{
+	s.KV, err = kvemu.New(kvemu.Options{
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
 		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
@@ -163,7 +163,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.VaultURL = s.KV.VaultURL(Vault)
 	for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
-		if err = s.KV.Grant(Vault, who, keyvault.RoleSecretsOfficer); err != nil {
+		if err = s.KV.Grant(Vault, who, kvemu.RoleSecretsOfficer); err != nil {
 			return nil, fmt.Errorf("stack: key vault grant: %w", err)
 		}
 	}
@@ -172,14 +172,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.DevOps, err = devops.New(devops.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS})
+	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS})
 	if err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}
-	if _, err = s.DevOps.AddOrganization(devops.Organization{Name: Organization, TenantID: TenantID}); err != nil {
+	if _, err = s.DevOps.AddOrganization(devopsemu.Organization{Name: Organization, TenantID: TenantID}); err != nil {
 		return nil, err
 	}
-	for _, u := range []devops.User{
+	for _, u := range []devopsemu.User{
 		{ObjectID: s.userObjectID(ServiceAccount), UPN: ServiceAccount, DisplayName: "Build service account", Admin: true},
 		{ObjectID: s.userObjectID(Person), UPN: Person, DisplayName: "Alice Example"},
 	} {
@@ -199,7 +199,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 	s.SBFaults = fault.New()
-	if s.SB, err = servicebus.New(servicebus.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
+	if s.SB, err = sbemu.New(sbemu.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
 		return nil, fmt.Errorf("stack: service bus: %w", err)
 	}
 	if err = s.SB.Start(addr("servicebus")); err != nil {

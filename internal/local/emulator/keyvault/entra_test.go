@@ -12,7 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 )
 
@@ -30,7 +30,7 @@ const (
 type entraEnv struct {
 	t     *testing.T
 	clk   *clock.Clock
-	idp   *entra.Emulator
+	idp   *entraemu.Emulator
 	kv    *Emulator
 	ca    *tlsca.CA
 	azOpt azcore.ClientOptions
@@ -43,8 +43,8 @@ func newEntraEnv(t *testing.T) *entraEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp, err := entra.New(entra.Options{
-		Directory: entra.Directory{TenantID: entraTenant, SystemAssignedIdentity: functionMIID, AppRegistrations: []entra.AppRegistration{
+	idp, err := entraemu.New(entraemu.Options{
+		Directory: entraemu.Directory{TenantID: entraTenant, SystemAssignedIdentity: functionMIID, AppRegistrations: []entraemu.AppRegistration{
 			{ClientID: rotatorID, Secret: rotatorSecret, DisplayName: "patrol-rotator"},
 			{ClientID: outsiderID, Secret: outsiderSecret, DisplayName: "outsider"},
 			{ClientID: functionMIID, ManagedIdentity: true, DisplayName: "patrol-func"},
