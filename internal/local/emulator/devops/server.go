@@ -80,7 +80,7 @@ type Emulator struct {
 	byHash map[[32]byte]string
 }
 
-// New creates an emulator with no organizations.
+// New creates an emulator with no organizations; Start makes it listen.
 func New(o Options) (*Emulator, error) {
 	if o.Verifier == nil {
 		return nil, errors.New("devops emulator: Options.Verifier is required")
@@ -196,7 +196,7 @@ func parseRoute(method, path string) (route, bool) {
 // request carries what the handlers need after authentication.
 type request struct {
 	*http.Request
-	org       *org         // read only under Server.mu
+	org       *org         // read only under Emulator.mu
 	orgInfo   Organization // snapshot for reads outside the lock
 	user      *User        // the caller (lifecycle/admin) or the PAT's owner (connectionData)
 	principal string

@@ -71,7 +71,7 @@ type Options struct {
 	DeviceCodeLifetime   time.Duration
 }
 
-// Emulator is a running Entra ID emulator. Its methods are safe for concurrent use.
+// Emulator is an Entra ID emulator. Its methods are safe for concurrent use.
 type Emulator struct {
 	clock   *clock.Clock
 	faults  *fault.Injector

@@ -60,7 +60,7 @@ const (
 // build batches.
 const MaxMessageSize = 262144
 
-// Options configures a Broker.
+// Options configure an Emulator.
 type Options struct {
 	Config store.Config      // entities; store.PatrolConfig() for patrol's own
 	Clock  *clock.Clock      // default clock.New()
