@@ -165,12 +165,12 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		return nil, err
 	}
 
-	app, err := devhost.LoadAppDefinition(o.AppRoot)
+	def, err := devhost.LoadAppDefinition(o.AppRoot)
 	if err != nil {
 		return nil, err
 	}
 	if o.SessionIdleTimeout > 0 {
-		app.Host.ServiceBus.SessionIdleTimeout = o.SessionIdleTimeout
+		def.Host.ServiceBus.SessionIdleTimeout = o.SessionIdleTimeout
 	}
 	header := randomHex(16)
 	mi, err := sys.Stack.Entra.ManagedIdentityHandler(header)
@@ -183,7 +183,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	}
 	hostLog := slog.New(slog.NewTextHandler(io.MultiWriter(outs...), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sys.Host, err = devhost.Start(ctx, devhost.Options{
-		Definition: app, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
+		Definition: def, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
 		HTTPAddr: o.HTTPAddr, ManagedIdentity: mi, IdentityHeader: header, DisableTriggers: o.DisableTriggers,
 		RestartOnExit: true, // as the Functions host does after a crash
 	})

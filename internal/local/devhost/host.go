@@ -86,7 +86,7 @@ type Counts struct {
 
 // Host is a running devhost.
 type Host struct {
-	app      *AppDefinition
+	def      *AppDefinition
 	opts     Options
 	log      *slog.Logger
 	clk      *clock.Clock
@@ -146,7 +146,7 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{
-		app: app, opts: opts, settings: settings, log: opts.Logger, clk: opts.Clock,
+		def: app, opts: opts, settings: settings, log: opts.Logger, clk: opts.Clock,
 		stats: map[string]*Counts{},
 		keys:  keys{function: opts.FunctionKey, master: opts.MasterKey, eventGrid: opts.EventGridKey},
 	}
@@ -271,7 +271,7 @@ func (h *Host) serveMSI() error {
 }
 
 // Definition returns the app definition as devhost runs it (settings expanded).
-func (h *Host) Definition() *AppDefinition { return h.app }
+func (h *Host) Definition() *AppDefinition { return h.def }
 
 // URL is the base URL of the HTTP endpoints, e.g. http://127.0.0.1:7071 (HTTP triggers
 // are under URL()+"/api/…", the Event Grid webhook at
@@ -281,7 +281,7 @@ func (h *Host) URL() string { return "http://" + h.httpLn.Addr().String() }
 // FunctionURL is the URL of an HTTP-triggered function's route with parameters
 // filled in from params, without the key.
 func (h *Host) FunctionURL(function string, params map[string]string) (string, error) {
-	f, ok := h.app.Function(function)
+	f, ok := h.def.Function(function)
 	if !ok || f.TriggerBinding().Type != TypeHTTPTrigger {
 		return "", fmt.Errorf("devhost: %q is not an HTTP-triggered function", function)
 	}
@@ -290,8 +290,8 @@ func (h *Host) FunctionURL(function string, params map[string]string) (string, e
 		return "", fmt.Errorf("devhost: function %s: %w", function, err)
 	}
 	prefix := ""
-	if h.app.Host.RoutePrefix != "" {
-		prefix = "/" + h.app.Host.RoutePrefix
+	if h.def.Host.RoutePrefix != "" {
+		prefix = "/" + h.def.Host.RoutePrefix
 	}
 	return h.URL() + prefix + "/" + path, nil
 }
