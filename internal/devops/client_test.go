@@ -15,14 +15,14 @@ import (
 	"testing"
 	"time"
 
-	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 func TestCreateVerifyRevoke(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	var logs bytes.Buffer
 	c, _ := s.client(svcUPN)
 	c.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -72,7 +72,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 }
 
 func TestVerifyPATAfterExpiry(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	c, _ := s.client(svcUPN)
 	p, err := c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "short", Scope: "vso.code", ValidTo: s.clock.Now().Add(time.Hour)})
 	if err != nil {
@@ -89,17 +89,17 @@ func TestVerifyPATAfterExpiry(t *testing.T) {
 
 func TestPolicyViolationsArePermanent(t *testing.T) {
 	cases := map[string]struct {
-		policies emu.Policies
+		policies devopsemu.Policies
 		scope    string
 		wantCode string
 	}{
-		"a full-scope PAT under the no-full-scope policy":   {emu.Policies{NoFullScope: true}, "app_token", "fullScopePatPolicyViolation"},
-		"a service account outside the creation allow-list": {emu.Policies{RestrictCreation: true, AllowList: []string{adminUPN}}, "vso.code", "accessDenied"},
-		"an unknown scope": {emu.Policies{}, "repo", "invalidScope"},
+		"a full-scope PAT under the no-full-scope policy":   {devopsemu.Policies{NoFullScope: true}, "app_token", "fullScopePatPolicyViolation"},
+		"a service account outside the creation allow-list": {devopsemu.Policies{RestrictCreation: true, AllowList: []string{adminUPN}}, "vso.code", "accessDenied"},
+		"an unknown scope": {devopsemu.Policies{}, "repo", "invalidScope"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			s := newStack(t, emu.RateLimit{})
+			s := newStack(t, devopsemu.RateLimit{})
 			s.devops.SetPolicies(orgName, tc.policies)
 			c, sl := s.client(svcUPN)
 			_, err := c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "p", Scope: tc.scope, ValidTo: s.clock.Now().Add(ninetyDays)})
@@ -107,7 +107,7 @@ func TestPolicyViolationsArePermanent(t *testing.T) {
 			if !errors.As(err, &e) || e.Code != tc.wantCode || !e.Permanent() || !errors.Is(err, ErrPermanent) || errors.Is(err, ErrTransient) {
 				t.Fatalf("err = %v, want permanent %s", err, tc.wantCode)
 			}
-			if n := s.devops.Journal().Count(emu.OpCreatePat); n != 1 || len(sl.got()) != 0 {
+			if n := s.devops.Journal().Count(devopsemu.OpCreatePat); n != 1 || len(sl.got()) != 0 {
 				t.Errorf("%d create requests, %d waits: a permanent failure must not be retried", n, len(sl.got()))
 			}
 		})
@@ -115,8 +115,8 @@ func TestPolicyViolationsArePermanent(t *testing.T) {
 }
 
 func TestLifespanPolicyClampIsReported(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
-	s.devops.SetPolicies(orgName, emu.Policies{MaxLifespan: 30 * 24 * time.Hour})
+	s := newStack(t, devopsemu.RateLimit{})
+	s.devops.SetPolicies(orgName, devopsemu.Policies{MaxLifespan: 30 * 24 * time.Hour})
 	c, _ := s.client(svcUPN)
 	p := s.create(c, orgName, "clamped")
 	if got := p.ValidTo.Sub(s.clock.Now()); got != 30*24*time.Hour {
@@ -126,8 +126,8 @@ func TestLifespanPolicyClampIsReported(t *testing.T) {
 
 func TestThrottlingHonoursRetryAfter(t *testing.T) {
 	t.Run("an injected 429 is retried after the server's Retry-After", func(t *testing.T) {
-		s := newStack(t, emu.RateLimit{})
-		s.devops.Faults().Set(emu.OpCreatePat, fault.Fault{Status: 429, RetryAfter: 7 * time.Second, Times: 2})
+		s := newStack(t, devopsemu.RateLimit{})
+		s.devops.Faults().Set(devopsemu.OpCreatePat, fault.Fault{Status: 429, RetryAfter: 7 * time.Second, Times: 2})
 		c, sl := s.client(svcUPN)
 		s.create(c, orgName, "after-throttle")
 		if got := sl.got(); len(got) != 2 || got[0] != 7*time.Second || got[1] != 7*time.Second {
@@ -138,7 +138,7 @@ func TestThrottlingHonoursRetryAfter(t *testing.T) {
 		}
 	})
 	t.Run("the emulator's own budget is waited out", func(t *testing.T) {
-		s := newStack(t, emu.RateLimit{Limit: 2, Window: time.Minute})
+		s := newStack(t, devopsemu.RateLimit{Limit: 2, Window: time.Minute})
 		c, sl := s.client(svcUPN)
 		for i := range 3 {
 			if _, err := c.ListPATs(context.Background(), orgName, ListFilter{}); err != nil {
@@ -150,8 +150,8 @@ func TestThrottlingHonoursRetryAfter(t *testing.T) {
 		}
 	})
 	t.Run("a Retry-After beyond the limit is returned, not slept", func(t *testing.T) {
-		s := newStack(t, emu.RateLimit{})
-		s.devops.Faults().Set(emu.OpCreatePat, fault.Fault{Status: 429, RetryAfter: 10 * time.Minute, Times: 1})
+		s := newStack(t, devopsemu.RateLimit{})
+		s.devops.Faults().Set(devopsemu.OpCreatePat, fault.Fault{Status: 429, RetryAfter: 10 * time.Minute, Times: 1})
 		c, sl := s.client(svcUPN)
 		_, err := c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "x", Scope: "vso.code", ValidTo: s.clock.Now().Add(ninetyDays)})
 		var e *Error
@@ -165,28 +165,28 @@ func TestThrottlingHonoursRetryAfter(t *testing.T) {
 }
 
 func TestServerErrorsAreRetried(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	c, sl := s.client(svcUPN)
-	s.devops.Faults().Set(emu.OpCreatePat, fault.Fault{Status: 503, Times: 2})
+	s.devops.Faults().Set(devopsemu.OpCreatePat, fault.Fault{Status: 503, Times: 2})
 	s.create(c, orgName, "after-503")
 	if got := sl.got(); len(got) != 2 || got[0] != time.Second || got[1] != 2*time.Second {
 		t.Errorf("waits %v, want the injected back-off [1s 2s]", got)
 	}
 
-	s.devops.Faults().Set(emu.OpRevokePat, fault.Fault{Status: 500})
+	s.devops.Faults().Set(devopsemu.OpRevokePat, fault.Fault{Status: 500})
 	err := c.RevokePAT(context.Background(), orgName, s.devops.ActivePATs(orgName, svcUPN)[0].AuthorizationID)
 	if !errors.Is(err, ErrTransient) || errors.Is(err, ErrPermanent) {
 		t.Fatalf("revoke under a persistent 500: %v, want transient", err)
 	}
-	if n := s.devops.Journal().Count(emu.OpRevokePat); n != 4 {
+	if n := s.devops.Journal().Count(devopsemu.OpRevokePat); n != 4 {
 		t.Errorf("%d revoke attempts, want MaxAttempts = 4", n)
 	}
 }
 
 func TestDroppedConnectionIsRetried(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	c, _ := s.client(svcUPN)
-	s.devops.Faults().Set(emu.OpConnectionData, fault.Fault{Drop: true, Times: 1})
+	s.devops.Faults().Set(devopsemu.OpConnectionData, fault.Fault{Drop: true, Times: 1})
 	p := s.create(c, orgName, "p")
 	if _, err := c.VerifyPAT(context.Background(), orgName, p.Token); err != nil {
 		t.Fatalf("verify after a dropped connection: %v", err)
@@ -211,7 +211,7 @@ func (l *loseFirstCreate) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestCreateRetryAfterALostAnswerLeavesOnePAT(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	hc := *s.http
 	hc.Transport = &loseFirstCreate{next: s.http.Transport}
 	sl := &sleeps{clock: s.clock}
@@ -245,7 +245,7 @@ func (a addBOM) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestResponsesWithAByteOrderMark(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	hc := *s.http
 	hc.Transport = addBOM{s.http.Transport}
 	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: &hc, Token: s.tokenFor(svcUPN)})
@@ -256,7 +256,7 @@ func TestResponsesWithAByteOrderMark(t *testing.T) {
 	if _, err := c.VerifyPAT(context.Background(), orgName, p.Token); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	s.devops.SetPolicies(orgName, emu.Policies{NoFullScope: true})
+	s.devops.SetPolicies(orgName, devopsemu.Policies{NoFullScope: true})
 	_, err = c.CreatePAT(context.Background(), orgName, CreateRequest{DisplayName: "x", Scope: "app_token", ValidTo: s.clock.Now().Add(time.Hour)})
 	var e *Error
 	if !errors.As(err, &e) || e.Code != "fullScopePatPolicyViolation" {
@@ -310,7 +310,7 @@ func TestSignInPagesAndRedirectsAreRefused(t *testing.T) {
 }
 
 func TestListingAndFinding(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	c, _ := s.client(svcUPN)
 	ctx := context.Background()
 	for i := range 105 {
@@ -328,7 +328,7 @@ func TestListingAndFinding(t *testing.T) {
 	if len(all) != 107 {
 		t.Errorf("listed %d PATs over two pages, want 107", len(all))
 	}
-	if n := s.devops.Journal().Count(emu.OpListPats); n != 2 {
+	if n := s.devops.Journal().Count(devopsemu.OpListPats); n != 2 {
 		t.Errorf("%d list requests, want 2 pages", n)
 	}
 	found, err := c.FindByDisplayName(ctx, orgName, "patrol-op42")
@@ -341,7 +341,7 @@ func TestListingAndFinding(t *testing.T) {
 }
 
 func TestTokenAdministration(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	svc, _ := s.client(svcUPN)
 	admin, _ := s.client(adminUPN)
 	ctx := context.Background()
@@ -367,7 +367,7 @@ func TestTokenAdministration(t *testing.T) {
 }
 
 func TestInputIsCheckedBeforeCalling(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
+	s := newStack(t, devopsemu.RateLimit{})
 	c, _ := s.client(svcUPN)
 	ctx := context.Background()
 	cases := map[string]func() error{
@@ -402,8 +402,8 @@ func TestInputIsCheckedBeforeCalling(t *testing.T) {
 }
 
 func TestCancelledContextStopsRetrying(t *testing.T) {
-	s := newStack(t, emu.RateLimit{})
-	s.devops.Faults().Set(emu.OpListPats, fault.Fault{Status: 503})
+	s := newStack(t, devopsemu.RateLimit{})
+	s.devops.Faults().Set(devopsemu.OpListPats, fault.Fault{Status: 503})
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: s.http, Token: s.tokenFor(svcUPN), Retry: RetryPolicy{
 		MaxAttempts: 100,
@@ -416,7 +416,7 @@ func TestCancelledContextStopsRetrying(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrTransient) {
 		t.Fatalf("err = %v, want the 503 and context.Canceled", err)
 	}
-	if n := s.devops.Journal().Count(emu.OpListPats); n != 1 {
+	if n := s.devops.Journal().Count(devopsemu.OpListPats); n != 1 {
 		t.Errorf("%d attempts after cancellation, want 1", n)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	emu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 	"github.com/patrol-dev/patrol/internal/localtrust"
 	"github.com/patrol-dev/patrol/internal/secret"
@@ -44,8 +44,8 @@ var (
 // over TLS from one CA, on one manual clock.
 type stack struct {
 	t      *testing.T
-	devops *emu.Server
-	entra  *entra.Emulator
+	devops *devopsemu.Emulator
+	entra  *entraemu.Emulator
 	clock  *clock.Clock
 	http   *http.Client
 	url    string
@@ -54,7 +54,7 @@ type stack struct {
 	issued []string // every PAT value issued, to search output for
 }
 
-func newStack(t *testing.T, rl emu.RateLimit) *stack {
+func newStack(t *testing.T, rl devopsemu.RateLimit) *stack {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -68,44 +68,46 @@ func newStack(t *testing.T, rl emu.RateLimit) *stack {
 		t.Fatal(err)
 	}
 	clk := clock.NewManual(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
-	en, err := entra.Start(entra.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entra.Directory{
+	en, err := entraemu.New(entraemu.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entraemu.Directory{
 		TenantID: tenantID, Domain: "contoso.localhost",
-		Apps:  []entra.App{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
-		Users: []entra.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
+		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
+		Users:            []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
 	}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { en.Close() })
 	if rl.Limit == 0 {
 		rl.Limit = -1
 	}
-	srv, err := emu.New(emu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{orgName, otherOrg} {
-		if _, err := srv.AddOrganization(emu.Organization{Name: name, TenantID: tenantID}); err != nil {
-			t.Fatal(err)
-		}
-		srv.AddUser(name, emu.User{ObjectID: svcOID, UPN: svcUPN, DisplayName: "Build service account"})
-		srv.AddUser(name, emu.User{ObjectID: adminOID, UPN: adminUPN, Admin: true})
-	}
 	cfg, err := ca.ServerTLSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := srv.ListenTLS("127.0.0.1:0", cfg)
+	srv, err := devopsemu.New(devopsemu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl, TLS: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	for _, name := range []string{orgName, otherOrg} {
+		if _, err := srv.AddOrganization(devopsemu.Organization{Name: name, TenantID: tenantID}); err != nil {
+			t.Fatal(err)
+		}
+		srv.AddUser(name, devopsemu.User{ObjectID: svcOID, UPN: svcUPN, DisplayName: "Build service account"})
+		srv.AddUser(name, devopsemu.User{ObjectID: adminOID, UPN: adminUPN, Admin: true})
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
 	hc, err := localtrust.NewClient(ca.CertPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc.Transport = guard{hc.Transport}
-	return &stack{t: t, devops: srv, entra: en, clock: clk, http: hc, url: ln.URL}
+	return &stack{t: t, devops: srv, entra: en, clock: clk, http: hc, url: srv.URL()}
 }
 
 // guard fails loudly if anything tries to leave the machine.

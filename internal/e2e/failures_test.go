@@ -9,8 +9,8 @@ import (
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/identity"
 	kvadapter "github.com/patrol-dev/patrol/internal/keyvault"
-	"github.com/patrol-dev/patrol/internal/local/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
@@ -19,11 +19,11 @@ import (
 func TestAPolicyViolationFailsPermanentlyAndLeavesTheOldPATAlone(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	for name, tc := range map[string]struct {
-		policy devops.Policies
+		policy devopsemu.Policies
 		tags   map[string]string // applied by adopting again before rotating
 	}{
-		"the organization allows only listed accounts to create PATs": {policy: devops.Policies{RestrictCreation: true, AllowList: []string{stack.Person}}},
-		"the organization refuses full-scope PATs the secret allows":  {policy: devops.Policies{NoFullScope: true}, tags: map[string]string{rotation.TagScopes: "app_token", rotation.TagAllowFullScope: "true"}},
+		"the organization allows only listed accounts to create PATs": {policy: devopsemu.Policies{RestrictCreation: true, AllowList: []string{stack.Person}}},
+		"the organization refuses full-scope PATs the secret allows":  {policy: devopsemu.Policies{NoFullScope: true}, tags: map[string]string{rotation.TagScopes: "app_token", rotation.TagAllowFullScope: "true"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			secret := "policy-" + slug(name)
@@ -35,7 +35,7 @@ func TestAPolicyViolationFailsPermanentlyAndLeavesTheOldPATAlone(t *testing.T) {
 				for k, v := range tc.tags {
 					tags[k] = v
 				}
-				if _, err := e.st.KV.Put(stack.Vault, secret, keyvault.NewSecret{Value: value, Tags: tags}); err != nil {
+				if _, err := e.st.KV.Put(stack.Vault, secret, kvemu.NewSecret{Value: value, Tags: tags}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -44,7 +44,7 @@ func TestAPolicyViolationFailsPermanentlyAndLeavesTheOldPATAlone(t *testing.T) {
 			if err := e.st.DevOps.SetPolicies(org, tc.policy); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _ = e.st.DevOps.SetPolicies(org, devops.Policies{}) }()
+			defer func() { _ = e.st.DevOps.SetPolicies(org, devopsemu.Policies{}) }()
 
 			o, err := e.rotate(secret, rotation.NewOpID())
 			if err == nil || !rotation.IsPermanent(err) {
@@ -146,7 +146,7 @@ func (e *env) forgetAccessTokens() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var cur keyvault.VersionInfo
+	var cur kvemu.VersionInfo
 	for _, v := range vs {
 		if v.Current {
 			cur = v
@@ -165,7 +165,7 @@ func (e *env) forgetAccessTokens() {
 	}
 	delete(doc, "AccessToken")
 	out, _ := json.Marshal(doc)
-	if _, err := e.st.KV.Put(stack.Vault, name, keyvault.NewSecret{Value: string(out), Tags: cur.Tags, ContentType: cur.ContentType}); err != nil {
+	if _, err := e.st.KV.Put(stack.Vault, name, kvemu.NewSecret{Value: string(out), Tags: cur.Tags, ContentType: cur.ContentType}); err != nil {
 		e.t.Fatal(err)
 	}
 	e.rebuild(e.cfg)
@@ -174,7 +174,7 @@ func (e *env) forgetAccessTokens() {
 // allowROPC stores the service account's password and enables ROPC (fresh process).
 func (e *env) allowROPC() {
 	e.t.Helper()
-	if _, err := e.st.KV.Put(stack.Vault, kvadapter.PasswordSecretName(stack.ServiceAccount), keyvault.NewSecret{Value: e.st.ServiceAccountPassword}); err != nil {
+	if _, err := e.st.KV.Put(stack.Vault, kvadapter.PasswordSecretName(stack.ServiceAccount), kvemu.NewSecret{Value: e.st.ServiceAccountPassword}); err != nil {
 		e.t.Fatal(err)
 	}
 	cfg := e.cfg

@@ -22,7 +22,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/identity"
-	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
@@ -190,8 +190,8 @@ func (e *env) versionCount(secret string) int {
 }
 
 // activePATs are the service account's active PATs named for secret.
-func (e *env) activePATs(secret string) []emudevops.PATInfo {
-	var out []emudevops.PATInfo
+func (e *env) activePATs(secret string) []devopsemu.PATInfo {
+	var out []devopsemu.PATInfo
 	for _, p := range e.st.DevOps.ActivePATs(org, account) {
 		if s, _, ok := rotation.ParseDisplayName(p.DisplayName); ok && s == secret {
 			out = append(out, p)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	sbemu "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -48,7 +48,7 @@ func TestNoTokenValueAppearsInAnyOutput(t *testing.T) {
 	}
 	e.allFaults()["devops"].Reset()
 
-	secrets := append(e.seen.values(), e.st.WorkloadSecret, e.st.ServiceAccountPassword, servicebus.DefaultKey)
+	secrets := append(e.seen.values(), e.st.WorkloadSecret, e.st.ServiceAccountPassword, sbemu.DefaultKey)
 	pats := e.st.DevOps.Journal().Count("CreatePat")
 	if len(secrets) < pats+3 || pats < 4 {
 		t.Fatalf("only %d credentials were seen for %d PATs created: the recorder missed the traffic", len(secrets), pats)

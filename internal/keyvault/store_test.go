@@ -14,7 +14,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
-	emukv "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
@@ -62,14 +62,14 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 		}
 	})
 	t.Run("a write without patrol-managed=true is refused before any request", func(t *testing.T) {
-		n := st.KV.Journal().Count(emukv.OpSetSecret)
+		n := st.KV.Journal().Count(kvemu.OpSetSecret)
 		_, err := s.SetVersion(ctx, "x", rotation.NewVersion{Value: secret.New("v"), Tags: map[string]string{"a": "b"}})
-		if !errors.Is(err, rotation.ErrUnmanaged) || st.KV.Journal().Count(emukv.OpSetSecret) != n {
+		if !errors.Is(err, rotation.ErrUnmanaged) || st.KV.Journal().Count(kvemu.OpSetSecret) != n {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("an unmanaged secret is written only by an adoption", func(t *testing.T) {
-		if _, err := st.KV.Put(stack.Vault, "handmade", emukv.NewSecret{Value: "someone's PAT"}); err != nil {
+		if _, err := st.KV.Put(stack.Vault, "handmade", kvemu.NewSecret{Value: "someone's PAT"}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.SetVersion(ctx, "handmade", rotation.NewVersion{Value: secret.New("new"), Tags: managedTags(rotation.ReasonManual)})
@@ -106,7 +106,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 	})
 	t.Run("a disabled current version is reported as disabled, not as an error", func(t *testing.T) {
 		f := false
-		id, err := st.KV.Put(stack.Vault, "off", emukv.NewSecret{Value: "p", Enabled: &f, Tags: managedTags(rotation.ReasonManual)})
+		id, err := st.KV.Put(stack.Vault, "off", kvemu.NewSecret{Value: "p", Enabled: &f, Tags: managedTags(rotation.ReasonManual)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 		}
 	})
 	t.Run("throttling that outlasts the SDK's retries is transient with Retry-After", func(t *testing.T) {
-		st.KV.Faults().Set(emukv.OpGetSecret, fault.Fault{Status: 429, RetryAfter: 2 * time.Millisecond})
+		st.KV.Faults().Set(kvemu.OpGetSecret, fault.Fault{Status: 429, RetryAfter: 2 * time.Millisecond})
 		defer st.KV.Faults().Reset()
 		_, err := s.Current(ctx, "handmade")
 		if err == nil || rotation.IsPermanent(err) || errors.Is(err, rotation.ErrNotFound) {
@@ -138,13 +138,13 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 	})
 	t.Run("an RBAC refusal is permanent and names the missing right", func(t *testing.T) {
 		var oid string
-		for _, a := range st.Entra.Directory().Apps {
+		for _, a := range st.Entra.Directory().AppRegistrations {
 			if a.ClientID == stack.WorkloadClientID {
 				oid = a.ObjectID
 			}
 		}
-		st.KV.Revoke(stack.Vault, oid, emukv.RoleSecretsOfficer)
-		defer func() { _ = st.KV.Grant(stack.Vault, oid, emukv.RoleSecretsOfficer) }()
+		st.KV.Revoke(stack.Vault, oid, kvemu.RoleSecretsOfficer)
+		defer func() { _ = st.KV.Grant(stack.Vault, oid, kvemu.RoleSecretsOfficer) }()
 		_, err := s.Current(ctx, "handmade")
 		if !rotation.IsPermanent(err) || !strings.Contains(err.Error(), "Azure RBAC") || !strings.Contains(err.Error(), oid) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("err = %v", err)
@@ -175,7 +175,7 @@ func TestCacheStoreAgainstTheEmulator(t *testing.T) {
 
 	// Someone else's secret under the cache's name is neither read nor overwritten.
 	const other = "other@contoso.com"
-	if _, err := st.KV.Put(stack.Vault, keyvault.CacheSecretName(other), emukv.NewSecret{Value: "not a cache"}); err != nil {
+	if _, err := st.KV.Put(stack.Vault, keyvault.CacheSecretName(other), kvemu.NewSecret{Value: "not a cache"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LoadCache(ctx, other); err == nil || !strings.Contains(err.Error(), "patrol-kind=msal-cache") {
@@ -188,7 +188,7 @@ func TestCacheStoreAgainstTheEmulator(t *testing.T) {
 	if pw, ok, err := s.Password(ctx, upn); err != nil || ok || pw != "" {
 		t.Fatalf("Password without a secret = %v, %v", ok, err)
 	}
-	if _, err := st.KV.Put(stack.Vault, keyvault.PasswordSecretName(upn), emukv.NewSecret{Value: "hunter2"}); err != nil {
+	if _, err := st.KV.Put(stack.Vault, keyvault.PasswordSecretName(upn), kvemu.NewSecret{Value: "hunter2"}); err != nil {
 		t.Fatal(err)
 	}
 	if pw, ok, err := s.Password(ctx, upn); err != nil || !ok || pw != "hunter2" {

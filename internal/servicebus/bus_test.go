@@ -13,7 +13,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	broker "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	sbemu "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/servicebus"
@@ -23,7 +23,7 @@ var start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	clk    *clock.Clock
-	b      *broker.Broker
+	b      *sbemu.Emulator
 	bus    *servicebus.Bus
 	client *azservicebus.Client // an independent consumer, as the Functions host is
 }
@@ -31,7 +31,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	clk := clock.NewManual(start)
-	b, err := broker.New(broker.Options{Config: store.PatrolConfig(), Clock: clk})
+	b, err := sbemu.New(sbemu.Options{Config: store.PatrolConfig(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

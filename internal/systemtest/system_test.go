@@ -15,9 +15,9 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/demo"
-	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -96,7 +96,7 @@ func TestSweepTimerRotatesWhatIsDue(t *testing.T) {
 func TestRotateNowErrors(t *testing.T) {
 	sys := start(t, options{seed: true})
 	ctx := context.Background()
-	if _, err := sys.Stack.KV.Put(stack.Vault, "not-ours", keyvault.NewSecret{Value: "x"}); err != nil {
+	if _, err := sys.Stack.KV.Put(stack.Vault, "not-ours", kvemu.NewSecret{Value: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	tests := map[string]struct {
@@ -132,7 +132,7 @@ func TestRotateNowErrors(t *testing.T) {
 }
 
 // deliverEvent POSTs a Key Vault event to the KeyVaultEvents webhook as Event Grid does.
-func deliverEvent(t *testing.T, sys *demo.System, ev keyvault.Event) {
+func deliverEvent(t *testing.T, sys *demo.System, ev kvemu.Event) {
 	t.Helper()
 	body, err := json.Marshal([]map[string]any{{
 		"id": ev.ID, "topic": ev.Topic, "subject": ev.Subject, "eventType": ev.Type,
@@ -155,15 +155,15 @@ func deliverEvent(t *testing.T, sys *demo.System, ev keyvault.Event) {
 	}
 }
 
-func nearExpiryEvent(t *testing.T, sys *demo.System, secret string) keyvault.Event {
+func nearExpiryEvent(t *testing.T, sys *demo.System, secret string) kvemu.Event {
 	t.Helper()
 	for _, ev := range sys.Stack.KV.Events() {
-		if ev.Subject == secret && ev.Type == keyvault.EventSecretNearExpiry {
+		if ev.Subject == secret && ev.Type == kvemu.EventSecretNearExpiry {
 			return ev
 		}
 	}
 	t.Fatalf("Key Vault raised no SecretNearExpiry for %s", secret)
-	return keyvault.Event{}
+	return kvemu.Event{}
 }
 
 // The same Event Grid event delivered twice (at once, and again later) is one rotation.
@@ -332,7 +332,7 @@ func seedOffboarding(tb testing.TB, sys *demo.System, total, mine int) []string 
 		for k, v := range svcPolicy {
 			tags[k] = v
 		}
-		if _, err := sys.Stack.KV.Put(stack.Vault, name, keyvault.NewSecret{Value: "placeholder-" + name, Tags: tags, Expires: &exp}); err != nil {
+		if _, err := sys.Stack.KV.Put(stack.Vault, name, kvemu.NewSecret{Value: "placeholder-" + name, Tags: tags, Expires: &exp}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -403,15 +403,15 @@ func TestHandlerKilledMidRotationConverges(t *testing.T) {
 	ctx := context.Background()
 	settle(t, sys)
 	j, faults := sys.Stack.DevOps.Journal(), sys.Stack.DevOps.Faults()
-	before, hits := j.Count(emudevops.OpCreatePat), faults.Hits(emudevops.OpCreatePat)
-	faults.Set(emudevops.OpCreatePat, fault.Fault{Latency: 1500 * time.Millisecond, Times: 1})
+	before, hits := j.Count(devopsemu.OpCreatePat), faults.Hits(devopsemu.OpCreatePat)
+	faults.Set(devopsemu.OpCreatePat, fault.Fault{Latency: 1500 * time.Millisecond, Times: 1})
 	res, err := sys.RotateNow(ctx, demo.SecretBuild, `{"revokeNow":true}`, 0)
 	if err != nil || res.Status != http.StatusAccepted {
 		t.Fatalf("RotateNow: %v, HTTP %d", err, res.Status)
 	}
 	// Wait until the create is on the wire (the fault holds it), then kill.
 	deadline := time.Now().Add(10 * time.Second)
-	for faults.Hits(emudevops.OpCreatePat) == hits {
+	for faults.Hits(devopsemu.OpCreatePat) == hits {
 		if time.Now().After(deadline) {
 			t.Fatal("the rotation never reached the create step")
 		}
@@ -427,7 +427,7 @@ func TestHandlerKilledMidRotationConverges(t *testing.T) {
 		return o.Secret == demo.SecretBuild && o.Op == res.Body.OperationID && o.Status == rotation.StatusRotated
 	})
 	settle(t, sys)
-	t.Logf("creates: %d (the killed attempt's PAT, revoked by the retry, plus the stored one)", j.Count(emudevops.OpCreatePat)-before)
+	t.Logf("creates: %d (the killed attempt's PAT, revoked by the retry, plus the stored one)", j.Count(devopsemu.OpCreatePat)-before)
 	cur, err := sys.Ops.Store.Current(ctx, demo.SecretBuild)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/devops"
-	emudevops "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
@@ -47,7 +47,7 @@ func (s *System) CheckInvariants(ctx context.Context, extraText ...string) ([]Ch
 	}
 	pats := s.Stack.DevOps.PATs(org)
 	now := s.Stack.Clock.Now()
-	byID := map[string]emudevops.PATInfo{}
+	byID := map[string]devopsemu.PATInfo{}
 	for _, p := range pats {
 		byID[strings.ToLower(p.AuthorizationID)] = p
 	}
@@ -93,7 +93,7 @@ func (s *System) CheckInvariants(ctx context.Context, extraText ...string) ([]Ch
 	for _, p := range pats {
 		if secret, op, ok := rotation.ParseDisplayName(p.DisplayName); ok {
 			ops[secret+"/"+op] = append(ops[secret+"/"+op], p.AuthorizationID)
-			if p.Status == emudevops.StatusRevoked || !p.RevokedAt.IsZero() {
+			if p.Status == devopsemu.StatusRevoked || !p.RevokedAt.IsZero() {
 				continue
 			}
 			ops["live:"+secret+"/"+op] = append(ops["live:"+secret+"/"+op], p.AuthorizationID)
@@ -135,7 +135,7 @@ func (s *System) CheckInvariants(ctx context.Context, extraText ...string) ([]Ch
 			}
 			// A replaced PAT, patrol's or a person's: revoked once its grace ended.
 			leftovers.Checked++
-			if p, ok := byID[prev]; ok && p.Status == emudevops.StatusActive && !referenced[prev] {
+			if p, ok := byID[prev]; ok && p.Status == devopsemu.StatusActive && !referenced[prev] {
 				leftovers.Failures = append(leftovers.Failures, fmt.Sprintf("%s: PAT %s (%q) replaced at %s is still active %s after its grace period",
 					name, p.AuthorizationID, p.DisplayName, v.Created.Format(time.RFC3339), now.Sub(v.Created.Add(grace)).Round(time.Second)))
 			}
@@ -143,7 +143,7 @@ func (s *System) CheckInvariants(ctx context.Context, extraText ...string) ([]Ch
 	}
 	for _, p := range pats {
 		id := strings.ToLower(p.AuthorizationID)
-		if _, _, ok := rotation.ParseDisplayName(p.DisplayName); !ok || p.Status != emudevops.StatusActive || referenced[id] || inGrace[id] {
+		if _, _, ok := rotation.ParseDisplayName(p.DisplayName); !ok || p.Status != devopsemu.StatusActive || referenced[id] || inGrace[id] {
 			continue
 		}
 		leftovers.Checked++

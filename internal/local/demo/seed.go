@@ -11,7 +11,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/devops"
 	"github.com/patrol-dev/patrol/internal/identity"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -140,7 +140,7 @@ func (s *System) PlantIssued(ctx context.Context, tok, secret, person string, po
 	}
 	exp = pat.ValidTo
 	nbf := issued.Truncate(time.Second)
-	if _, err := s.Stack.KV.Put(stack.Vault, secret, keyvault.NewSecret{Value: pat.Token.Reveal(), Tags: tags, Expires: &exp, NotBefore: &nbf}); err != nil {
+	if _, err := s.Stack.KV.Put(stack.Vault, secret, kvemu.NewSecret{Value: pat.Token.Reveal(), Tags: tags, Expires: &exp, NotBefore: &nbf}); err != nil {
 		return "", fmt.Errorf("demo: store %s: %w", secret, err)
 	}
 	return pat.AuthorizationID, nil

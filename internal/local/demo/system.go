@@ -33,7 +33,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/local/devhost"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
@@ -165,12 +165,12 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		return nil, err
 	}
 
-	app, err := devhost.Load(o.AppRoot)
+	def, err := devhost.LoadAppDefinition(o.AppRoot)
 	if err != nil {
 		return nil, err
 	}
 	if o.SessionIdleTimeout > 0 {
-		app.Host.ServiceBus.SessionIdleTimeout = o.SessionIdleTimeout
+		def.Host.ServiceBus.SessionIdleTimeout = o.SessionIdleTimeout
 	}
 	header := randomHex(16)
 	mi, err := sys.Stack.Entra.ManagedIdentityHandler(header)
@@ -183,7 +183,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	}
 	hostLog := slog.New(slog.NewTextHandler(io.MultiWriter(outs...), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sys.Host, err = devhost.Start(ctx, devhost.Options{
-		App: app, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
+		Definition: def, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
 		HTTPAddr: o.HTTPAddr, ManagedIdentity: mi, IdentityHeader: header, DisableTriggers: o.DisableTriggers,
 		RestartOnExit: true, // as the Functions host does after a crash
 	})
@@ -200,8 +200,8 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 
 	// Event Grid → the KeyVaultEvents webhook, near-expiry and expiry only (what the
 	// Bicep subscription filters to).
-	err = sys.Stack.KV.Subscribe(ctx, keyvault.Subscription{
-		Name: "patrol-keyvault-events", Endpoint: sys.Host.EventGridURL("KeyVaultEvents"), Schema: keyvault.EventGridSchema,
+	err = sys.Stack.KV.Subscribe(ctx, kvemu.Subscription{
+		Name: "patrol-keyvault-events", Endpoint: sys.Host.EventGridURL("KeyVaultEvents"), Schema: kvemu.EventGridSchema,
 		Vault: stack.Vault, EventTypes: []string{"Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired"},
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/devhost"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
@@ -368,7 +368,7 @@ func nearExpiryAt(sys *System, secret string) (time.Time, string, error) {
 	}
 	for _, s := range secrets {
 		if s.Name == secret && s.Current.Expires != nil {
-			return s.Current.Expires.Add(-keyvault.NearExpiryLead), s.Current.Version, nil
+			return s.Current.Expires.Add(-kvemu.NearExpiryLead), s.Current.Version, nil
 		}
 	}
 	return time.Time{}, "", fmt.Errorf("demo: %s has no current version with an expiry date", secret)

@@ -28,7 +28,7 @@ func BenchmarkHandlerStartToReady(b *testing.B) {
 		{"patrol-serve", []string{patrol, "serve"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			app, err := Load(writeApp(b, map[string]string{
+			app, err := LoadAppDefinition(writeApp(b, map[string]string{
 				"host.json":                    minimalHost,
 				"functions/Open/function.json": `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous"}]}`,
 			}))
@@ -40,7 +40,7 @@ func BenchmarkHandlerStartToReady(b *testing.B) {
 				"PATROL_CLIENT_ID":     "33333333-3333-4333-8333-333333333333",
 				"ServiceBusConnection": "Endpoint=sb://localhost:5672/;SharedAccessKeyName=k;SharedAccessKey=bench-not-a-secret;UseDevelopmentEmulator=true",
 			}
-			h, err := Start(context.Background(), Options{App: app, Settings: settings, Command: bc.command})
+			h, err := Start(context.Background(), Options{Definition: app, Settings: settings, Command: bc.command})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,8 +18,8 @@
 //
 // Usage:
 //
-//	app, err := devhost.Load(".")
-//	h, err := devhost.Start(ctx, devhost.Options{App: app, Settings: settings, Logger: log})
+//	def, err := devhost.LoadAppDefinition(".")
+//	h, err := devhost.Start(ctx, devhost.Options{Definition: def, Settings: settings, Logger: log})
 //	defer h.Close(context.Background())
 //	fmt.Println(h.URL(), h.FunctionKey())
 package devhost

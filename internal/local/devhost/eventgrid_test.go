@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/authn"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 )
 
 // noTokens is a Verifier for a Key Vault emulator that is only used for its Event Grid
@@ -25,7 +25,7 @@ func (noTokens) Verify(string) (authn.Principal, error) {
 // event object, once per subscription.
 func TestKeyVaultEventsReachTheFunctionThroughTheWebhook(t *testing.T) {
 	th := startTestHost(t, testAppFiles, func(o *Options) { o.DisableTriggers = []string{"Warmup", "Sweep"} })
-	kv, err := keyvault.New(keyvault.Options{
+	kv, err := kvemu.New(kvemu.Options{
 		Verifier: noTokens{}, Authority: "https://localhost:8441", TenantID: "tenant-1", Vaults: []string{"patrol-demo"}, Clock: th.clk,
 	})
 	if err != nil {
@@ -34,12 +34,12 @@ func TestKeyVaultEventsReachTheFunctionThroughTheWebhook(t *testing.T) {
 	t.Cleanup(func() { _ = kv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for name, schema := range map[string]keyvault.Schema{"grid": keyvault.EventGridSchema, "cloud": keyvault.CloudEventSchema} {
-		if err := kv.Subscribe(ctx, keyvault.Subscription{Name: "devhost-" + name, Endpoint: th.EventGridURL("KeyVaultEvents"), Schema: schema}); err != nil {
+	for name, schema := range map[string]kvemu.Schema{"grid": kvemu.EventGridSchema, "cloud": kvemu.CloudEventSchema} {
+		if err := kv.Subscribe(ctx, kvemu.Subscription{Name: "devhost-" + name, Endpoint: th.EventGridURL("KeyVaultEvents"), Schema: schema}); err != nil {
 			t.Fatalf("subscribe (%s schema): %v", name, err)
 		}
 	}
-	if _, err := kv.Put("patrol-demo", "pat-svc1", keyvault.NewSecret{Value: "not-a-real-pat"}); err != nil {
+	if _, err := kv.Put("patrol-demo", "pat-svc1", kvemu.NewSecret{Value: "not-a-real-pat"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := kv.WaitDeliveries(ctx); err != nil {

@@ -33,7 +33,7 @@ const (
 
 // Options configures Start.
 type Options struct {
-	App *App // from Load; %SETTING% references are expanded from Settings
+	Definition *AppDefinition // from LoadAppDefinition; %SETTING% references are expanded from Settings
 
 	// Settings are the app settings: they become the handler's environment (on top of
 	// this process's), resolve %SETTING% references, and name the Service Bus
@@ -86,7 +86,7 @@ type Counts struct {
 
 // Host is a running devhost.
 type Host struct {
-	app      *App
+	def      *AppDefinition
 	opts     Options
 	log      *slog.Logger
 	clk      *clock.Clock
@@ -131,8 +131,8 @@ type keys struct{ function, master, eventGrid string }
 // Service Bus receivers and timers. ctx bounds the start only; everything runs until
 // Close.
 func Start(ctx context.Context, opts Options) (*Host, error) {
-	if opts.App == nil {
-		return nil, errors.New("devhost: Options.App is nil (use devhost.Load)")
+	if opts.Definition == nil {
+		return nil, errors.New("devhost: Options.Definition is nil (use devhost.LoadAppDefinition)")
 	}
 	if opts.ManagedIdentity != nil && opts.IdentityHeader == "" {
 		return nil, errors.New("devhost: Options.IdentityHeader is required with ManagedIdentity (the handler checks X-IDENTITY-HEADER against it)")
@@ -141,12 +141,12 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	for k, v := range opts.Settings {
 		settings[k] = v
 	}
-	app, err := opts.App.Expand(settings)
+	app, err := opts.Definition.Expand(settings)
 	if err != nil {
 		return nil, err
 	}
 	h := &Host{
-		app: app, opts: opts, settings: settings, log: opts.Logger, clk: opts.Clock,
+		def: app, opts: opts, settings: settings, log: opts.Logger, clk: opts.Clock,
 		stats: map[string]*Counts{},
 		keys:  keys{function: opts.FunctionKey, master: opts.MasterKey, eventGrid: opts.EventGridKey},
 	}
@@ -270,8 +270,8 @@ func (h *Host) serveMSI() error {
 	return nil
 }
 
-// App returns the app as devhost runs it (settings expanded).
-func (h *Host) App() *App { return h.app }
+// Definition returns the app definition as devhost runs it (settings expanded).
+func (h *Host) Definition() *AppDefinition { return h.def }
 
 // URL is the base URL of the HTTP endpoints, e.g. http://127.0.0.1:7071 (HTTP triggers
 // are under URL()+"/api/…", the Event Grid webhook at
@@ -281,7 +281,7 @@ func (h *Host) URL() string { return "http://" + h.httpLn.Addr().String() }
 // FunctionURL is the URL of an HTTP-triggered function's route with parameters
 // filled in from params, without the key.
 func (h *Host) FunctionURL(function string, params map[string]string) (string, error) {
-	f, ok := h.app.Function(function)
+	f, ok := h.def.Function(function)
 	if !ok || f.TriggerBinding().Type != TypeHTTPTrigger {
 		return "", fmt.Errorf("devhost: %q is not an HTTP-triggered function", function)
 	}
@@ -290,8 +290,8 @@ func (h *Host) FunctionURL(function string, params map[string]string) (string, e
 		return "", fmt.Errorf("devhost: function %s: %w", function, err)
 	}
 	prefix := ""
-	if h.app.Host.RoutePrefix != "" {
-		prefix = "/" + h.app.Host.RoutePrefix
+	if h.def.Host.RoutePrefix != "" {
+		prefix = "/" + h.def.Host.RoutePrefix
 	}
 	return h.URL() + prefix + "/" + path, nil
 }

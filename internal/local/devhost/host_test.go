@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 )
 
 // echoBin is the scripted test handler, built once by TestMain.
@@ -120,7 +120,7 @@ type testHost struct {
 func startTestHost(t *testing.T, files map[string]string, mutate func(*Options)) *testHost {
 	t.Helper()
 	root := writeApp(t, files)
-	app, err := Load(root)
+	app, err := LoadAppDefinition(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +128,11 @@ func startTestHost(t *testing.T, files map[string]string, mutate func(*Options))
 	logs := &logCapture{}
 	clk := clock.NewManual(time.Date(2026, 11, 27, 10, 3, 0, 0, time.UTC))
 	opts := Options{
-		App:      app,
-		Settings: map[string]string{"SWEEP": "0 */5 * * * *", "ECHO_RECORD": record, "SETTING_X": "x-value"},
-		Command:  []string{echoBin},
-		Clock:    clk,
-		Logger:   slog.New(logs),
+		Definition: app,
+		Settings:   map[string]string{"SWEEP": "0 */5 * * * *", "ECHO_RECORD": record, "SETTING_X": "x-value"},
+		Command:    []string{echoBin},
+		Clock:      clk,
+		Logger:     slog.New(logs),
 	}
 	if mutate != nil {
 		mutate(&opts)
@@ -207,12 +207,15 @@ func TestHandlerStartsWithTheHostEnvironment(t *testing.T) {
 	// The Entra emulator's App Service style endpoint, so the handler's
 	// ManagedIdentityCredential gets a token exactly as a Function app does in Azure.
 	const miClientID = "8f1c2d3e-0000-4000-8000-00000000f00d"
-	entraEmu, err := entra.Start(entra.Options{Directory: entra.Directory{
+	entraEmu, err := entraemu.New(entraemu.Options{Directory: entraemu.Directory{
 		TenantID:               "11111111-1111-4111-8111-111111111111",
-		Apps:                   []entra.App{{ClientID: miClientID, ManagedIdentity: true, DisplayName: "patrol-func"}},
+		AppRegistrations:       []entraemu.AppRegistration{{ClientID: miClientID, ManagedIdentity: true, DisplayName: "patrol-func"}},
 		SystemAssignedIdentity: miClientID,
 	}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := entraEmu.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = entraEmu.Close() })
@@ -298,11 +301,11 @@ func TestStartFailsClearly(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			app, err := Load(writeApp(t, testAppFiles))
+			app, err := LoadAppDefinition(writeApp(t, testAppFiles))
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := Options{App: app, Settings: map[string]string{"SWEEP": "0 */5 * * * *"}, Command: []string{echoBin}}
+			opts := Options{Definition: app, Settings: map[string]string{"SWEEP": "0 */5 * * * *"}, Command: []string{echoBin}}
 			tc.mutate(&opts)
 			h, err := Start(context.Background(), opts)
 			if err == nil {

@@ -29,7 +29,7 @@ type httpRoute struct {
 
 func (h *Host) routes() http.Handler {
 	var routes []httpRoute
-	for _, f := range h.app.Functions {
+	for _, f := range h.def.Functions {
 		b := f.TriggerBinding()
 		if b.Type != TypeHTTPTrigger {
 			continue
@@ -89,7 +89,7 @@ func (h *Host) routes() http.Handler {
 
 // underPrefix strips /{routePrefix} (case-insensitive) from an escaped path.
 func (h *Host) underPrefix(path string) (string, bool) {
-	p := h.app.Host.RoutePrefix
+	p := h.def.Host.RoutePrefix
 	if p == "" {
 		return strings.TrimPrefix(path, "/"), true
 	}
@@ -208,7 +208,7 @@ func (h *Host) serveAdminInvoke(w http.ResponseWriter, r *http.Request, name str
 		return
 	}
 	name, _ = url.PathUnescape(name)
-	f, ok := h.app.Function(name)
+	f, ok := h.def.Function(name)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("cannot find function: '%s'", name))
 		return
@@ -255,7 +255,7 @@ func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := q.Get("functionName")
-	f, ok := h.app.Function(name)
+	f, ok := h.def.Function(name)
 	if !ok || f.TriggerBinding().Type != TypeEventGridTrigger {
 		writeText(w, http.StatusNotFound, fmt.Sprintf("cannot find function: '%s'", name))
 		return

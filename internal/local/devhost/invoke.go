@@ -49,7 +49,7 @@ const maxResultBytes = 32 << 20
 // to function and returns its result. A nil error means the invocation succeeded
 // (2xx with a valid result body); on failure the Result still carries the status.
 func (h *Host) Invoke(ctx context.Context, function string, data, metadata map[string]any) (*Result, error) {
-	f, ok := h.app.Function(function)
+	f, ok := h.def.Function(function)
 	if !ok {
 		return nil, fmt.Errorf("devhost: invoke: no function %q", function)
 	}
@@ -318,7 +318,7 @@ func netFromBase64(s string) ([]byte, bool) {
 // invocationTimeout bounds trigger-driven invocations by functionTimeout (+1 min, the
 // host's HttpClient timeout) when one is set.
 func (h *Host) invocationContext(parent context.Context) (context.Context, context.CancelFunc) {
-	if d := h.app.Host.FunctionTimeout; d > 0 {
+	if d := h.def.Host.FunctionTimeout; d > 0 {
 		return context.WithTimeout(parent, d+time.Minute)
 	}
 	return context.WithCancel(parent)

@@ -23,7 +23,7 @@ type outputs struct {
 // checkOutputs verifies, before the handler starts, that every serviceBus output names a
 // connection that is set.
 func (h *Host) checkOutputs() error {
-	for _, f := range h.app.Functions {
+	for _, f := range h.def.Functions {
 		for i, b := range f.Bindings {
 			if b.Type != TypeServiceBus || b.Direction != "out" {
 				continue

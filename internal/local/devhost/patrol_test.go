@@ -33,7 +33,7 @@ func TestPatrolsOwnHandlerRunsUnderDevhost(t *testing.T) {
 	if err := json.Unmarshal(raw, &ls); err != nil {
 		t.Fatal(err)
 	}
-	app, err := Load("../../..")
+	app, err := LoadAppDefinition("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestPatrolsOwnHandlerRunsUnderDevhost(t *testing.T) {
 	// dependencies fail at once, so the invocation ends in the handler's own 503.
 	ls.Values["PATROL_CA_FILE"] = filepath.Join(t.TempDir(), "missing-ca.pem")
 	h, err := Start(context.Background(), Options{
-		App: app, Settings: ls.Values, Command: []string{bin, "serve"}, Logger: slogOf(logs),
+		Definition: app, Settings: ls.Values, Command: []string{bin, "serve"}, Logger: slogOf(logs),
 		DisableTriggers: []string{"Offboarding", "Rotate", "Revoke", "Sweep"},
 		// A stand-in identity endpoint keeps ManagedIdentityCredential off IMDS
 		// (169.254.169.254), which must never be reached from a test.

@@ -45,25 +45,25 @@ type process struct {
 
 // command returns the argv and working directory the host would use.
 func (h *Host) command() ([]string, string, error) {
-	wd := h.app.Root
-	if d := h.app.Host.WorkingDirectory; d != "" {
+	wd := h.def.Root
+	if d := h.def.Host.WorkingDirectory; d != "" {
 		if filepath.IsAbs(d) {
 			wd = d
 		} else {
-			wd = filepath.Join(h.app.Root, d)
+			wd = filepath.Join(h.def.Root, d)
 		}
 	}
 	if len(h.opts.Command) > 0 {
 		return append([]string(nil), h.opts.Command...), wd, nil
 	}
-	exe := h.app.Host.Executable
+	exe := h.def.Host.Executable
 	path := ""
 	if filepath.IsAbs(exe) {
 		path = exe
 	} else {
 		// Relative paths resolve against the working directory, then the app root;
 		// otherwise the name is a command on PATH.
-		for _, dir := range []string{wd, h.app.Root} {
+		for _, dir := range []string{wd, h.def.Root} {
 			if st, err := os.Stat(filepath.Join(dir, exe)); err == nil && !st.IsDir() {
 				path = filepath.Join(dir, exe)
 				break
@@ -72,16 +72,16 @@ func (h *Host) command() ([]string, string, error) {
 		if path == "" {
 			p, err := exec.LookPath(exe)
 			if err != nil {
-				return nil, "", fmt.Errorf("devhost: host.json customHandler.description.defaultExecutablePath %q: not in %s, %s or on PATH (build it, or pass Options.Command)", exe, wd, h.app.Root)
+				return nil, "", fmt.Errorf("devhost: host.json customHandler.description.defaultExecutablePath %q: not in %s, %s or on PATH (build it, or pass Options.Command)", exe, wd, h.def.Root)
 			}
 			path = p
 		}
 	}
 	argv := []string{path}
-	if p := h.app.Host.DefaultWorkerPath; p != "" {
+	if p := h.def.Host.DefaultWorkerPath; p != "" {
 		argv = append(argv, p)
 	}
-	return append(argv, h.app.Host.Arguments...), wd, nil
+	return append(argv, h.def.Host.Arguments...), wd, nil
 }
 
 // environ builds the handler's environment: this process's, then the app settings,
@@ -97,7 +97,7 @@ func (h *Host) environ(port int, workerID string) []string {
 		EnvCustomHandlerWorkerID+"="+workerID,
 		EnvHTTPWorkerPort+"="+p,
 		EnvHTTPWorkerID+"="+workerID,
-		EnvAppRootPath+"="+h.app.Root,
+		EnvAppRootPath+"="+h.def.Root,
 	)
 	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER"} {
 		if v, ok := h.identity[k]; ok {

@@ -47,7 +47,7 @@ type settlement interface {
 
 func newServiceBusTriggers(h *Host) (*serviceBusTriggers, error) {
 	t := &serviceBusTriggers{h: h, clients: map[string]*azservicebus.Client{}, info: map[string]ServiceBusClientInfo{}}
-	for _, f := range h.app.Functions {
+	for _, f := range h.def.Functions {
 		b := f.TriggerBinding()
 		if b.Type != TypeServiceBusTrigger {
 			continue
@@ -91,7 +91,7 @@ func namespaceOf(cs string) string {
 }
 
 func (t *serviceBusTriggers) start() {
-	sbc := t.h.app.Host.ServiceBus
+	sbc := t.h.def.Host.ServiceBus
 	for _, f := range t.fns {
 		b := f.TriggerBinding()
 		if b.IsSessionsEnabled {
@@ -157,7 +157,7 @@ func (t *serviceBusTriggers) receiveLoop(f Function) {
 		return
 	}
 	t.track(r)
-	max := t.h.app.Host.ServiceBus.MaxConcurrentCalls
+	max := t.h.def.Host.ServiceBus.MaxConcurrentCalls
 	slots := make(chan struct{}, max)
 	for ctx.Err() == nil {
 		select {
@@ -255,7 +255,7 @@ func (t *serviceBusTriggers) sessionLoop(f Function) {
 
 func (t *serviceBusTriggers) runSession(f Function, sr *azservicebus.SessionReceiver, log *slog.Logger) {
 	ctx := t.h.ctx
-	sbc := t.h.app.Host.ServiceBus
+	sbc := t.h.def.Host.ServiceBus
 	stop := t.renewSession(sr, log)
 	defer stop()
 	for ctx.Err() == nil {
@@ -349,7 +349,7 @@ func isLockLost(err error) bool {
 // renewMessage renews a message's lock at half its remaining time, on the host clock
 // (the broker's), until stopped or maxAutoLockRenewalDuration has passed since receipt.
 func (t *serviceBusTriggers) renewMessage(r lockRenewer, m *azservicebus.ReceivedMessage, log *slog.Logger) func() {
-	if m.LockedUntil == nil || t.h.app.Host.ServiceBus.MaxAutoLockRenewalDuration <= 0 {
+	if m.LockedUntil == nil || t.h.def.Host.ServiceBus.MaxAutoLockRenewalDuration <= 0 {
 		return func() {}
 	}
 	return t.renewLoop(*m.LockedUntil, func(ctx context.Context) (time.Time, error) {
@@ -364,7 +364,7 @@ func (t *serviceBusTriggers) renewMessage(r lockRenewer, m *azservicebus.Receive
 }
 
 func (t *serviceBusTriggers) renewSession(sr *azservicebus.SessionReceiver, log *slog.Logger) func() {
-	if t.h.app.Host.ServiceBus.MaxAutoLockRenewalDuration <= 0 {
+	if t.h.def.Host.ServiceBus.MaxAutoLockRenewalDuration <= 0 {
 		return func() {}
 	}
 	return t.renewLoop(sr.LockedUntil(), func(ctx context.Context) (time.Time, error) {
@@ -380,7 +380,7 @@ func (t *serviceBusTriggers) renewSession(sr *azservicebus.SessionReceiver, log 
 func (t *serviceBusTriggers) renewLoop(lockedUntil time.Time, renew func(context.Context) (time.Time, error), log *slog.Logger) func() {
 	clk := t.h.clk
 	start := clk.Now()
-	budget := t.h.app.Host.ServiceBus.MaxAutoLockRenewalDuration
+	budget := t.h.def.Host.ServiceBus.MaxAutoLockRenewalDuration
 	var (
 		mu      sync.Mutex
 		stopped bool

@@ -14,7 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	sbemu "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 )
 
@@ -31,14 +31,14 @@ var serviceBusAppFiles = map[string]string{
 
 type sbFixture struct {
 	*testHost
-	broker *servicebus.Broker
+	broker *sbemu.Emulator
 	sender func(queue string) *azservicebus.Sender
 }
 
 func startServiceBusHost(t *testing.T) *sbFixture {
 	t.Helper()
 	clk := clock.New()
-	b, err := servicebus.New(servicebus.Options{Config: store.PatrolConfig(), Clock: clk})
+	b, err := sbemu.New(sbemu.Options{Config: store.PatrolConfig(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,11 +315,11 @@ func TestServiceBusConnectionMustBeSet(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			app, err := Load(writeApp(t, serviceBusAppFiles))
+			app, err := LoadAppDefinition(writeApp(t, serviceBusAppFiles))
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := Start(context.Background(), Options{App: app, Settings: tc.settings, Command: []string{echoBin}})
+			h, err := Start(context.Background(), Options{Definition: app, Settings: tc.settings, Command: []string{echoBin}})
 			if err == nil {
 				_ = h.Close(context.Background())
 				t.Fatal("Start succeeded")
@@ -333,7 +333,7 @@ func TestServiceBusConnectionMustBeSet(t *testing.T) {
 
 func TestServiceBusOutputBindingsSendWhatTheHostWould(t *testing.T) {
 	clk := clock.New()
-	b, err := servicebus.New(servicebus.Options{Config: store.PatrolConfig(), Clock: clk})
+	b, err := sbemu.New(sbemu.Options{Config: store.PatrolConfig(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestServiceBusLocksAreRenewedWhileTheHandlerWorks(t *testing.T) {
 	// One manual clock for the broker and devhost: the lock (PT1M) only expires when
 	// the test moves time, and devhost renews at half the remaining time.
 	clk := clock.NewManual(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
-	b, err := servicebus.New(servicebus.Options{Config: store.PatrolConfig(), Clock: clk})
+	b, err := sbemu.New(sbemu.Options{Config: store.PatrolConfig(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

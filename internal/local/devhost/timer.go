@@ -40,7 +40,7 @@ type tick struct {
 
 func newTimerTriggers(h *Host) (*timerTriggers, error) {
 	t := &timerTriggers{h: h, timers: map[string]*timerState{}}
-	for _, f := range h.app.Functions {
+	for _, f := range h.def.Functions {
 		b := f.TriggerBinding()
 		if b.Type != TypeTimerTrigger {
 			continue

@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/devops"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
-	"github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
-	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
+	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
+	sbemu "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 	"github.com/patrol-dev/patrol/internal/localtrust"
@@ -73,11 +73,11 @@ type Stack struct {
 	CA     *tlsca.CA
 	Clock  *clock.Clock
 	HTTP   *http.Client // trusts the CA and dials *.localhost to loopback
-	Entra  *entra.Emulator
-	KV     *keyvault.Emulator
-	DevOps *devops.Server
-	SB     *servicebus.Broker
-	MSI    *entra.ManagedIdentityServer
+	Entra  *entraemu.Emulator
+	KV     *kvemu.Emulator
+	DevOps *devopsemu.Emulator
+	SB     *sbemu.Emulator
+	MSI    *entraemu.ManagedIdentityServer
 
 	DevOpsURL      string
 	VaultURL       string
@@ -89,9 +89,8 @@ type Stack struct {
 	// SBFaults injects faults into the Service Bus broker (the other emulators own theirs).
 	SBFaults *fault.Injector
 
-	devopsLn *devops.Listener
-	admin    *http.Server
-	log      *slog.Logger
+	admin *http.Server
+	log   *slog.Logger
 }
 
 // Start starts every emulator. On error, whatever started is stopped again.
@@ -122,23 +121,26 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
 
-	s.Entra, err = entra.Start(entra.Options{
-		Directory: entra.Directory{
+	s.Entra, err = entraemu.New(entraemu.Options{
+		Directory: entraemu.Directory{
 			TenantID: TenantID, Domain: Domain,
-			Apps: []entra.App{
+			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
 				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)"},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
-			Users: []entra.User{
+			Users: []entraemu.User{
 				{UPN: ServiceAccount, Password: s.ServiceAccountPassword, DisplayName: "Build service account"},
 				{UPN: Person, Password: randomSecret(), DisplayName: "Alice Example"},
 			},
 			SystemAssignedIdentity: ManagedIdentity,
 		},
-		Addr: addr("entra"), CA: s.CA, Clock: s.Clock, Logger: s.log.With("emulator", "entra"),
+		CA: s.CA, Clock: s.Clock, Logger: s.log.With("emulator", "entra"),
 	})
 	if err != nil {
+		return nil, fmt.Errorf("stack: entra: %w", err)
+	}
+	if err = s.Entra.Start(addr("entra")); err != nil {
 		return nil, fmt.Errorf("stack: entra: %w", err)
 	}
 	if s.MSI, err = s.Entra.StartManagedIdentity(addr("msi"), randomSecret()); err != nil {
@@ -149,7 +151,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.KV, err = keyvault.New(keyvault.Options{
+	s.KV, err = kvemu.New(kvemu.Options{
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
 		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
@@ -161,19 +163,23 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.VaultURL = s.KV.VaultURL(Vault)
 	for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
-		if err = s.KV.Grant(Vault, who, keyvault.RoleSecretsOfficer); err != nil {
+		if err = s.KV.Grant(Vault, who, kvemu.RoleSecretsOfficer); err != nil {
 			return nil, fmt.Errorf("stack: key vault grant: %w", err)
 		}
 	}
 
-	s.DevOps, err = devops.New(devops.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops")})
+	devTLS, err := s.CA.ServerTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS})
 	if err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}
-	if _, err = s.DevOps.AddOrganization(devops.Organization{Name: Organization, TenantID: TenantID}); err != nil {
+	if _, err = s.DevOps.AddOrganization(devopsemu.Organization{Name: Organization, TenantID: TenantID}); err != nil {
 		return nil, err
 	}
-	for _, u := range []devops.User{
+	for _, u := range []devopsemu.User{
 		{ObjectID: s.userObjectID(ServiceAccount), UPN: ServiceAccount, DisplayName: "Build service account", Admin: true},
 		{ObjectID: s.userObjectID(Person), UPN: Person, DisplayName: "Alice Example"},
 	} {
@@ -181,14 +187,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	devTLS, err := s.CA.ServerTLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	if s.devopsLn, err = s.DevOps.ListenTLS(addr("devops"), devTLS); err != nil {
+	if err = s.DevOps.Start(addr("devops")); err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}
-	s.DevOpsURL = s.devopsLn.URL
+	s.DevOpsURL = s.DevOps.URL()
 
 	cfg := store.PatrolConfig()
 	if o.ServiceBusConfig != nil {
@@ -197,7 +199,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 	s.SBFaults = fault.New()
-	if s.SB, err = servicebus.New(servicebus.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
+	if s.SB, err = sbemu.New(sbemu.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
 		return nil, fmt.Errorf("stack: service bus: %w", err)
 	}
 	if err = s.SB.Start(addr("servicebus")); err != nil {
@@ -207,7 +209,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 }
 
 func (s *Stack) objectID(clientID string) string {
-	for _, a := range s.Entra.Directory().Apps {
+	for _, a := range s.Entra.Directory().AppRegistrations {
 		if a.ClientID == clientID {
 			return a.ObjectID
 		}
@@ -297,8 +299,8 @@ func (s *Stack) Close() {
 	if s.SB != nil {
 		errs = append(errs, s.SB.Close())
 	}
-	if s.devopsLn != nil {
-		errs = append(errs, s.devopsLn.Shutdown(ctx))
+	if s.DevOps != nil {
+		errs = append(errs, s.DevOps.Close())
 	}
 	if s.KV != nil {
 		errs = append(errs, s.KV.Close())

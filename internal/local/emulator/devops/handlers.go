@@ -102,7 +102,7 @@ func checkFields(displayName, scope string, allOrgs bool, p Policies) string {
 	return errNone
 }
 
-func (s *Server) createPAT(w http.ResponseWriter, r *request) {
+func (s *Emulator) createPAT(w http.ResponseWriter, r *request) {
 	body, ok := readBody(w, r)
 	if !ok {
 		return
@@ -150,7 +150,7 @@ func toWire(p *pat) wirePAT {
 }
 
 // ownedLocked finds a PAT of the caller visible in this organization.
-func (s *Server) ownedLocked(r *request, id string) *pat {
+func (s *Emulator) ownedLocked(r *request, id string) *pat {
 	p, ok := s.pats[strings.ToLower(id)]
 	if !ok || !strings.EqualFold(p.owner, r.user.ObjectID) || (!p.allOrgs && p.orgID != r.org.ID) {
 		return nil
@@ -160,7 +160,7 @@ func (s *Server) ownedLocked(r *request, id string) *pat {
 
 // queriedPATLocked finds the caller's PAT named by the authorizationId query parameter,
 // answering 400 or 404 itself when there is none. s.mu must be held.
-func (s *Server) queriedPATLocked(w http.ResponseWriter, r *request) (*pat, bool) {
+func (s *Emulator) queriedPATLocked(w http.ResponseWriter, r *request) (*pat, bool) {
 	raw := qget(r.URL.Query(), "authorizationId")
 	id, err := uuid.Parse(raw)
 	if err != nil {
@@ -180,7 +180,7 @@ func notFound(w http.ResponseWriter, id string) {
 		fmt.Sprintf("The personal access token with authorization id %s was not found.", id))
 }
 
-func (s *Server) getPAT(w http.ResponseWriter, r *request) {
+func (s *Emulator) getPAT(w http.ResponseWriter, r *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.queriedPATLocked(w, r)
@@ -191,7 +191,7 @@ func (s *Server) getPAT(w http.ResponseWriter, r *request) {
 	writeJSON(w, http.StatusOK, patTokenResult{PatToken: &wp, PatTokenError: errNone})
 }
 
-func (s *Server) updatePAT(w http.ResponseWriter, r *request) {
+func (s *Emulator) updatePAT(w http.ResponseWriter, r *request) {
 	body, ok := readBody(w, r)
 	if !ok {
 		return
@@ -241,7 +241,7 @@ func (s *Server) updatePAT(w http.ResponseWriter, r *request) {
 	writeJSON(w, http.StatusOK, patTokenResult{PatToken: &wp, PatTokenError: errNone})
 }
 
-func (s *Server) revokePAT(w http.ResponseWriter, r *request) {
+func (s *Emulator) revokePAT(w http.ResponseWriter, r *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.queriedPATLocked(w, r)
@@ -278,7 +278,7 @@ func sortPATs(ps []*pat, by string, asc bool, now time.Time) {
 	slices.SortFunc(ps, less)
 }
 
-func (s *Server) listPATs(w http.ResponseWriter, r *request) {
+func (s *Emulator) listPATs(w http.ResponseWriter, r *request) {
 	lq, err := parseListQuery(r.URL.Query())
 	if err != nil {
 		badRequest(w, "list personal access tokens", err)
@@ -310,7 +310,7 @@ func (s *Server) listPATs(w http.ResponseWriter, r *request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-func (s *Server) adminList(w http.ResponseWriter, r *request, descriptor string) {
+func (s *Emulator) adminList(w http.ResponseWriter, r *request, descriptor string) {
 	q := r.URL.Query()
 	size := 100
 	if v := qget(q, "pageSize"); v != "" {
@@ -371,7 +371,7 @@ func (s *Server) adminList(w http.ResponseWriter, r *request, descriptor string)
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) adminRevoke(w http.ResponseWriter, r *request) {
+func (s *Emulator) adminRevoke(w http.ResponseWriter, r *request) {
 	if strings.EqualFold(qget(r.URL.Query(), "isPublic"), "true") {
 		w.WriteHeader(http.StatusNoContent) // SSH keys: none here
 		return
@@ -414,7 +414,7 @@ type identityRef struct {
 	MetaTypeID          int            `json:"metaTypeId"`
 }
 
-func (s *Server) connectionData(w http.ResponseWriter, r *request) {
+func (s *Emulator) connectionData(w http.ResponseWriter, r *request) {
 	u := r.user
 	id := identityRef{ID: u.ObjectID, Descriptor: "Microsoft.IdentityModel.Claims.ClaimsIdentity;" + u.UPN,
 		SubjectDescriptor: u.Descriptor, ProviderDisplayName: u.DisplayName, IsActive: true, ResourceVersion: 2,

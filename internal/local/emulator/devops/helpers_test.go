@@ -47,7 +47,7 @@ func signingKey(t testing.TB) *rsa.PrivateKey {
 // stands in for the Entra emulator.
 type env struct {
 	t      *testing.T
-	srv    *Server
+	srv    *Emulator
 	url    string
 	client *http.Client
 	clock  *clock.Clock
@@ -74,7 +74,7 @@ func newEnv(t *testing.T, rl RateLimit) *env {
 	if rl.Limit == 0 {
 		rl.Limit = -1
 	}
-	srv, err := New(Options{Verifier: v, Clock: clk, RateLimit: rl})
+	srv, err := New(Options{Verifier: v, Clock: clk, RateLimit: rl, TLS: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +92,15 @@ func newEnv(t *testing.T, rl RateLimit) *env {
 			}
 		}
 	}
-	ln, err := srv.ListenTLS("127.0.0.1:0", cfg)
-	if err != nil {
+	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { srv.Close() })
 	client, err := localtrust.NewClient(ca.CertPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, url: ln.URL, client: client, clock: clk, key: key}
+	return &env{t: t, srv: srv, url: srv.URL(), client: client, clock: clk, key: key}
 }
 
 // token signs an access token on the emulator clock; extra claims override defaults.

@@ -11,7 +11,6 @@
 package devops
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -44,14 +43,11 @@ const (
 	OpAdminList      = "AdminList"
 )
 
-// Clock is the time source the emulator needs; *clock.Clock satisfies it.
-type Clock interface{ Now() time.Time }
-
-// Options configure a Server.
+// Options configure an Emulator.
 type Options struct {
 	// Verifier checks Entra access tokens (signature, issuer, lifetime); required.
 	Verifier  authn.Verifier
-	Clock     Clock            // default clock.New()
+	Clock     *clock.Clock     // default clock.New()
 	Faults    *fault.Injector  // default fault.New()
 	Journal   *journal.Journal // default journal.New(1000)
 	Logger    *slog.Logger     // default: discard
@@ -59,12 +55,16 @@ type Options struct {
 	// AutoEnroll adds any authenticated Entra user to an organization on first use
 	// (handy for the local stack); otherwise non-members get TF400813.
 	AutoEnroll bool
+	// TLS is the server configuration Start uses (tlsca's ServerTLSConfig); required there:
+	// the service is HTTPS only. ServeHTTP alone needs none.
+	TLS *tls.Config
 }
 
-// Server is the Azure DevOps emulator; it is an http.Handler.
-type Server struct {
+// Emulator is the Azure DevOps emulator; it is an http.Handler.
+type Emulator struct {
 	verifier   authn.Verifier
-	clock      Clock
+	clock      *clock.Clock
+	tls        *tls.Config
 	faults     *fault.Injector
 	journal    *journal.Journal
 	log        *slog.Logger
@@ -73,18 +73,20 @@ type Server struct {
 	deployment string
 
 	mu     sync.Mutex
+	srv    *http.Server // set by Start
+	url    string
 	orgs   map[string]*org // by lower-case name
 	pats   map[string]*pat // by lower-case authorization id
 	byHash map[[32]byte]string
 }
 
-// New creates an emulator with no organizations.
-func New(o Options) (*Server, error) {
+// New creates an emulator with no organizations; Start makes it listen.
+func New(o Options) (*Emulator, error) {
 	if o.Verifier == nil {
 		return nil, errors.New("devops emulator: Options.Verifier is required")
 	}
-	s := &Server{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
-		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(),
+	s := &Emulator{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
+		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(), tls: o.TLS,
 		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}}
 	if s.clock == nil {
 		s.clock = clock.New()
@@ -102,45 +104,56 @@ func New(o Options) (*Server, error) {
 }
 
 // Faults returns the fault injector (operations are the Op* constants).
-func (s *Server) Faults() *fault.Injector { return s.faults }
+func (s *Emulator) Faults() *fault.Injector { return s.faults }
 
 // Journal returns the request journal.
-func (s *Server) Journal() *journal.Journal { return s.journal }
+func (s *Emulator) Journal() *journal.Journal { return s.journal }
 
-// Listener is a running emulator endpoint.
-type Listener struct {
-	URL string // https://localhost:PORT
-	srv *http.Server
-}
-
-// Close stops the listener.
-func (l *Listener) Close() error { return l.srv.Close() }
-
-// Shutdown stops the listener gracefully.
-func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
-
-// ListenTLS serves the emulator over HTTPS on addr (default "127.0.0.1:0": any port) with
-// cfg (from tlsca's ServerTLSConfig).
-func (s *Server) ListenTLS(addr string, cfg *tls.Config) (*Listener, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	if cfg == nil {
-		return nil, errors.New("devops emulator: ListenTLS needs a TLS configuration (tlsca.CA.ServerTLSConfig)")
+// Start listens on addr ("127.0.0.1:0" for any free port) and serves HTTPS with
+// Options.TLS until Close.
+func (s *Emulator) Start(addr string) error {
+	if s.tls == nil {
+		return errors.New("devops emulator: start: Options.TLS is required (tlsca.CA.ServerTLSConfig)")
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("devops emulator: listen %s: %w", addr, err)
+		return fmt.Errorf("devops emulator: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: s, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.mu.Lock()
+	if s.srv != nil {
+		s.mu.Unlock()
+		ln.Close()
+		return errors.New("devops emulator: already started")
+	}
+	s.srv, s.url = srv, fmt.Sprintf("https://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	s.mu.Unlock()
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("devops emulator stopped", "err", err)
 		}
 	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	return &Listener{URL: fmt.Sprintf("https://localhost:%d", port), srv: srv}, nil
+	return nil
+}
+
+// URL is https://localhost:PORT, the base of both hosts' paths ("" before Start).
+func (s *Emulator) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
+
+// Close stops serving at once, closing open connections (a graceful HTTP/2 shutdown
+// would hold every test's cleanup for a second).
+func (s *Emulator) Close() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Close()
 }
 
 // route is a parsed request path.
@@ -183,14 +196,14 @@ func parseRoute(method, path string) (route, bool) {
 // request carries what the handlers need after authentication.
 type request struct {
 	*http.Request
-	org       *org         // read only under Server.mu
+	org       *org         // read only under Emulator.mu
 	orgInfo   Organization // snapshot for reads outside the lock
 	user      *User        // the caller (lifecycle/admin) or the PAT's owner (connectionData)
 	principal string
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &journal.StatusRecorder{ResponseWriter: w}
 	rt, ok := parseRoute(r.Method, r.URL.Path)
@@ -294,7 +307,7 @@ func unauthorized(who string) *authFailure {
 }
 
 // authenticateUser admits only Entra user tokens for the Azure DevOps resource.
-func (s *Server) authenticateUser(req *request, op string) *authFailure {
+func (s *Emulator) authenticateUser(req *request, op string) *authFailure {
 	h := req.Header.Get("Authorization")
 	scheme, raw, _ := strings.Cut(strings.TrimSpace(h), " ")
 	switch {
@@ -357,7 +370,7 @@ func (s *Server) authenticateUser(req *request, op string) *authFailure {
 
 // authenticatePAT admits a Basic credential whose password is an active PAT for this
 // organization whose owner is an enabled member.
-func (s *Server) authenticatePAT(req *request) *authFailure {
+func (s *Emulator) authenticatePAT(req *request) *authFailure {
 	h := req.Header.Get("Authorization")
 	if h == "" {
 		return unauthorized("")
@@ -397,7 +410,7 @@ func audienceOK(aud string) bool {
 
 // refuse answers an authentication failure: the sign-in page (203) unless the client
 // sent X-TFS-FedAuthRedirect: Suppress, else 401 with the VSS error JSON.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, f *authFailure) {
+func (s *Emulator) refuse(w http.ResponseWriter, r *http.Request, f *authFailure) {
 	if f.signIn && !strings.EqualFold(r.Header.Get("X-TFS-FedAuthRedirect"), "Suppress") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusNonAuthoritativeInfo)

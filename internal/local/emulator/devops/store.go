@@ -123,7 +123,7 @@ var (
 )
 
 // AddOrganization adds or replaces an organization (its users are kept on replace).
-func (s *Server) AddOrganization(o Organization) (Organization, error) {
+func (s *Emulator) AddOrganization(o Organization) (Organization, error) {
 	if !validOrgName(o.Name) {
 		return Organization{}, fmt.Errorf("devops emulator: organization name %q: use 1-50 letters, digits or hyphens, not starting or ending with a hyphen", o.Name)
 	}
@@ -145,7 +145,7 @@ func (s *Server) AddOrganization(o Organization) (Organization, error) {
 }
 
 // Organization returns an organization by name (case-insensitive).
-func (s *Server) Organization(name string) (Organization, bool) {
+func (s *Emulator) Organization(name string) (Organization, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.orgs[strings.ToLower(name)]
@@ -156,7 +156,7 @@ func (s *Server) Organization(name string) (Organization, bool) {
 }
 
 // SetPolicies replaces an organization's PAT policies.
-func (s *Server) SetPolicies(orgName string, p Policies) error {
+func (s *Emulator) SetPolicies(orgName string, p Policies) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.orgs[strings.ToLower(orgName)]
@@ -169,7 +169,7 @@ func (s *Server) SetPolicies(orgName string, p Policies) error {
 }
 
 // AddUser adds or replaces a member of an organization.
-func (s *Server) AddUser(orgName string, u User) (User, error) {
+func (s *Emulator) AddUser(orgName string, u User) (User, error) {
 	if _, err := uuid.Parse(u.ObjectID); err != nil {
 		return User{}, fmt.Errorf("devops emulator: user %q object id %q is not a GUID", u.UPN, u.ObjectID)
 	}
@@ -194,7 +194,7 @@ func (s *Server) AddUser(orgName string, u User) (User, error) {
 
 // SetUserDisabled disables (or re-enables) a user in an organization; a disabled user's
 // PATs fail connectionData at once.
-func (s *Server) SetUserDisabled(orgName, upnOrObjectID string, disabled bool) error {
+func (s *Emulator) SetUserDisabled(orgName, upnOrObjectID string, disabled bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.orgs[strings.ToLower(orgName)]
@@ -210,7 +210,7 @@ func (s *Server) SetUserDisabled(orgName, upnOrObjectID string, disabled bool) e
 }
 
 // DisableUser is SetUserDisabled(org, user, true).
-func (s *Server) DisableUser(orgName, upnOrObjectID string) error {
+func (s *Emulator) DisableUser(orgName, upnOrObjectID string) error {
 	return s.SetUserDisabled(orgName, upnOrObjectID, true)
 }
 
@@ -227,14 +227,14 @@ func (o *org) findUser(key string) *User {
 }
 
 // PATs lists every PAT created in an organization (all statuses), oldest first.
-func (s *Server) PATs(orgName string) []PATInfo {
+func (s *Emulator) PATs(orgName string) []PATInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.patInfosLocked(func(p *pat) bool { return p.org == strings.ToLower(orgName) })
 }
 
 // ActivePATs lists the active PATs a user (UPN or object id) holds in an organization.
-func (s *Server) ActivePATs(orgName, upnOrObjectID string) []PATInfo {
+func (s *Emulator) ActivePATs(orgName, upnOrObjectID string) []PATInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.orgs[strings.ToLower(orgName)]
@@ -252,7 +252,7 @@ func (s *Server) ActivePATs(orgName, upnOrObjectID string) []PATInfo {
 }
 
 // IsActive reports whether a PAT exists and is neither revoked nor expired.
-func (s *Server) IsActive(authorizationID string) bool {
+func (s *Emulator) IsActive(authorizationID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pats[strings.ToLower(authorizationID)]
@@ -260,7 +260,7 @@ func (s *Server) IsActive(authorizationID string) bool {
 }
 
 // PAT returns one PAT by authorization id.
-func (s *Server) PAT(authorizationID string) (PATInfo, bool) {
+func (s *Emulator) PAT(authorizationID string) (PATInfo, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pats[strings.ToLower(authorizationID)]
@@ -272,14 +272,14 @@ func (s *Server) PAT(authorizationID string) (PATInfo, bool) {
 
 // ValidateToken answers what connectionData would: the user a PAT value authenticates
 // in an organization, or an error when it would be refused.
-func (s *Server) ValidateToken(orgName, value string) (User, error) {
+func (s *Emulator) ValidateToken(orgName, value string) (User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, _, err := s.validateLocked(orgName, value)
 	return u, err
 }
 
-func (s *Server) validateLocked(orgName, value string) (User, *pat, error) {
+func (s *Emulator) validateLocked(orgName, value string) (User, *pat, error) {
 	o, ok := s.orgs[strings.ToLower(orgName)]
 	if !ok {
 		return User{}, nil, fmt.Errorf("%w %q", ErrUnknownOrganization, orgName)
@@ -307,7 +307,7 @@ func (s *Server) validateLocked(orgName, value string) (User, *pat, error) {
 
 func (o *org) key() string { return strings.ToLower(o.Name) }
 
-func (s *Server) patInfosLocked(keep func(*pat) bool) []PATInfo {
+func (s *Emulator) patInfosLocked(keep func(*pat) bool) []PATInfo {
 	var out []PATInfo
 	for _, p := range s.pats {
 		if keep(p) {
@@ -323,7 +323,7 @@ func (s *Server) patInfosLocked(keep func(*pat) bool) []PATInfo {
 	return out
 }
 
-func (s *Server) infoLocked(p *pat) PATInfo {
+func (s *Emulator) infoLocked(p *pat) PATInfo {
 	info := PATInfo{AuthorizationID: p.id, Org: p.org, OwnerObjectID: p.owner, DisplayName: p.displayName,
 		Scope: p.scope, AllOrgs: p.allOrgs, ValidFrom: p.validFrom, ValidTo: p.validTo, RevokedAt: p.revokedAt,
 		Status: p.status(s.clock.Now())}

@@ -45,7 +45,7 @@ type deviceAuth struct {
 
 // authenticateClient checks the client part of any token request: the app exists and
 // authenticated the way its registration requires.
-func authenticateClient(d *Directory, req tokenRequest) (*App, *aadError) {
+func authenticateClient(d *Directory, req tokenRequest) (*AppRegistration, *aadError) {
 	app := d.app(req.ClientID)
 	if app == nil {
 		return nil, appNotFound(sanitize(req.ClientID), d.TenantID)
@@ -227,7 +227,7 @@ func signInBlocked(u *User, mfaDone bool, sr scopeRequest) *aadError {
 }
 
 // userIssue copies the user and app so signing can happen after the lock is released.
-func userIssue(d *Directory, app *App, u *User, sr scopeRequest, req tokenRequest, mfa bool) issue {
+func userIssue(d *Directory, app *AppRegistration, u *User, sr scopeRequest, req tokenRequest, mfa bool) issue {
 	uc := *u
 	return issue{
 		Subject:      subject{User: &uc, App: *app},

@@ -49,7 +49,7 @@ func fixtureDirectory() Directory {
 	return Directory{
 		TenantID: tenantID,
 		Domain:   "contoso.localhost",
-		Apps: []App{
+		AppRegistrations: []AppRegistration{
 			{ClientID: confidentialID, Secret: confSecret, DisplayName: "patrol-ci"},
 			{ClientID: publicID, PublicClient: true, DisplayName: "patrol"},
 			{ClientID: systemMIID, ManagedIdentity: true, DisplayName: "patrol-func"},
@@ -101,8 +101,11 @@ func start(t *testing.T) *env {
 	// A manual clock at wall time: MSAL computes expiry from wall time, the emulator from
 	// its clock, and the two must agree until a test advances the emulator.
 	clk := clock.NewManual(time.Now())
-	em, err := Start(Options{Directory: fixtureDirectory(), CA: ca, Clock: clk, SigningKey: key})
+	em, err := New(Options{Directory: fixtureDirectory(), CA: ca, Clock: clk, SigningKey: key})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })

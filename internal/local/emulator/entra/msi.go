@@ -95,7 +95,7 @@ func decodeMSIRequest(method string, query url.Values, header, wantHeader string
 
 // decideMSI picks the identity and the token to issue.
 func decideMSI(d *Directory, req msiRequest) (issue, *msiError) {
-	var app *App
+	var app *AppRegistration
 	if req.Selector == (miSelector{}) {
 		if d.SystemAssignedIdentity == "" {
 			return issue{}, &msiError{http.StatusBadRequest, "No system-assigned managed identity is enabled for this app."}

@@ -67,8 +67,8 @@ func (s *signer) jwk(issuer string) jwk {
 
 // subject is who a token is issued to: a user (delegated) or an app (app-only).
 type subject struct {
-	User *User // nil for app-only tokens
-	App  App   // the client; for app-only tokens also the subject
+	User *User           // nil for app-only tokens
+	App  AppRegistration // the client; for app-only tokens also the subject
 }
 
 // issue describes one token response before signing.

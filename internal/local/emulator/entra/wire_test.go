@@ -150,22 +150,22 @@ func tokenOptions(scope string) policy.TokenRequestOptions {
 	return policy.TokenRequestOptions{Scopes: []string{scope}}
 }
 
-func TestStartRejectsABadDirectory(t *testing.T) {
+func TestNewRejectsABadDirectory(t *testing.T) {
 	key, ca := shared(t)
 	tests := map[string]func(d *Directory){
 		"a tenant id that is not a GUID":       func(d *Directory) { d.TenantID = "contoso" },
-		"an app whose client id is not a GUID": func(d *Directory) { d.Apps[0].ClientID = "patrol" },
-		"the same client id twice":             func(d *Directory) { d.Apps[1].ClientID = d.Apps[0].ClientID },
+		"an app whose client id is not a GUID": func(d *Directory) { d.AppRegistrations[0].ClientID = "patrol" },
+		"the same client id twice":             func(d *Directory) { d.AppRegistrations[1].ClientID = d.AppRegistrations[0].ClientID },
 		"a UPN without a domain":               func(d *Directory) { d.Users[0].UPN = "svc" },
 		"the same UPN twice in another case":   func(d *Directory) { d.Users[1].UPN = strings.ToUpper(svcUPN) },
-		"a public client with a secret":        func(d *Directory) { d.Apps[1].Secret = "x" },
+		"a public client with a secret":        func(d *Directory) { d.AppRegistrations[1].Secret = "x" },
 		"a system identity that is an app":     func(d *Directory) { d.SystemAssignedIdentity = confidentialID },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
 			d := fixtureDirectory()
 			mutate(&d)
-			if em, err := Start(Options{Directory: d, CA: ca, SigningKey: key}); err == nil {
+			if em, err := New(Options{Directory: d, CA: ca, SigningKey: key}); err == nil {
 				em.Close()
 				t.Fatal("want an error")
 			} else if !strings.HasPrefix(err.Error(), "entra: directory: ") {
@@ -185,7 +185,7 @@ func TestRuntimeDirectoryChanges(t *testing.T) {
 	if _, err := e.em.AddUser(User{UPN: "NEW@contoso.localhost"}); err == nil {
 		t.Error("adding the same UPN again succeeded")
 	}
-	_, err = e.em.AddApp(App{ClientID: "55555555-5555-4555-8555-555555555555", PublicClient: true})
+	_, err = e.em.AddAppRegistration(AppRegistration{ClientID: "55555555-5555-4555-8555-555555555555", PublicClient: true})
 	must(t, err)
 	pc := e.publicClient(t, "55555555-5555-4555-8555-555555555555", e.em.Authority(), nil)
 	if _, err := pc.AcquireTokenByUsernamePassword(ctx(t), []string{adoScope}, "new@contoso.localhost", "pw"); err != nil {

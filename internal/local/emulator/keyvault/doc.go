@@ -11,12 +11,13 @@
 // host (ports included). Time, including secret expiry and Event Grid retry back-off,
 // comes from the shared emulator clock so tests and demos reach expiry by advancing it.
 //
-// Layout: store.go holds the vault model and its rules as functions of `now` with no
-// I/O; wire.go decodes requests and encodes Azure's JSON; server.go is the HTTP edge
-// (host, challenge auth, api-version, faults, throttling, RBAC, journal) and ops.go runs
-// the operations; auth.go and throttle.go hold the auth and rate-limit rules; events.go
-// turns secret changes and the clock into Key Vault events; eventgrid.go delivers them
-// to subscriptions; inspect.go is the Go inspection API for tests and the local stack.
+// Layout (the convention of package emulator): store.go holds the vault model and its
+// rules as functions of `now` with no I/O, and the Go inspection API tests and the
+// local stack use; wire.go decodes requests and encodes Azure's JSON; server.go is the
+// HTTP edge (host, challenge auth, api-version, faults, throttling, RBAC, journal) and
+// ops.go runs the operations; auth.go and throttle.go hold the auth and rate-limit
+// rules; events.go turns secret changes and the clock into Key Vault events;
+// eventgrid.go delivers them to subscriptions.
 //
 // Deliberate differences from Azure: natural throttling is exact on the emulator clock
 // (Azure's is approximate); Event Grid retries follow the documented schedule without

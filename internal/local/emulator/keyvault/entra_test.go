@@ -12,7 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
-	"github.com/patrol-dev/patrol/internal/local/emulator/entra"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 )
 
@@ -30,7 +30,7 @@ const (
 type entraEnv struct {
 	t     *testing.T
 	clk   *clock.Clock
-	idp   *entra.Emulator
+	idp   *entraemu.Emulator
 	kv    *Emulator
 	ca    *tlsca.CA
 	azOpt azcore.ClientOptions
@@ -43,8 +43,8 @@ func newEntraEnv(t *testing.T) *entraEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp, err := entra.Start(entra.Options{
-		Directory: entra.Directory{TenantID: entraTenant, SystemAssignedIdentity: functionMIID, Apps: []entra.App{
+	idp, err := entraemu.New(entraemu.Options{
+		Directory: entraemu.Directory{TenantID: entraTenant, SystemAssignedIdentity: functionMIID, AppRegistrations: []entraemu.AppRegistration{
 			{ClientID: rotatorID, Secret: rotatorSecret, DisplayName: "patrol-rotator"},
 			{ClientID: outsiderID, Secret: outsiderSecret, DisplayName: "outsider"},
 			{ClientID: functionMIID, ManagedIdentity: true, DisplayName: "patrol-func"},
@@ -52,6 +52,9 @@ func newEntraEnv(t *testing.T) *entraEnv {
 		CA: ca, Clock: clk, SigningKey: signingKey(t, 0),
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idp.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = idp.Close() })
@@ -69,7 +72,7 @@ func newEntraEnv(t *testing.T) *entraEnv {
 	}
 	t.Cleanup(func() { _ = kv.Close() })
 	dir := idp.Directory()
-	for _, a := range dir.Apps {
+	for _, a := range dir.AppRegistrations {
 		if a.ClientID == rotatorID || a.ClientID == functionMIID {
 			if err := kv.Grant("patrol", a.ObjectID, RoleSecretsOfficer); err != nil {
 				t.Fatal(err)

@@ -85,7 +85,7 @@ type Emulator struct {
 	ln  net.Listener
 }
 
-// New validates opts and returns an emulator with its vaults created.
+// New validates opts and returns an emulator with its vaults created; Start makes it listen.
 func New(opts Options) (*Emulator, error) {
 	if opts.Verifier == nil {
 		return nil, errors.New("keyvault: Options.Verifier is required")

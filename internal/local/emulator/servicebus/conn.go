@@ -41,7 +41,7 @@ var errPeerClosed = errors.New("peer closed the connection")
 // while holding mu; receiver links push deliveries from their own goroutines under mu.
 // Writes are serialised by wmu (lock order: mu, then wmu).
 type conn struct {
-	b      *Broker
+	b      *Emulator
 	nc     net.Conn
 	id     string
 	log    *slog.Logger
@@ -79,7 +79,7 @@ type pendingDelivery struct {
 	path  string
 }
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Emulator, nc net.Conn) *conn {
 	id := strconv.FormatUint(b.nextID.Add(1), 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{

@@ -53,7 +53,7 @@ func (s *syncBuffer) String() string {
 }
 
 type fixture struct {
-	broker *Broker
+	broker *Emulator
 	clk    *clock.Clock
 	client *azservicebus.Client
 	logs   *syncBuffer

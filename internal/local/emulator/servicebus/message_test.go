@@ -84,18 +84,3 @@ func TestDecodeMessagesUnpacksBatches(t *testing.T) {
 		t.Fatalf("format 0 decoded to %d messages, %v", len(single), err)
 	}
 }
-
-// FuzzDecodeMessages: a transfer payload from the network never panics the decoder.
-func FuzzDecodeMessages(f *testing.F) {
-	one, _ := (&goamqp.Message{Data: [][]byte{[]byte("1")}}).MarshalBinary()
-	env, _ := (&goamqp.Message{Data: [][]byte{one}}).MarshalBinary()
-	f.Add(uint32(0), one)
-	f.Add(batchFormat, env)
-	f.Add(batchFormat, []byte{0x00, 0x53, 0x75, 0xa0, 0x01, 0x00})
-	f.Fuzz(func(t *testing.T, format uint32, payload []byte) {
-		msgs, err := decodeMessages(format, payload)
-		if err == nil && format != batchFormat && len(msgs) != 1 {
-			t.Fatalf("format %d gave %d messages", format, len(msgs))
-		}
-	})
-}

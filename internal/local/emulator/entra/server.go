@@ -29,6 +29,7 @@ package entra
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,22 +48,14 @@ import (
 	"github.com/patrol-dev/patrol/internal/local/emulator/tlsca"
 )
 
-// Clock is the time source tokens, refresh tokens and device codes are checked against.
-// *clock.Clock satisfies it.
-type Clock interface {
-	Now() time.Time
-}
-
-// Options configure Start. Only Directory is required.
+// Options configure New. Only Directory is required.
 type Options struct {
 	Directory Directory
-	// Addr is the TCP address to listen on; default 127.0.0.1:0. The emulator is reached
-	// as https://localhost:PORT whatever the address.
-	Addr string
 	// CA issues the server certificate; default a new CA (see CA()).
 	CA *tlsca.CA
-	// Clock defaults to clock.New() (wall time).
-	Clock Clock
+	// Clock is the time tokens, refresh tokens and device codes are checked against;
+	// default clock.New() (wall time).
+	Clock *clock.Clock
 	// Faults and Journal default to fresh ones (see Faults(), Journal()).
 	Faults  *fault.Injector
 	Journal *journal.Journal
@@ -78,13 +71,14 @@ type Options struct {
 	DeviceCodeLifetime   time.Duration
 }
 
-// Emulator is a running Entra ID emulator. Its methods are safe for concurrent use.
+// Emulator is an Entra ID emulator. Its methods are safe for concurrent use.
 type Emulator struct {
-	clock   Clock
+	clock   *clock.Clock
 	faults  *fault.Injector
 	journal *journal.Journal
 	log     *slog.Logger
 	ca      *tlsca.CA
+	tlsConf *tls.Config
 	signer  *signer
 
 	atLifetime, rtLifetime, dcLifetime time.Duration
@@ -105,8 +99,8 @@ type Emulator struct {
 	msiSrvs []*ManagedIdentityServer
 }
 
-// Start validates the directory, listens and serves HTTPS until Close.
-func Start(opts Options) (*Emulator, error) {
+// New validates the directory and builds the emulator; Start makes it listen.
+func New(opts Options) (*Emulator, error) {
 	dir, err := opts.Directory.normalize()
 	if err != nil {
 		return nil, err
@@ -145,24 +139,29 @@ func Start(opts Options) (*Emulator, error) {
 			return nil, fmt.Errorf("entra: %w", err)
 		}
 	}
-	tlsConf, err := e.ca.ServerTLSConfig()
-	if err != nil {
+	if e.tlsConf, err = e.ca.ServerTLSConfig(); err != nil {
 		return nil, fmt.Errorf("entra: %w", err)
 	}
-	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
+	e.handler = e.routes()
+	return e, nil
+}
+
+// Start listens on addr ("127.0.0.1:0" for any free port) and serves HTTPS until Close.
+// The emulator is reached as https://localhost:PORT whatever the address; its tokens
+// name that host, so Host, Authority and Verifier are meaningful only after Start.
+func (e *Emulator) Start(addr string) error {
+	if e.server != nil {
+		return errors.New("entra: already started")
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("entra: listen %s: %w", addr, err)
+		return fmt.Errorf("entra: listen %s: %w", addr, err)
 	}
 	e.listener = l
 	e.host = "localhost:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	e.handler = e.routes()
 	e.server = &http.Server{
 		Handler:           e.handler,
-		TLSConfig:         tlsConf,
+		TLSConfig:         e.tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
@@ -171,7 +170,7 @@ func Start(opts Options) (*Emulator, error) {
 			e.log.Error("entra: serve", "err", err)
 		}
 	}()
-	return e, nil
+	return nil
 }
 
 // Close stops the HTTPS server and every managed-identity server started from it.
@@ -180,7 +179,10 @@ func (e *Emulator) Close() error {
 	srvs := e.msiSrvs
 	e.msiSrvs = nil
 	e.msiMu.Unlock()
-	errs := []error{e.server.Close()}
+	var errs []error
+	if e.server != nil {
+		errs = append(errs, e.server.Close())
+	}
 	for _, s := range srvs {
 		errs = append(errs, s.Close())
 	}
@@ -216,7 +218,7 @@ func (e *Emulator) Faults() *fault.Injector { return e.faults }
 func (e *Emulator) Journal() *journal.Journal { return e.journal }
 
 // Handler is the HTTPS handler, for mounting the emulator in another server. Its URLs
-// and issuer still name Host().
+// and issuer name Host(), which Start sets.
 func (e *Emulator) Handler() http.Handler { return e.handler }
 
 // Verifier checks tokens this emulator issued: RS256 signature by its key, its issuer,

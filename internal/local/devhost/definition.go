@@ -43,8 +43,10 @@ const (
 	DefaultServiceBusConnection       = "AzureWebJobsServiceBus"
 )
 
-// App is a function app as it sits on disk: host.json plus one folder per function.
-type App struct {
+// AppDefinition is a function app's definition as it sits on disk: host.json plus one
+// function.json per function. It is what the host loads, not the app (the custom
+// handler it runs).
+type AppDefinition struct {
 	Root      string     // absolute app root (the folder holding host.json)
 	Host      HostConfig // host.json
 	Functions []Function // sorted by name
@@ -121,7 +123,7 @@ func (b Binding) Entity() string {
 }
 
 // Function returns the function called name (case-insensitive, as the host routes).
-func (a *App) Function(name string) (Function, bool) {
+func (a *AppDefinition) Function(name string) (Function, bool) {
 	for _, f := range a.Functions {
 		if strings.EqualFold(f.Name, name) {
 			return f, true
@@ -130,10 +132,10 @@ func (a *App) Function(name string) (Function, bool) {
 	return Function{}, false
 }
 
-// Load reads appRoot/host.json and every function.json under appRoot/functions/<Name>/
-// (the source layout) or appRoot/<Name>/ (the deployed layout, folders beside
-// host.json). Errors name the file and the field.
-func Load(appRoot string) (*App, error) {
+// LoadAppDefinition reads appRoot/host.json and every function.json under
+// appRoot/functions/<Name>/ (the source layout) or appRoot/<Name>/ (the deployed layout,
+// folders beside host.json). Errors name the file and the field.
+func LoadAppDefinition(appRoot string) (*AppDefinition, error) {
 	root, err := filepath.Abs(appRoot)
 	if err != nil {
 		return nil, fmt.Errorf("devhost: app root %q: %w", appRoot, err)
@@ -146,7 +148,7 @@ func Load(appRoot string) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devhost: %s: %w", filepath.Join(root, "host.json"), err)
 	}
-	app := &App{Root: root, Host: host}
+	app := &AppDefinition{Root: root, Host: host}
 	seen := map[string]string{}
 	for _, pattern := range []string{filepath.Join(root, "functions", "*", "function.json"), filepath.Join(root, "*", "function.json")} {
 		files, err := filepath.Glob(pattern)
@@ -184,7 +186,7 @@ func Load(appRoot string) (*App, error) {
 
 // checkRoutes rejects two HTTP triggers that would answer the same path and method,
 // which the host reports at start-up too.
-func (a *App) checkRoutes() error {
+func (a *AppDefinition) checkRoutes() error {
 	type key struct{ route, method string }
 	owner := map[key]string{}
 	for _, f := range a.Functions {
@@ -544,8 +546,8 @@ func ExpandSettings(s string, settings map[string]string) (string, error) {
 // Expand returns a copy of the app with %SETTING% references in binding properties and
 // customHandler arguments replaced from settings, and every timer schedule parsed.
 // Errors name the file and the field.
-func (a *App) Expand(settings map[string]string) (*App, error) {
-	out := &App{Root: a.Root, Host: a.Host, Functions: make([]Function, len(a.Functions))}
+func (a *AppDefinition) Expand(settings map[string]string) (*AppDefinition, error) {
+	out := &AppDefinition{Root: a.Root, Host: a.Host, Functions: make([]Function, len(a.Functions))}
 	out.Host.Arguments = nil
 	for i, arg := range a.Host.Arguments {
 		v, err := ExpandSettings(arg, settings)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	goamqp "github.com/Azure/go-amqp"
+
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/amqp"
 )
@@ -57,6 +59,36 @@ func FuzzConnection(f *testing.F) {
 		}
 		if strings.Contains(logs.String(), "internal error") {
 			t.Fatalf("a peer triggered a panic:\n%s", logs.String())
+		}
+	})
+}
+
+// FuzzValidateSAS: a token from the network never panics the validator, and only a
+// correctly signed one is accepted.
+func FuzzValidateSAS(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	f.Add(sasToken("amqp://localhost:5672/orders", "root", "k", now.Add(time.Hour), false))
+	f.Add("SharedAccessSignature sr=&sig=%zz&se=x&skn=")
+	f.Add("SharedAccessSignature &&&===")
+	f.Fuzz(func(t *testing.T, token string) {
+		g, err := validateSAS(token, map[string]string{"root": "k"}, now)
+		if err == nil && !g.Expires.After(now) {
+			t.Fatalf("accepted an expired token %q", token)
+		}
+	})
+}
+
+// FuzzDecodeMessages: a transfer payload from the network never panics the decoder.
+func FuzzDecodeMessages(f *testing.F) {
+	one, _ := (&goamqp.Message{Data: [][]byte{[]byte("1")}}).MarshalBinary()
+	env, _ := (&goamqp.Message{Data: [][]byte{one}}).MarshalBinary()
+	f.Add(uint32(0), one)
+	f.Add(batchFormat, env)
+	f.Add(batchFormat, []byte{0x00, 0x53, 0x75, 0xa0, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, format uint32, payload []byte) {
+		msgs, err := decodeMessages(format, payload)
+		if err == nil && format != batchFormat && len(msgs) != 1 {
+			t.Fatalf("format %d gave %d messages", format, len(msgs))
 		}
 	})
 }

@@ -2,13 +2,14 @@ package entra
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
 )
 
 // Directory is the emulated tenant. It is plain data so the local stack can load it from
-// JSON; Start validates it and fills in missing object ids.
+// JSON; New validates it and fills in missing object ids.
 type Directory struct {
 	// TenantID is the tenant's GUID; the authority is https://localhost:PORT/<TenantID>.
 	TenantID string `json:"tenantId"`
@@ -16,8 +17,8 @@ type Directory struct {
 	// "Managed" for it and for the domain of every user's UPN; it is also accepted in
 	// place of the tenant id in authority paths, as Entra accepts verified domains.
 	Domain string `json:"domain,omitempty"`
-	// Apps are the app registrations and managed identities.
-	Apps []App `json:"apps,omitempty"`
+	// AppRegistrations are the app registrations and managed identities.
+	AppRegistrations []AppRegistration `json:"apps,omitempty"`
 	// Users are the user accounts (the service accounts patrol signs in as).
 	Users []User `json:"users,omitempty"`
 	// SystemAssignedIdentity is the client id of the managed identity the MSI endpoint
@@ -25,8 +26,8 @@ type Directory struct {
 	SystemAssignedIdentity string `json:"systemAssignedIdentity,omitempty"`
 }
 
-// App is an app registration (with its service principal) or a managed identity.
-type App struct {
+// AppRegistration is an app registration (with its service principal) or a managed identity.
+type AppRegistration struct {
 	ClientID string `json:"clientId"`
 	// Secret is the client secret; empty for public clients and managed identities.
 	Secret string `json:"secret,omitempty"`
@@ -63,7 +64,7 @@ func (d Directory) normalize() (Directory, error) {
 		return Directory{}, fmt.Errorf("entra: directory: tenant id %q is not a GUID", d.TenantID)
 	}
 	out := Directory{TenantID: strings.ToLower(d.TenantID), Domain: strings.ToLower(d.Domain), SystemAssignedIdentity: d.SystemAssignedIdentity}
-	for i, a := range d.Apps {
+	for i, a := range d.AppRegistrations {
 		a, err := a.normalize()
 		if err != nil {
 			return Directory{}, fmt.Errorf("entra: directory: app %d: %w", i, err)
@@ -71,7 +72,7 @@ func (d Directory) normalize() (Directory, error) {
 		if out.app(a.ClientID) != nil {
 			return Directory{}, fmt.Errorf("entra: directory: app %d: client id %s appears twice", i, a.ClientID)
 		}
-		out.Apps = append(out.Apps, a)
+		out.AppRegistrations = append(out.AppRegistrations, a)
 	}
 	for i, u := range d.Users {
 		u, err := u.normalize()
@@ -91,21 +92,21 @@ func (d Directory) normalize() (Directory, error) {
 	return out, nil
 }
 
-func (a App) normalize() (App, error) {
+func (a AppRegistration) normalize() (AppRegistration, error) {
 	if _, err := uuid.Parse(a.ClientID); err != nil {
-		return App{}, fmt.Errorf("client id %q is not a GUID", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("client id %q is not a GUID", a.ClientID)
 	}
 	a.ClientID = strings.ToLower(a.ClientID)
 	if a.ObjectID == "" {
 		a.ObjectID = uuid.NewString()
 	} else if _, err := uuid.Parse(a.ObjectID); err != nil {
-		return App{}, fmt.Errorf("object id %q is not a GUID", a.ObjectID)
+		return AppRegistration{}, fmt.Errorf("object id %q is not a GUID", a.ObjectID)
 	}
 	if a.ManagedIdentity && (a.Secret != "" || a.PublicClient) {
-		return App{}, fmt.Errorf("managed identity %s cannot have a secret or be a public client", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("managed identity %s cannot have a secret or be a public client", a.ClientID)
 	}
 	if a.PublicClient && a.Secret != "" {
-		return App{}, fmt.Errorf("public client %s cannot have a secret", a.ClientID)
+		return AppRegistration{}, fmt.Errorf("public client %s cannot have a secret", a.ClientID)
 	}
 	if a.DisplayName == "" {
 		a.DisplayName = a.ClientID
@@ -130,10 +131,10 @@ func (u User) normalize() (User, error) {
 	return u, nil
 }
 
-func (d *Directory) app(clientID string) *App {
-	for i := range d.Apps {
-		if strings.EqualFold(d.Apps[i].ClientID, clientID) {
-			return &d.Apps[i]
+func (d *Directory) app(clientID string) *AppRegistration {
+	for i := range d.AppRegistrations {
+		if strings.EqualFold(d.AppRegistrations[i].ClientID, clientID) {
+			return &d.AppRegistrations[i]
 		}
 	}
 	return nil
@@ -159,9 +160,9 @@ func (d *Directory) userByOID(oid string) *User {
 }
 
 // managedIdentity finds a managed identity by one of the ids the MSI endpoint accepts.
-func (d *Directory) managedIdentity(sel miSelector) *App {
-	for i := range d.Apps {
-		a := &d.Apps[i]
+func (d *Directory) managedIdentity(sel miSelector) *AppRegistration {
+	for i := range d.AppRegistrations {
+		a := &d.AppRegistrations[i]
 		if !a.ManagedIdentity {
 			continue
 		}
@@ -198,4 +199,135 @@ func (d *Directory) managedDomain(domain string) bool {
 		}
 	}
 	return false
+}
+
+// AddUser adds a user at runtime and returns it with its object id filled in.
+func (e *Emulator) AddUser(u User) (User, error) {
+	u, err := u.normalize()
+	if err != nil {
+		return User{}, fmt.Errorf("entra: add user: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dir.user(u.UPN) != nil {
+		return User{}, fmt.Errorf("entra: add user: %s already exists", u.UPN)
+	}
+	e.dir.Users = append(e.dir.Users, u)
+	return u, nil
+}
+
+// AddAppRegistration adds an app registration or managed identity at runtime and returns it with its
+// object id filled in.
+func (e *Emulator) AddAppRegistration(a AppRegistration) (AppRegistration, error) {
+	a, err := a.normalize()
+	if err != nil {
+		return AppRegistration{}, fmt.Errorf("entra: add app: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dir.app(a.ClientID) != nil {
+		return AppRegistration{}, fmt.Errorf("entra: add app: client id %s already exists", a.ClientID)
+	}
+	e.dir.AppRegistrations = append(e.dir.AppRegistrations, a)
+	return a, nil
+}
+
+// User returns the user with this UPN (case-insensitive).
+func (e *Emulator) User(upn string) (User, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if u := e.dir.user(upn); u != nil {
+		return *u, true
+	}
+	return User{}, false
+}
+
+// Directory returns a copy of the directory as it stands (secrets and passwords
+// included: it is the emulator's configuration, for tests and the local stack).
+func (e *Emulator) Directory() Directory {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.dir
+	d.AppRegistrations = slices.Clone(d.AppRegistrations)
+	d.Users = slices.Clone(d.Users)
+	return d
+}
+
+// DisableUser blocks the account: sign-ins and refreshes then fail with AADSTS50057.
+func (e *Emulator) DisableUser(upn string) error {
+	return e.updateUser("disable user", upn, func(u *User) { u.Disabled = true })
+}
+
+// EnableUser lifts DisableUser.
+func (e *Emulator) EnableUser(upn string) error {
+	return e.updateUser("enable user", upn, func(u *User) { u.Disabled = false })
+}
+
+// RequireMFA sets whether the account needs MFA (AADSTS50076 on ROPC, and on refreshing
+// tokens from non-interactive sign-ins).
+func (e *Emulator) RequireMFA(upn string, required bool) error {
+	return e.updateUser("require MFA", upn, func(u *User) { u.RequiresMFA = required })
+}
+
+// SetPassword changes the password and, as a password reset in Entra does, revokes the
+// user's refresh tokens (AADSTS50173).
+func (e *Emulator) SetPassword(upn, password string) error {
+	return e.updateUser("set password", upn, func(u *User) {
+		u.Password = password
+		e.markRefreshLocked(u.ObjectID, func(r *refreshRecord) { r.Revoked = true })
+	})
+}
+
+// ExpireRefreshTokens makes every refresh token the user holds fail with AADSTS700082, as
+// if unused past the inactivity window. New sign-ins get working tokens again.
+func (e *Emulator) ExpireRefreshTokens(upn string) error {
+	return e.updateUser("expire refresh tokens", upn, func(u *User) {
+		e.markRefreshLocked(u.ObjectID, func(r *refreshRecord) { r.Expired = true })
+	})
+}
+
+// RevokeRefreshTokens revokes every refresh token the user holds (AADSTS50173), like
+// "Revoke sessions" in the portal.
+func (e *Emulator) RevokeRefreshTokens(upn string) error {
+	return e.updateUser("revoke refresh tokens", upn, func(u *User) {
+		e.markRefreshLocked(u.ObjectID, func(r *refreshRecord) { r.Revoked = true })
+	})
+}
+
+// RefreshTokenCount reports how many refresh tokens the user holds that would still be
+// accepted now (for tests and the inspection API; the values themselves are not kept).
+func (e *Emulator) RefreshTokenCount(upn string) int {
+	now := e.clock.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u := e.dir.user(upn)
+	if u == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range e.refresh {
+		if r.UserOID == u.ObjectID && !r.Expired && !r.Revoked && now.Before(r.Expires) {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *Emulator) updateUser(what, upn string, f func(*User)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u := e.dir.user(upn)
+	if u == nil {
+		return fmt.Errorf("entra: %s: %w: %q", what, ErrUnknownUser, upn)
+	}
+	f(u)
+	return nil
+}
+
+func (e *Emulator) markRefreshLocked(oid string, f func(*refreshRecord)) {
+	for _, r := range e.refresh {
+		if r.UserOID == oid {
+			f(r)
+		}
+	}
 }

@@ -27,7 +27,7 @@ func writeApp(t testing.TB, files map[string]string) string {
 const minimalHost = `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"handler"}}}`
 
 func TestLoadReadsPatrolsOwnApp(t *testing.T) {
-	app, err := Load("../../..")
+	app, err := LoadAppDefinition("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestLoadAcceptsTheDeployedLayout(t *testing.T) {
 		"nested/readme.txt":    "not a function",
 		"Ticker/function.json": `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"0 */5 * * * *"}]}`,
 	})
-	app, err := Load(root)
+	app, err := LoadAppDefinition(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestLoadRejectsBadApps(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := Load(writeApp(t, tc.files))
+			_, err := LoadAppDefinition(writeApp(t, tc.files))
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
@@ -222,7 +222,7 @@ func TestExpandResolvesSettings(t *testing.T) {
 		"functions/Q/function.json": `{"bindings":[{"type":"serviceBusTrigger","direction":"in","name":"msg","queueName":"%QUEUE%","connection":"Conn"}]}`,
 		"functions/T/function.json": `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"%SCHED%"}]}`,
 	})
-	app, err := Load(root)
+	app, err := LoadAppDefinition(root)
 	if err != nil {
 		t.Fatal(err)
 	}

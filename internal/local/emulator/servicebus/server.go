@@ -60,7 +60,7 @@ const (
 // build batches.
 const MaxMessageSize = 262144
 
-// Options configures a Broker.
+// Options configure an Emulator.
 type Options struct {
 	Config store.Config      // entities; store.PatrolConfig() for patrol's own
 	Clock  *clock.Clock      // default clock.New()
@@ -69,8 +69,8 @@ type Options struct {
 	Faults *fault.Injector   // optional
 }
 
-// Broker is a running (or ready to run) Service Bus emulator.
-type Broker struct {
+// Emulator is a running (or ready to run) Service Bus emulator.
+type Emulator struct {
 	store  *store.Store
 	clk    *clock.Clock
 	keys   map[string]string
@@ -86,7 +86,7 @@ type Broker struct {
 }
 
 // New builds a broker and its store from opts; Start makes it listen.
-func New(opts Options) (*Broker, error) {
+func New(opts Options) (*Emulator, error) {
 	clk := opts.Clock
 	if clk == nil {
 		clk = clock.New()
@@ -108,12 +108,12 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: %w", err)
 	}
-	return &Broker{store: st, clk: clk, keys: keys, log: log, faults: opts.Faults, conns: map[*conn]struct{}{}}, nil
+	return &Emulator{store: st, clk: clk, keys: keys, log: log, faults: opts.Faults, conns: map[*conn]struct{}{}}, nil
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves connections in the
 // background until Close.
-func (b *Broker) Start(addr string) error {
+func (b *Emulator) Start(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("servicebus: listen %s: %w", addr, err)
@@ -132,7 +132,7 @@ func (b *Broker) Start(addr string) error {
 	return nil
 }
 
-func (b *Broker) accept(ln net.Listener) {
+func (b *Emulator) accept(ln net.Listener) {
 	defer b.wg.Done()
 	for {
 		nc, err := ln.Accept()
@@ -163,7 +163,7 @@ func (b *Broker) accept(ln net.Listener) {
 }
 
 // Addr is the listening address (nil before Start).
-func (b *Broker) Addr() net.Addr {
+func (b *Emulator) Addr() net.Addr {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.ln == nil {
@@ -174,7 +174,7 @@ func (b *Broker) Addr() net.Addr {
 
 // ConnectionString is an emulator connection string for the first key (by name):
 // Endpoint=sb://localhost:PORT;SharedAccessKeyName=…;SharedAccessKey=…;UseDevelopmentEmulator=true.
-func (b *Broker) ConnectionString() string {
+func (b *Emulator) ConnectionString() string {
 	names := make([]string, 0, len(b.keys))
 	for n := range b.keys {
 		names = append(names, n)
@@ -189,18 +189,18 @@ func (b *Broker) ConnectionString() string {
 }
 
 // Store is the broker's entity store, for inspection.
-func (b *Broker) Store() *store.Store { return b.store }
+func (b *Emulator) Store() *store.Store { return b.store }
 
 // Counts returns an entity's message counts.
-func (b *Broker) Counts(entity string) (store.Counts, error) { return b.store.Counts(entity) }
+func (b *Emulator) Counts(entity string) (store.Counts, error) { return b.store.Counts(entity) }
 
 // WaitIdle waits until the entity has no active or locked messages.
-func (b *Broker) WaitIdle(ctx context.Context, entity string) error {
+func (b *Emulator) WaitIdle(ctx context.Context, entity string) error {
 	return b.store.WaitIdle(ctx, entity)
 }
 
 // Close stops listening, drops every connection and closes the store.
-func (b *Broker) Close() error {
+func (b *Emulator) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -225,7 +225,7 @@ func (b *Broker) Close() error {
 }
 
 // fault consumes a matching fault rule for op, if any.
-func (b *Broker) fault(op string) (fault.Fault, bool) {
+func (b *Emulator) fault(op string) (fault.Fault, bool) {
 	if b.faults == nil {
 		return fault.Fault{}, false
 	}
