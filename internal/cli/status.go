@@ -63,10 +63,7 @@ func planRows(cmd *cobra.Command) ([]rotation.PlanRow, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	now := time.Now().UTC()
-	if o := wiringOptions(cmd.Context()); o.Now != nil {
-		now = o.Now().UTC()
-	}
+	now := s.Clock.Now().UTC()
 	return rotation.Plan(versions, s.Defaults, now), now, nil
 }
 

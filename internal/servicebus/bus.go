@@ -12,6 +12,13 @@
 // the JSON shapes package handlers decodes (RotationCommand, RevocationCommand,
 // OffboardingMessage), validated before sending so a bad command fails here, naming the
 // field, rather than being dead-lettered later.
+//
+// Decision: the azservicebus client makes one try per operation (RetryOptions.MaxRetries
+// -1, "one try and no retries"; 0 would mean its default of 3). The rotation core
+// retries its effects per protocol step, and a failed send outside the core fails the
+// invocation, whose trigger redelivers it (docs/architecture.md, "Retries"). The SDK
+// still re-creates a link it finds detached once, at once: that is recovery of a link
+// that went stale while idle, not a retry of a failed send.
 package servicebus
 
 import (
@@ -45,18 +52,22 @@ const contentJSON = "application/json"
 // Options configure a Bus.
 type Options struct {
 	Logger *slog.Logger
-	// Now decides whether a time is in the future (scheduled) or not; default time.Now.
-	Now func() time.Time
-	// Retry bounds azservicebus's own retries; zero values take the SDK's defaults.
-	Retry azservicebus.RetryOptions
+	// Clock decides whether a time is in the future (scheduled) or not and dates
+	// commands; default rotation.SystemClock.
+	Clock rotation.Clock
+}
+
+// clientOptions: one try per operation (see the Decision in the package doc).
+func clientOptions() *azservicebus.ClientOptions {
+	return &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: -1}}
 }
 
 // Bus sends and settles patrol's messages. It connects lazily (the first send opens the
 // AMQP connection), so building one makes no network call. Safe for concurrent use.
 type Bus struct {
-	c   *azservicebus.Client
-	log *slog.Logger
-	now func() time.Time
+	c     *azservicebus.Client
+	log   *slog.Logger
+	clock rotation.Clock
 
 	mu        sync.Mutex
 	senders   map[string]*azservicebus.Sender
@@ -72,7 +83,7 @@ var (
 // NewFromConnectionString connects with a connection string (the ServiceBusConnection
 // setting; the local broker's carries UseDevelopmentEmulator=true).
 func NewFromConnectionString(cs string, o Options) (*Bus, error) {
-	c, err := azservicebus.NewClientFromConnectionString(cs, &azservicebus.ClientOptions{RetryOptions: o.Retry})
+	c, err := azservicebus.NewClientFromConnectionString(cs, clientOptions())
 	if err != nil {
 		// azservicebus's parse errors do not echo the key, but say which setting it was.
 		return nil, fmt.Errorf("servicebus: ServiceBusConnection: %w", err)
@@ -83,7 +94,7 @@ func NewFromConnectionString(cs string, o Options) (*Bus, error) {
 // New connects to a namespace (ServiceBusConnection__fullyQualifiedNamespace) with the
 // workload credential.
 func New(namespace string, cred azcore.TokenCredential, o Options) (*Bus, error) {
-	c, err := azservicebus.NewClient(namespace, cred, &azservicebus.ClientOptions{RetryOptions: o.Retry})
+	c, err := azservicebus.NewClient(namespace, cred, clientOptions())
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: namespace %q: %w", namespace, err)
 	}
@@ -94,10 +105,10 @@ func newBus(c *azservicebus.Client, o Options) *Bus {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = rotation.SystemClock
 	}
-	return &Bus{c: c, log: o.Logger, now: o.Now, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
+	return &Bus{c: c, log: o.Logger, clock: o.Clock, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
 }
 
 // Close closes every link and the connection.
@@ -132,7 +143,7 @@ func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at 
 // for a duplicate of the command being handled.
 func (b *Bus) ScheduleWakeup(ctx context.Context, w rotation.Wakeup, at time.Time) error {
 	cmd := handlers.RotationCommand{SchemaVersion: handlers.SchemaVersion, Secret: w.Secret, OperationID: w.Op,
-		Trigger: handlers.TriggerWakeUp, Version: w.Version, RequestedBy: "patrol", RequestedAt: b.now().UTC()}
+		Trigger: handlers.TriggerWakeUp, Version: w.Version, RequestedBy: "patrol", RequestedAt: b.clock.Now().UTC()}
 	if err := cmd.Validate(); err != nil {
 		return &Error{Op: "schedule wake-up", Entity: QueueRotations, Err: err, permanent: true}
 	}
@@ -177,7 +188,7 @@ func (b *Bus) SendRotation(ctx context.Context, cmd handlers.RotationCommand, at
 		return &Error{Op: "send rotation command", Entity: QueueRotations, Err: err, permanent: true}
 	}
 	if cmd.RequestedAt.IsZero() {
-		cmd.RequestedAt = b.now().UTC()
+		cmd.RequestedAt = b.clock.Now().UTC()
 	}
 	m, err := b.message(cmd, cmd.OperationID, cmd.Secret, at)
 	if err != nil {
@@ -236,7 +247,7 @@ func (b *Bus) ReportFailure(ctx context.Context, f handlers.Failure) error {
 		msg = fmt.Sprintf("%s (message %s on %s)", msg, f.MessageID, f.Queue)
 	}
 	return b.Publish(ctx, rotation.Outcome{Status: rotation.StatusFailed, Secret: f.Secret, Op: f.OperationID,
-		Reason: rotation.Reason(f.Reason), Message: msg, Time: b.now().UTC()})
+		Reason: rotation.Reason(f.Reason), Message: msg, Time: b.clock.Now().UTC()})
 }
 
 func (b *Bus) message(body any, id, session string, at time.Time) (*azservicebus.Message, error) {
@@ -248,7 +259,7 @@ func (b *Bus) message(body any, id, session string, at time.Time) (*azservicebus
 	if session != "" {
 		m.SessionID = to(session)
 	}
-	if at.After(b.now()) {
+	if at.After(b.clock.Now()) {
 		m.ScheduledEnqueueTime = to(at.UTC())
 	}
 	return m, nil

@@ -40,7 +40,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	retry := azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond}
-	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Now: clk.Now, Retry: retry})
+	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Clock: rotation.NowFunc(clk.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}
