@@ -96,6 +96,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	opts := wiring.Options{
 		Logger: logger.With("side", "patrol"), HTTPClient: hc, Credential: cred,
 		Clock: testClock{now: st.Clock.Now, waitLog: waits},
+		// The Service Bus SDK's retries are part of the real client, but wait
+		// milliseconds, not seconds.
+		ServiceBusRetryDelay: time.Millisecond,
 	}
 	svc, err := wiring.Build(ctx, cfg, opts)
 	if err != nil {

@@ -8,4 +8,7 @@
 // The shape follows cert-manager: gather a plain Input, evaluate an ordered chain of
 // named checks that yields a Decision with an exported Reason, then act. Token values
 // only ever travel as Secret, whose every formatting method redacts.
+//
+// The core is also patrol's one retry layer for transient failures (retry.go, whose
+// Decision note fixes the bounds) and owns the one time seam, Clock.
 package rotation

@@ -9,16 +9,20 @@ import (
 
 // Decision: one retry layer per kind of failure (docs/architecture.md, "Retries").
 //
-//   - A transient failure of one call (a dropped connection, 408, 429, 5xx, a Service Bus
-//     link error) is retried here, per protocol step, and nowhere else: at most
-//     RetryAttempts attempts, waiting the server's Retry-After when it sent one and a
-//     jittered 1s, 2s back-off otherwise. The core is the layer that knows what a repeat
-//     means (a create whose answer was lost is cleaned up before the next create; a
-//     write whose answer was lost is looked at before anything is revoked), so the
-//     adapters make one try per call: the Key Vault and Service Bus SDK clients are
-//     built with MaxRetries -1 ("one try and no retries" in azcore and azservicebus; 0
-//     would mean their default of 3), and the Azure DevOps client has no retry loop. A
-//     persistent 503 therefore costs exactly RetryAttempts requests per step.
+//   - A transient failure of a Key Vault, Azure DevOps or sign-in call (a dropped
+//     connection, 408, 429, 5xx) is retried here, per protocol step, and nowhere else:
+//     at most RetryAttempts attempts, waiting the server's Retry-After when it sent one
+//     and a jittered 1s, 2s back-off otherwise. The core is the layer that knows what a
+//     repeat means (a create whose answer was lost is cleaned up before the next create;
+//     a write whose answer was lost is looked at before anything is revoked), so those
+//     clients make one try per call: the Key Vault SDK client is built with MaxRetries
+//     -1 ("one try and no retries" in azcore; 0 would mean its default of 3) and the
+//     Azure DevOps client has no retry loop. A persistent 503 from either therefore
+//     costs exactly RetryAttempts requests per step.
+//   - Service Bus operations (the Effects of steps 7–8) are called once here: the
+//     azservicebus client retries them, because only its retry loop recovers a lost
+//     AMQP connection or link (package servicebus). Their idempotence comes from the
+//     broker's duplicate detection, not from anything the core would add.
 //   - Throttling is sat out here too, up to MaxRetryWait, rather than handed to the
 //     trigger: a failed invocation makes the host abandon its message, Service Bus
 //     redelivers an abandoned message at once, and a Retry-After of a minute would burn
@@ -28,9 +32,9 @@ import (
 //   - What outlasts that fails the invocation, and the trigger's redelivery is the
 //     retry: Service Bus redelivers the command (every step is idempotent per operation
 //     id), Event Grid retries its delivery, the next Sweep repeats the sweep, an HTTP
-//     caller repeats its request under the same operation id. Calls made outside the
-//     core (the function app listing the vault or sending commands, the handler
-//     settling messages) make one try and rely on that alone.
+//     caller repeats its request under the same operation id. Key Vault calls made
+//     outside the core (the function app listing the vault) make one try and rely on
+//     that alone.
 const (
 	// RetryAttempts is how many times the core tries one step, the first included.
 	RetryAttempts = 3

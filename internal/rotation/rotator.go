@@ -104,7 +104,7 @@ func (r *Rotator) Run(ctx context.Context, secret string, trig Trigger) (Outcome
 	case ActionWait:
 		o.Status, o.NextCheck = StatusSkipped, d.At
 		w := NewWakeup(secret, in.Current.ID)
-		if err := doErr(ctx, r, func() error { return r.fx.ScheduleWakeup(ctx, w, d.At) }); err != nil {
+		if err := r.fx.ScheduleWakeup(ctx, w, d.At); err != nil {
 			return r.failed(ctx, log, o, StepScheduleWakeup, err)
 		}
 		return r.publish(ctx, log, o)
@@ -223,7 +223,7 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 		if trig.RevokeNow {
 			at = o.Time
 		}
-		if err := doErr(ctx, r, func() error { return r.fx.ScheduleRevocation(ctx, prev, at) }); err != nil {
+		if err := r.fx.ScheduleRevocation(ctx, prev, at); err != nil {
 			return r.failedAfterStore(ctx, log, o, StepScheduleRevocation, err)
 		}
 		log.InfoContext(ctx, "scheduled revocation", "patId", prev.PATID, "at", at)
@@ -231,7 +231,7 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 	// 8. Wake up at the new PAT's renew window, then tell the world.
 	next := RenewAt(ver.Expires, lifetimeOf(ver, pol.Lifetime), r.d.RenewBefore)
 	wake := next.Add(WakeupLag)
-	if err := doErr(ctx, r, func() error { return r.fx.ScheduleWakeup(ctx, NewWakeup(o.Secret, ver.ID), wake) }); err != nil {
+	if err := r.fx.ScheduleWakeup(ctx, NewWakeup(o.Secret, ver.ID), wake); err != nil {
 		return r.failedAfterStore(ctx, log, o, StepScheduleWakeup, err)
 	}
 	o.NextCheck = next
@@ -297,7 +297,7 @@ func (r *Rotator) failedAfterStore(ctx context.Context, log *slog.Logger, o Outc
 }
 
 func (r *Rotator) publish(ctx context.Context, log *slog.Logger, o Outcome) (Outcome, error) {
-	if err := doErr(ctx, r, func() error { return r.fx.Publish(ctx, o) }); err != nil {
+	if err := r.fx.Publish(ctx, o); err != nil {
 		return r.failedAfterStore(ctx, log, o, StepPublish, err)
 	}
 	log.InfoContext(ctx, "outcome", "status", string(o.Status), "reason", string(o.Reason), "patId", o.PATID,

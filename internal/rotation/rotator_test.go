@@ -274,9 +274,6 @@ func TestRotateTransientFailuresComplete(t *testing.T) {
 		"a lost answer to create is cleaned up before the retry": {
 			op: rt.OpCreate, fault: rt.Fault{Err: rt.Unavailable(), After: true, Times: 1},
 		},
-		"a throttled publish is retried": {
-			op: rt.OpPublish, fault: rt.Fault{Err: rt.Throttled(time.Second), Times: 1}, wantSlept: []time.Duration{time.Second},
-		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -313,8 +310,26 @@ func TestRotateLongRetryAfterIsSurfacedToTheCaller(t *testing.T) {
 	f.converged()
 }
 
-// The core is patrol's only retry layer for transient failures (see retry.go): these
-// rows pin its bounds.
+// The Service Bus client retries the effects itself (retry.go): the core calls them once,
+// and a failure after the store goes back to the trigger, whose redelivery finishes.
+func TestRotateDoesNotRetryEffects(t *testing.T) {
+	f := newFixture(t)
+	f.w.Inject(rt.OpPublish, rt.Fault{Err: rt.Throttled(time.Second), Times: 1})
+	o, err := f.run(manual("m1"))
+	if err == nil || rotation.IsPermanent(err) || !o.Retryable || o.Step != rotation.StepPublish {
+		t.Fatalf("Run = %s at %q retryable=%v, %v; want a retryable failure at publish", o.Status, o.Step, o.Retryable, err)
+	}
+	if n := f.w.Calls(rt.OpPublish); n != 1 || len(f.slept) != 0 {
+		t.Errorf("%d publishes, slept %v; want one publish and no wait", n, f.slept)
+	}
+	if o, err := f.run(manual("m1")); err != nil || o.Status != rotation.StatusSkipped || o.Reason != rotation.ReasonAlreadyDone {
+		t.Fatalf("redelivery = %s (%s), %v; want skipped as already done", o.Status, o.Reason, err)
+	}
+	f.converged()
+}
+
+// The core is the retry layer for Key Vault, Azure DevOps and sign-in calls (see
+// retry.go): these rows pin its bounds.
 func TestRotateRetryBounds(t *testing.T) {
 	tests := map[string]struct {
 		fault     rt.Fault

@@ -13,12 +13,13 @@
 // OffboardingMessage), validated before sending so a bad command fails here, naming the
 // field, rather than being dead-lettered later.
 //
-// Decision: the azservicebus client makes one try per operation (RetryOptions.MaxRetries
-// -1, "one try and no retries"; 0 would mean its default of 3). The rotation core
-// retries its effects per protocol step, and a failed send outside the core fails the
-// invocation, whose trigger redelivers it (docs/architecture.md, "Retries"). The SDK
-// still re-creates a link it finds detached once, at once: that is recovery of a link
-// that went stale while idle, not a retry of a failed send.
+// Decision: Service Bus operations are retried by the azservicebus client and by no one
+// else: MaxRetries (3) retries with the SDK's back-off, for the rotation core's effects
+// and for every other send or settlement alike; the core calls its Effects once
+// (rotation's retry.go, docs/architecture.md "Retries"). The SDK's loop is the only place
+// that recovers a lost AMQP connection or link, since it recovers from the previous
+// attempt's error; with no SDK retries (MaxRetries -1) one dropped connection left every
+// later send failing on the dead connection.
 package servicebus
 
 import (
@@ -55,11 +56,17 @@ type Options struct {
 	// Clock decides whether a time is in the future (scheduled) or not and dates
 	// commands; default rotation.SystemClock.
 	Clock rotation.Clock
+	// RetryDelay is the SDK's first back-off, doubling after each retry; zero keeps its
+	// default (4s). Tests shorten it.
+	RetryDelay time.Duration
 }
 
-// clientOptions: one try per operation (see the Decision in the package doc).
-func clientOptions() *azservicebus.ClientOptions {
-	return &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: -1}}
+// MaxRetries is how often the SDK retries one failed operation (see the Decision in the
+// package doc).
+const MaxRetries = 3
+
+func clientOptions(o Options) *azservicebus.ClientOptions {
+	return &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: MaxRetries, RetryDelay: o.RetryDelay}}
 }
 
 // Bus sends and settles patrol's messages. It connects lazily (the first send opens the
@@ -83,7 +90,7 @@ var (
 // NewFromConnectionString connects with a connection string (the ServiceBusConnection
 // setting; the local broker's carries UseDevelopmentEmulator=true).
 func NewFromConnectionString(cs string, o Options) (*Bus, error) {
-	c, err := azservicebus.NewClientFromConnectionString(cs, clientOptions())
+	c, err := azservicebus.NewClientFromConnectionString(cs, clientOptions(o))
 	if err != nil {
 		// azservicebus's parse errors do not echo the key, but say which setting it was.
 		return nil, fmt.Errorf("servicebus: ServiceBusConnection: %w", err)
@@ -94,7 +101,7 @@ func NewFromConnectionString(cs string, o Options) (*Bus, error) {
 // New connects to a namespace (ServiceBusConnection__fullyQualifiedNamespace) with the
 // workload credential.
 func New(namespace string, cred azcore.TokenCredential, o Options) (*Bus, error) {
-	c, err := azservicebus.NewClient(namespace, cred, clientOptions())
+	c, err := azservicebus.NewClient(namespace, cred, clientOptions(o))
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: namespace %q: %w", namespace, err)
 	}

@@ -43,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	retry := azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond}
-	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Clock: rotation.NowFunc(clk.Now)})
+	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Clock: rotation.NowFunc(clk.Now), RetryDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,9 +240,10 @@ func TestDeadLetterByLockTokenSettlesAMessageAnotherLinkHolds(t *testing.T) {
 	}
 }
 
-// The rotation core retries effects per step and a failed send outside it goes back to
-// the trigger (see the package doc), so the SDK must not retry underneath.
-func TestAPersistentlyBusyBrokerCostsOneSendPerCall(t *testing.T) {
+// Service Bus operations have one retry layer, the SDK's (see the package doc): a
+// persistently busy broker costs the first send and three retries, no more (the core
+// does not retry effects) and no fewer (only the SDK's loop recovers a lost connection).
+func TestAPersistentlyBusyBrokerCostsFourSendsPerCall(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	// Open the link first: only the send itself is under test.
@@ -254,7 +255,22 @@ func TestAPersistentlyBusyBrokerCostsOneSendPerCall(t *testing.T) {
 	if err == nil || rotation.IsPermanent(err) {
 		t.Fatalf("err = %v, want a transient error", err)
 	}
-	if n := f.faults.Hits("send"); n != 1 {
-		t.Errorf("%d sends, want 1 (the SDK must not retry)", n)
+	if n := f.faults.Hits("send"); n != 4 {
+		t.Errorf("%d sends, want 4", n)
+	}
+}
+
+func TestADroppedConnectionIsRecovered(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "warm", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatal(err)
+	}
+	f.faults.Set("send", fault.Fault{Drop: true, Times: 1})
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "after-drop", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatalf("publish across a dropped connection: %v", err)
+	}
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "later", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatalf("a later publish: %v", err)
 	}
 }

@@ -9,8 +9,10 @@
 // answer must not make the handler look dead.
 //
 // Decision: one Clock (Options.Clock, default rotation.SystemClock) reaches every
-// component from here, and one retry layer: the adapters make one try per call and the
-// core retries per protocol step (rotation's retry.go; docs/architecture.md, "Retries").
+// component from here, and each kind of failure has one retry layer: Key Vault and Azure
+// DevOps calls are retried by the core per protocol step (their clients make one try),
+// Service Bus operations by the azservicebus client (rotation's retry.go;
+// docs/architecture.md, "Retries").
 package wiring
 
 import (
@@ -52,6 +54,9 @@ type Options struct {
 	// the function app); nil is rotation.SystemClock. The local stack passes its
 	// emulated time; tests pass one whose Sleep does not wait.
 	Clock rotation.Clock
+	// ServiceBusRetryDelay shortens the Service Bus SDK's back-off between its retries
+	// (tests); zero keeps the SDK's default.
+	ServiceBusRetryDelay time.Duration
 	// DisableChallengeResourceVerification: see keyvault.Options.
 	DisableChallengeResourceVerification bool
 }
@@ -138,7 +143,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	s.Accounts, s.Identities = sa, NewIdentities(sa)
 	s.PATs = s.PATs.WithRefresh(s.Identities.Refresh)
 
-	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock}
+	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay}
 	switch {
 	case cfg.ServiceBusConnection != "":
 		s.Bus, err = servicebus.NewFromConnectionString(cfg.ServiceBusConnection, bo)
