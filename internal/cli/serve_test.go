@@ -83,6 +83,13 @@ func TestEveryInvocationReadsTheEmulatedClockFirst(t *testing.T) {
 		}
 	}
 
+	down := newFunctionHost(config.Config{}, slog.New(slog.DiscardHandler), srv.URL+"/clock", wiring.Options{})
+	srv.Close()
+	down.syncClock(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/Rotate", nil))
+	if _, err := down.deps(context.Background()); err == nil || !strings.Contains(err.Error(), "emulated clock") {
+		t.Errorf("building the app before the emulated time was ever read: err = %v, want one naming the emulated clock", err)
+	}
+
 	plain := newFunctionHost(config.Config{}, slog.New(slog.DiscardHandler), "", wiring.Options{})
 	if plain.clock != nil || plain.wo.Clock != nil {
 		t.Error("without a clock URL serve must keep the system clock")
