@@ -19,7 +19,6 @@ import (
 
 	"github.com/patrol-dev/patrol/handlers"
 	"github.com/patrol-dev/patrol/internal/config"
-	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/functionapp"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/wiring"
@@ -60,7 +59,7 @@ flight and exits.`,
 			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
 			app := newFunctionHost(cfg, log, os.Getenv(config.LocalClockURL), wiringOptions(cmd.Context()))
 			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
-			err = handlers.ServeListener(cmd.Context(), ln, h)
+			err = handlers.ServeListener(cmd.Context(), ln, app.syncClock(h))
 			app.close()
 			log.Info("patrol handler stopped")
 			return err
@@ -83,21 +82,33 @@ func newFunctionHost(cfg config.Config, log *slog.Logger, clockURL string, wo wi
 	f := &functionHost{cfg: cfg, log: log, wo: wo}
 	if clockURL != "" {
 		f.clock = &localClock{url: clockURL, client: &http.Client{Timeout: 5 * time.Second}}
+		f.wo.Clock = f.clock
 	}
 	return f
 }
 
-func (f *functionHost) now() time.Time {
-	if f.clock != nil {
-		return f.clock.Now()
+// syncClock is the local stack's one hook into the handler: it reads the emulated time
+// before every invocation (not before the readiness probe), so each invocation decides
+// with the time the emulators show. Outside the local stack it returns h.
+func (f *functionHost) syncClock(h http.Handler) http.Handler {
+	if f.clock == nil {
+		return h
 	}
-	return time.Now()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Trim(r.URL.Path, "/") != "" {
+			if err := f.clock.Sync(r.Context()); err != nil {
+				f.log.WarnContext(r.Context(), "using the last known emulated time", "error", err)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // deps is handlers.Options.Deps: it builds the adapters (no network call: every client
 // connects on first use) and the App.
 func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
-	if f.clock != nil {
+	if f.clock != nil && !f.clock.synced.Load() {
+		// Never run on the wall clock when the stack's time is another.
 		if err := f.clock.Sync(ctx); err != nil {
 			return handlers.Deps{}, err
 		}
@@ -106,7 +117,6 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	if o.Logger == nil {
 		o.Logger = f.log
 	}
-	o.Now = f.now
 	svc, err := wiring.Build(ctx, f.cfg, o)
 	if err != nil {
 		return handlers.Deps{}, err
@@ -116,7 +126,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	}
 	app, err := functionapp.New(functionapp.Options{
 		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
-		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Now: f.now, Logger: f.log,
+		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
 	})
 	if err != nil {
 		return handlers.Deps{}, err
@@ -124,11 +134,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	f.mu.Lock()
 	f.svc = svc
 	f.mu.Unlock()
-	var a handlers.App = app
-	if f.clock != nil {
-		a = clockedApp{App: app, clock: f.clock, log: f.log}
-	}
-	return handlers.Deps{App: a, DeadLetterer: svc.Bus, Failures: svc.Bus}, nil
+	return handlers.Deps{App: app, DeadLetterer: svc.Bus, Failures: svc.Bus}, nil
 }
 
 func (f *functionHost) close() {
@@ -176,14 +182,22 @@ func (p patLister) PatrolPATs(ctx context.Context, account, org string) ([]rotat
 }
 
 // localClock follows the local stack's emulated clock: wall time plus the offset last
-// read from the stack's admin API.
+// read from the stack's admin API. Its waits are real (rotation.NowFunc's): back-off is
+// about the server, not the emulated calendar.
 type localClock struct {
 	url    string
 	client *http.Client
 	offset atomic.Int64 // nanoseconds
+	synced atomic.Bool
 }
 
+var _ rotation.Clock = (*localClock)(nil)
+
 func (c *localClock) Now() time.Time { return time.Now().UTC().Add(time.Duration(c.offset.Load())) }
+
+func (c *localClock) Sleep(ctx context.Context, d time.Duration) error {
+	return rotation.SystemClock.Sleep(ctx, d)
+}
 
 // Sync reads the emulated time once.
 func (c *localClock) Sync(ctx context.Context) error {
@@ -206,53 +220,6 @@ func (c *localClock) Sync(ctx context.Context) error {
 		return fmt.Errorf("serve: read the emulated clock: the answer has no \"now\"")
 	}
 	c.offset.Store(int64(body.Now.Sub(time.Now())))
+	c.synced.Store(true)
 	return nil
-}
-
-// clockedApp synchronises the emulated clock before every invocation.
-type clockedApp struct {
-	handlers.App
-	clock *localClock
-	log   *slog.Logger
-}
-
-func (a clockedApp) sync(ctx context.Context) {
-	if err := a.clock.Sync(ctx); err != nil {
-		a.log.WarnContext(ctx, "using the last known emulated time", "error", err)
-	}
-}
-
-func (a clockedApp) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) error {
-	a.sync(ctx)
-	return a.App.KeyVaultEvent(ctx, ev)
-}
-
-func (a clockedApp) Offboard(ctx context.Context, m contract.OffboardingMessage) error {
-	a.sync(ctx)
-	return a.App.Offboard(ctx, m)
-}
-
-func (a clockedApp) Rotate(ctx context.Context, c contract.RotationCommand) error {
-	a.sync(ctx)
-	return a.App.Rotate(ctx, c)
-}
-
-func (a clockedApp) Revoke(ctx context.Context, c contract.RevocationCommand) error {
-	a.sync(ctx)
-	return a.App.Revoke(ctx, c)
-}
-
-func (a clockedApp) RotateNow(ctx context.Context, r handlers.RotateNowRequest) (handlers.RotateNowResult, error) {
-	a.sync(ctx)
-	return a.App.RotateNow(ctx, r)
-}
-
-func (a clockedApp) Status(ctx context.Context, r handlers.StatusRequest) (contract.StatusResult, error) {
-	a.sync(ctx)
-	return a.App.Status(ctx, r)
-}
-
-func (a clockedApp) Sweep(ctx context.Context, t handlers.SweepTick) error {
-	a.sync(ctx)
-	return a.App.Sweep(ctx, t)
 }

@@ -2,11 +2,17 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/rotation"
+	"github.com/patrol-dev/patrol/internal/wiring"
 )
 
 func TestVaultName(t *testing.T) {
@@ -45,6 +51,48 @@ func TestLocalClockFollowsTheEmulatedTime(t *testing.T) {
 	bad := &localClock{url: srv.URL + "/nope", client: srv.Client()}
 	if err := bad.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "emulated clock") {
 		t.Errorf("a wrong clock URL: err = %v, want one naming the emulated clock", err)
+	}
+}
+
+func TestEveryInvocationReadsTheEmulatedClockFirst(t *testing.T) {
+	ahead := time.Now().UTC().Add(72 * time.Hour)
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reads.Add(1)
+		_, _ = w.Write([]byte(`{"now":"` + ahead.Format(time.RFC3339Nano) + `"}`))
+	}))
+	defer srv.Close()
+	f := newFunctionHost(config.Config{}, slog.New(slog.DiscardHandler), srv.URL+"/clock", wiring.Options{})
+	if f.wo.Clock != rotation.Clock(f.clock) {
+		t.Fatal("the emulated clock is not the clock wiring hands out")
+	}
+	var seen time.Time
+	h := f.syncClock(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { seen = f.wo.Clock.Now() }))
+
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if n := reads.Load(); n != 0 {
+		t.Errorf("the readiness probe read the clock %d times, want none", n)
+	}
+	for i := 1; i <= 2; i++ {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/Rotate", strings.NewReader("{}")))
+		if n := reads.Load(); n != int32(i) {
+			t.Fatalf("after %d invocations the clock was read %d times", i, n)
+		}
+		if d := seen.Sub(ahead); d < 0 || d > time.Minute {
+			t.Errorf("invocation %d saw a time %s away from the emulated one", i, d)
+		}
+	}
+
+	down := newFunctionHost(config.Config{}, slog.New(slog.DiscardHandler), srv.URL+"/clock", wiring.Options{})
+	srv.Close()
+	down.syncClock(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/Rotate", nil))
+	if _, err := down.deps(context.Background()); err == nil || !strings.Contains(err.Error(), "emulated clock") {
+		t.Errorf("building the app before the emulated time was ever read: err = %v, want one naming the emulated clock", err)
+	}
+
+	plain := newFunctionHost(config.Config{}, slog.New(slog.DiscardHandler), "", wiring.Options{})
+	if plain.clock != nil || plain.wo.Clock != nil {
+		t.Error("without a clock URL serve must keep the system clock")
 	}
 }
 

@@ -65,10 +65,7 @@ func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) 
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	now := time.Now().UTC()
-	if o := wiringOptions(cmd.Context()); o.Now != nil {
-		now = o.Now().UTC()
-	}
+	now := s.Clock.Now().UTC()
 	return statuses(rotation.Plan(versions, s.Defaults, now)), now, nil
 }
 

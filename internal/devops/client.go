@@ -14,9 +14,13 @@
 //   - every patTokenError other than "none" is an *Error carrying the code; policy
 //     violations and invalid input are permanent (errors.Is(err, ErrPermanent)),
 //     throttling, 5xx and network failures transient with the server's Retry-After;
-//   - transient failures are retried with back-off that honours Retry-After, a bounded
-//     number of times, and stop when the context ends;
 //   - PAT values are secret.Value, which never prints, logs or marshals its value.
+//
+// Decision: one request per call, no retry loop. The rotation core retries transient
+// failures per protocol step, honouring the Retry-After this client reads into Error,
+// and cleans up the PATs of a create whose answer was lost before creating again
+// (rotation's retry.go, docs/architecture.md "Retries"). A loop here, with its own
+// clean-up, was never switched on in production.
 package devops
 
 import (
@@ -28,7 +32,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,22 +65,6 @@ type Options struct {
 	// Azure DevOps audience; it is called for every lifecycle and token-admin request.
 	Token  func(ctx context.Context) (string, error)
 	Logger *slog.Logger // default: discard
-	Retry  RetryPolicy
-}
-
-// RetryPolicy bounds retries of transient failures.
-type RetryPolicy struct {
-	// MaxAttempts includes the first attempt; 0 = 4, 1 = no retries.
-	MaxAttempts int
-	// Backoff is the wait before retry n (1-based) when the server sent no
-	// Retry-After. Default: 1s, 2s, 4s… capped at 30s, with jitter.
-	Backoff func(n int) time.Duration
-	// MaxRetryAfter is the longest server-requested wait honoured in-process; a longer
-	// Retry-After returns the transient error at once so the caller can reschedule.
-	// 0 = 60s.
-	MaxRetryAfter time.Duration
-	// Sleep waits d or until ctx ends; tests inject it to avoid real waiting.
-	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Client calls Azure DevOps. It is safe for concurrent use.
@@ -86,7 +73,6 @@ type Client struct {
 	http       *http.Client
 	token      func(ctx context.Context) (string, error)
 	log        *slog.Logger
-	retry      RetryPolicy
 }
 
 // NewClient validates the options and returns a client.
@@ -94,7 +80,7 @@ func NewClient(o Options) (*Client, error) {
 	if o.Token == nil {
 		return nil, errors.New("devops: Options.Token is required (an Entra user token for the service account)")
 	}
-	c := &Client{vssps: DefaultVSSPSURL, dev: DefaultURL, token: o.Token, log: o.Logger, retry: o.Retry}
+	c := &Client{vssps: DefaultVSSPSURL, dev: DefaultURL, token: o.Token, log: o.Logger}
 	if o.BaseURL != "" {
 		u, err := url.Parse(o.BaseURL)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" {
@@ -112,35 +98,7 @@ func NewClient(o Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.retry.MaxAttempts <= 0 {
-		c.retry.MaxAttempts = 4
-	}
-	if c.retry.Backoff == nil {
-		c.retry.Backoff = defaultBackoff
-	}
-	if c.retry.MaxRetryAfter <= 0 {
-		c.retry.MaxRetryAfter = time.Minute
-	}
-	if c.retry.Sleep == nil {
-		c.retry.Sleep = sleep
-	}
 	return c, nil
-}
-
-func defaultBackoff(n int) time.Duration {
-	d := min(time.Second<<min(n-1, 5), 30*time.Second)
-	return d/2 + rand.N(d/2+1) // jitter spreads retries of concurrent rotations
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // CreateRequest is what a new PAT is created with; it is always scoped to the one
@@ -154,10 +112,9 @@ type CreateRequest struct {
 // CreatePAT creates a PAT for the service account in org. The returned ValidTo is the
 // service's (policies may clamp it silently); use it, not the requested one.
 //
-// Retries after an ambiguous failure (5xx or a broken connection: the PAT may have been
-// created) first revoke active PATs carrying the same display name, so one call never
-// leaves more than one PAT behind. Display names should therefore be unique per
-// operation.
+// After a failure that may have created the PAT anyway (5xx, a broken connection) the
+// caller must look for it by display name before creating again (the core does, in its
+// step 3), so display names should be unique per operation.
 func (c *Client) CreatePAT(ctx context.Context, org string, req CreateRequest) (PAT, error) {
 	const op = "create PAT"
 	if err := checkOrg(op, org); err != nil {
@@ -169,8 +126,7 @@ func (c *Client) CreatePAT(ctx context.Context, org string, req CreateRequest) (
 	body := map[string]any{"displayName": req.DisplayName, "scope": req.Scope,
 		"validTo": req.ValidTo.UTC().Format(time.RFC3339Nano), "allOrgs": false}
 	var res patTokenResult
-	cl := call{op: op, org: org, method: http.MethodPost, url: c.patsURL(org, nil), body: body, bearer: true,
-		beforeRetry: func(ctx context.Context) error { return c.revokeByName(ctx, org, req.DisplayName) }}
+	cl := call{op: op, org: org, method: http.MethodPost, url: c.patsURL(org, nil), body: body, bearer: true}
 	if err := c.do(ctx, cl, &res); err != nil {
 		return PAT{}, err
 	}
@@ -180,25 +136,6 @@ func (c *Client) CreatePAT(ctx context.Context, org string, req CreateRequest) (
 	}
 	c.log.InfoContext(ctx, "devops: PAT created", "org", org, "authorizationId", p.AuthorizationID, "validTo", p.ValidTo)
 	return p, nil
-}
-
-// revokeByName revokes active PATs named exactly name: the leftovers of a create whose
-// answer was lost.
-func (c *Client) revokeByName(ctx context.Context, org, name string) error {
-	pats, err := c.FindByDisplayName(ctx, org, name)
-	if err != nil {
-		return err
-	}
-	for _, p := range pats {
-		if p.DisplayName != name {
-			continue
-		}
-		c.log.WarnContext(ctx, "devops: revoking PAT left by an interrupted create", "org", org, "authorizationId", p.AuthorizationID)
-		if err := c.RevokePAT(ctx, org, p.AuthorizationID); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // GetPAT returns one of the service account's PATs (without its value); an unknown id
@@ -402,16 +339,13 @@ func (c *Client) patsURL(org string, q url.Values) string {
 	return c.vssps + "/" + org + "/_apis/tokens/pats?" + q.Encode()
 }
 
-// call is one logical API call; do sends it, retrying transient failures.
+// call is one API call; do sends it once.
 type call struct {
 	op, org     string
 	method, url string
 	body        any
 	bearer      bool   // authenticate with Options.Token
 	basic       string // or with this Authorization header (a PAT)
-	// beforeRetry runs before retrying after an ambiguous failure (the request may have
-	// taken effect).
-	beforeRetry func(ctx context.Context) error
 }
 
 func (c *Client) do(ctx context.Context, cl call, out any) error {
@@ -422,32 +356,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			return fmt.Errorf("devops: %s: encode request: %w", cl.op, err)
 		}
 	}
-	for attempt := 1; ; attempt++ {
-		err := c.once(ctx, cl, payload, out)
-		var e *Error
-		if err == nil || !errors.As(err, &e) || !e.transient {
-			return err
-		}
-		if attempt >= c.retry.MaxAttempts {
-			return err
-		}
-		delay := c.retry.Backoff(attempt)
-		if e.retryAfter > 0 {
-			if e.retryAfter > c.retry.MaxRetryAfter {
-				return err // the caller reschedules rather than blocking this long
-			}
-			delay = e.retryAfter
-		}
-		c.log.WarnContext(ctx, "devops: retrying", "op", cl.op, "org", cl.org, "attempt", attempt, "status", e.StatusCode, "delay", delay)
-		if serr := c.retry.Sleep(ctx, delay); serr != nil {
-			return fmt.Errorf("%w (stopped retrying: %w)", err, serr)
-		}
-		if e.ambiguous && cl.beforeRetry != nil {
-			if cerr := cl.beforeRetry(ctx); cerr != nil {
-				return fmt.Errorf("%w (cleanup before retrying failed: %w)", err, cerr)
-			}
-		}
-	}
+	return c.once(ctx, cl, payload, out)
 }
 
 func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) error {
@@ -482,12 +391,12 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) err
 			return fmt.Errorf("devops: %s in %s: %w", cl.op, cl.org, ctx.Err())
 		}
 		// The request may or may not have reached the service.
-		return &Error{Op: cl.op, Org: cl.org, Message: "request failed", Err: err, transient: true, ambiguous: true}
+		return &Error{Op: cl.op, Org: cl.org, Message: "request failed", Err: err, transient: true}
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 	if err != nil {
-		return &Error{Op: cl.op, Org: cl.org, StatusCode: res.StatusCode, Message: "reading the response failed", Err: err, transient: true, ambiguous: true}
+		return &Error{Op: cl.op, Org: cl.org, StatusCode: res.StatusCode, Message: "reading the response failed", Err: err, transient: true}
 	}
 	c.log.DebugContext(ctx, "devops: response", "op", cl.op, "org", cl.org, "status", res.StatusCode,
 		"duration", time.Since(start), "rateLimitRemaining", res.Header.Get("X-RateLimit-Remaining"))

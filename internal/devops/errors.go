@@ -41,7 +41,6 @@ type Error struct {
 	Err        error  // underlying transport error, if any
 
 	transient  bool
-	ambiguous  bool // the request may have taken effect
 	kind       error
 	retryAfter time.Duration
 }
@@ -169,14 +168,13 @@ func decodeResponse(op, org string, status int, h http.Header, raw []byte, out a
 	case status == http.StatusTooManyRequests:
 		e.transient = true
 	case status >= 500:
-		// 5xx may have been answered after the work was done.
-		e.transient, e.ambiguous = true, status != http.StatusServiceUnavailable
+		e.transient = true
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		e.kind = ErrUnauthorized
 	case status == http.StatusNotFound:
 		e.kind = rotation.ErrNotFound
 	case status == http.StatusRequestTimeout:
-		e.transient, e.ambiguous = true, true
+		e.transient = true
 	}
 	if e.transient {
 		e.retryAfter = parseRetryAfter(h.Get("Retry-After"), now)

@@ -144,40 +144,14 @@ func (s *stack) tokenFor(upn string) func(context.Context) (string, error) {
 	}
 }
 
-// sleeps records back-off waits and advances the emulator clock instead of waiting.
-type sleeps struct {
-	mu    sync.Mutex
-	clock *clock.Clock
-	waits []time.Duration
-}
-
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.waits = append(s.waits, d)
-	s.mu.Unlock()
-	s.clock.Advance(d)
-	return ctx.Err()
-}
-
-func (s *sleeps) got() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
-}
-
-// client builds a Client for the service account against the emulator, with back-off
-// of n seconds before retry n.
-func (s *stack) client(upn string) (*Client, *sleeps) {
+// client builds a Client for the service account against the emulator.
+func (s *stack) client(upn string) *Client {
 	s.t.Helper()
-	sl := &sleeps{clock: s.clock}
-	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: s.http, Token: s.tokenFor(upn), Retry: RetryPolicy{
-		Backoff: func(n int) time.Duration { return time.Duration(n) * time.Second },
-		Sleep:   sl.sleep,
-	}})
+	c, err := NewClient(Options{BaseURL: s.url, HTTPClient: s.http, Token: s.tokenFor(upn)})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return c, sl
+	return c
 }
 
 // create makes a PAT and remembers its value for the no-leak checks.

@@ -16,9 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/identity"
@@ -96,12 +94,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	waits := &waitLog{}
 	opts := wiring.Options{
-		Logger: logger.With("side", "patrol"), HTTPClient: hc, Credential: cred, Now: st.Clock.Now,
-		Retry: rotation.Retry{Sleep: waits.sleep},
-		// azcore's own retries stay on (they are part of the real client) but wait
+		Logger: logger.With("side", "patrol"), HTTPClient: hc, Credential: cred,
+		Clock: testClock{now: st.Clock.Now, waitLog: waits},
+		// The Service Bus SDK's retries are part of the real client, but wait
 		// milliseconds, not seconds.
-		KeyVaultRetry:   &policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 20 * time.Millisecond},
-		ServiceBusRetry: &azservicebus.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 20 * time.Millisecond},
+		ServiceBusRetryDelay: time.Millisecond,
 	}
 	svc, err := wiring.Build(ctx, cfg, opts)
 	if err != nil {
@@ -136,7 +133,7 @@ func (e *env) signIn() {
 
 func (e *env) rotator(store rotation.SecretStore, pats rotation.PATs, ids rotation.Identities, fx rotation.Effects) *rotation.Rotator {
 	return rotation.NewRotator(store, pats, ids, fx, rotation.Options{
-		Defaults: e.svc.Defaults, Logger: e.opts.Logger.With("component", "rotation"), Now: e.st.Clock.Now, Retry: e.opts.Retry,
+		Defaults: e.svc.Defaults, Logger: e.opts.Logger.With("component", "rotation"), Clock: e.opts.Clock,
 	})
 }
 
@@ -280,14 +277,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// waitLog is the core's Sleep in tests: it records the wait and returns at once (the
-// protocol's behaviour under back-off is what matters, not the wall time).
+// testClock is patrol's clock in these tests: the emulators' time, and waits that are
+// recorded and return at once (the protocol's behaviour under back-off is what matters,
+// not the wall time).
+type testClock struct {
+	now func() time.Time
+	*waitLog
+}
+
+func (c testClock) Now() time.Time { return c.now() }
+
+// waitLog records the waits patrol asked for.
 type waitLog struct {
 	mu    sync.Mutex
 	waits []time.Duration
 }
 
-func (w *waitLog) sleep(ctx context.Context, d time.Duration) error {
+func (w *waitLog) Sleep(ctx context.Context, d time.Duration) error {
 	w.mu.Lock()
 	w.waits = append(w.waits, d)
 	w.mu.Unlock()

@@ -68,20 +68,15 @@ type Options struct {
 	Defaults  rotation.Defaults
 	// Vault is the vault's name; events from another vault are ignored. Empty: any.
 	Vault string
-	// Now is the clock; default time.Now. The local stack passes the emulators' clock.
-	Now    func() time.Time
+	// Clock is the clock; default rotation.SystemClock. The local stack passes the
+	// emulators' time.
+	Clock  rotation.Clock
 	Logger *slog.Logger
 	// PollInterval is how often RotateNow looks for the outcome it waits for; default
 	// 250ms.
 	PollInterval time.Duration
 	// FanOut bounds concurrent sends in Offboarding and Sweep; default 8.
 	FanOut int
-	// MaxThrottleWait is the longest server-requested wait (Retry-After) that Rotate and
-	// Revoke sit out inside the invocation before running the command again; default 5
-	// minutes, and never past the invocation's deadline. See throttled.
-	MaxThrottleWait time.Duration
-	// Sleep waits d or until ctx ends; tests inject one that does not wait.
-	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // App implements handlers.App.
@@ -114,8 +109,8 @@ func New(o Options) (*App, error) {
 	case o.Publisher == nil:
 		return nil, errors.New("functionapp: Options.Publisher is required")
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = rotation.SystemClock
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -126,16 +121,10 @@ func New(o Options) (*App, error) {
 	if o.FanOut <= 0 {
 		o.FanOut = 8
 	}
-	if o.MaxThrottleWait <= 0 {
-		o.MaxThrottleWait = 5 * time.Minute
-	}
-	if o.Sleep == nil {
-		o.Sleep = rotation.Sleep
-	}
 	return &App{o: o, log: o.Logger, recent: map[string]remembered{}}, nil
 }
 
-func (a *App) now() time.Time { return a.o.Now().UTC() }
+func (a *App) now() time.Time { return a.o.Clock.Now().UTC() }
 
 // KeyVaultEvent turns a near-expiry or expired event into a rotation command for the
 // version it names, unless the secret is not patrol's or has moved on.
@@ -189,15 +178,12 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
 // itself; a permanent failure is therefore acknowledged (it is on pat-events with its
-// reason, and a redelivery could not help), a transient one is returned for a retry.
+// reason, and a redelivery could not help), a transient one is returned for a retry:
+// the core has already retried it and sat out throttling, so what is left is the
+// trigger's redelivery.
 func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
-	var o rotation.Outcome
-	err := a.throttled(ctx, func() error {
-		var err error
-		o, err = a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
-		a.remember(o)
-		return err
-	})
+	o, err := a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
+	a.remember(o)
 	switch {
 	case err == nil:
 		return nil
@@ -218,41 +204,11 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
 	// Not remembered: a revocation carries the operation id of the rotation that
 	// replaced the PAT, and that rotation's outcome is the operation's.
-	err := a.throttled(ctx, func() error {
-		_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
-		return err
-	})
+	_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
 	}
 	return err
-}
-
-// throttled runs f again after the server's Retry-After while f fails transiently with
-// one that fits the invocation.
-//
-// Decision: sit out throttling inside the invocation rather than fail it. A failed
-// invocation makes the host abandon the message, and Service Bus redelivers an
-// abandoned message at once, so a 429 with Retry-After: 60 would burn the queue's
-// MaxDeliveryCount (10) in seconds and dead-letter the command. Azure DevOps throttles
-// per identity (a 5-minute sliding budget), which a 50-secret offboarding can exhaust;
-// waiting here keeps the session (its lock is renewed by the host) and repeats the
-// command under the same operation id, which the protocol makes safe.
-func (a *App) throttled(ctx context.Context, f func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := f()
-		wait := rotation.RetryAfter(err)
-		if err == nil || rotation.IsPermanent(err) || wait <= 0 || attempt >= 4 || wait > a.o.MaxThrottleWait {
-			return err
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+30*time.Second {
-			return err
-		}
-		a.log.WarnContext(ctx, "throttled; waiting for Retry-After before running the command again", "wait", wait, "attempt", attempt)
-		if serr := a.o.Sleep(ctx, wait); serr != nil {
-			return err
-		}
-	}
 }
 
 // Sweep enqueues a rotation for every managed secret that is due (which covers missed

@@ -82,7 +82,7 @@ func (b *memBus) Publish(_ context.Context, o rotation.Outcome) error {
 func newApp(t *testing.T, r *memRotator, b *memBus) *App {
 	t.Helper()
 	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
-		Now: func() time.Time { return now }, PollInterval: time.Millisecond})
+		Clock: rotation.NowFunc(func() time.Time { return now }), PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,44 +190,22 @@ type throttledErr struct{ wait time.Duration }
 func (e throttledErr) Error() string             { return "HTTP 429" }
 func (e throttledErr) RetryAfter() time.Duration { return e.wait }
 
-func TestRotateSitsOutThrottling(t *testing.T) {
-	tests := map[string]struct {
-		waits     []time.Duration // Retry-After of each failing attempt before a success
-		wantRuns  int
-		wantRetry bool
-		wantSlept time.Duration
-	}{
-		"a short Retry-After is waited out and the command runs again": {
-			waits: []time.Duration{20 * time.Second}, wantRuns: 2, wantSlept: 20 * time.Second},
-		"throttled three times in a row it still gets through on the fourth run": {
-			waits: []time.Duration{time.Second, time.Second, time.Second}, wantRuns: 4, wantSlept: 3 * time.Second},
-		"throttled four times the message goes back to the queue": {
-			waits: []time.Duration{time.Second, time.Second, time.Second, time.Second}, wantRuns: 4, wantRetry: true, wantSlept: 3 * time.Second},
-		"a Retry-After beyond the limit is not waited for": {
-			waits: []time.Duration{10 * time.Minute}, wantRuns: 1, wantRetry: true},
+// The core is the one layer that retries and sits out throttling (rotation's retry.go);
+// what it hands back goes to the trigger's redelivery, not round the command again.
+func TestRotateLeavesRetriesToTheCoreAndTheQueue(t *testing.T) {
+	runs := 0
+	r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) {
+		runs++
+		return rotation.Outcome{Status: rotation.StatusFailed, Retryable: true},
+			&rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: throttledErr{time.Second}}
+	}}
+	b := &memBus{}
+	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			runs := 0
-			r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) {
-				runs++
-				if runs <= len(tc.waits) {
-					return rotation.Outcome{Status: rotation.StatusFailed, Retryable: true},
-						&rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: throttledErr{tc.waits[runs-1]}}
-				}
-				return rotation.Outcome{Status: rotation.StatusRotated}, nil
-			}}
-			var slept time.Duration
-			b := &memBus{}
-			a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
-				Sleep: func(_ context.Context, d time.Duration) error { slept += d; return nil }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
-			if (err != nil) != tc.wantRetry || runs != tc.wantRuns || slept != tc.wantSlept {
-				t.Errorf("err %v, %d runs, slept %s; want retry %v, %d runs, slept %s", err, runs, slept, tc.wantRetry, tc.wantRuns, tc.wantSlept)
-			}
-		})
+	err = a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
+	if err == nil || rotation.IsPermanent(err) || runs != 1 {
+		t.Errorf("err %v after %d runs; want a retryable error after one run", err, runs)
 	}
 }

@@ -9,6 +9,12 @@
 // patrol-managed=true and the secret it replaces is already managed (or the write is an
 // adoption), and a token-cache secret is never written over a secret that is not one.
 // Secret values leave this package only as secret.Value or as the MSAL cache blob.
+//
+// Decision: the azsecrets client makes one try per call (azcore's MaxRetries -1, which
+// means "one try and no retries"; 0 would mean its default of 3). Transient failures are
+// retried by the rotation core, per protocol step, honouring the Retry-After this
+// package reads into Error (rotation's retry.go, docs/architecture.md "Retries"); an
+// SDK retry inside it multiplied the attempts (4 per core attempt, 12 per step).
 package keyvault
 
 import (
@@ -44,15 +50,15 @@ type Options struct {
 	// host does not end in the challenge's resource (a tool talking to
 	// https://localhost:PORT). Never needed in Azure.
 	DisableChallengeResourceVerification bool
-	// Now is the clock for the managed-state memo; default time.Now.
-	Now func() time.Time
+	// Clock dates the managed-state memo; default rotation.SystemClock.
+	Clock rotation.Clock
 }
 
 // Store is the Key Vault adapter. It is safe for concurrent use and makes no network
 // call until a method is called.
 type Store struct {
-	c   *azsecrets.Client
-	now func() time.Time
+	c     *azsecrets.Client
+	clock rotation.Clock
 
 	mu   sync.Mutex
 	seen map[string]observed
@@ -77,17 +83,19 @@ func New(vaultURL string, cred azcore.TokenCredential, o Options) (*Store, error
 	if cred == nil {
 		return nil, errors.New("keyvault: no credential")
 	}
+	co := o.ClientOptions
+	co.Retry.MaxRetries = -1 // see the Decision in the package doc
 	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{
-		ClientOptions:                        o.ClientOptions,
+		ClientOptions:                        co,
 		DisableChallengeResourceVerification: o.DisableChallengeResourceVerification,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: client for %q: %w", vaultURL, err)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = rotation.SystemClock
 	}
-	return &Store{c: c, now: o.Now, seen: map[string]observed{}}, nil
+	return &Store{c: c, clock: o.Clock, seen: map[string]observed{}}, nil
 }
 
 var _ rotation.SecretStore = (*Store)(nil)
@@ -230,7 +238,7 @@ func (s *Store) observe(ctx context.Context, name string) (observed, error) {
 	s.mu.Lock()
 	ob, ok := s.seen[name]
 	s.mu.Unlock()
-	if ok && s.now().Sub(ob.at) < memoTTL {
+	if ok && s.clock.Now().Sub(ob.at) < memoTTL {
 		return ob, nil
 	}
 	if _, err := s.Current(ctx, name); err != nil && !errors.Is(err, rotation.ErrNotFound) {
@@ -244,7 +252,7 @@ func (s *Store) observe(ctx context.Context, name string) (observed, error) {
 func (s *Store) remember(name string, tags map[string]string, exists bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seen[name] = observed{exists: exists, managed: rotation.IsManaged(tags), kind: tags[TagKind], at: s.now()}
+	s.seen[name] = observed{exists: exists, managed: rotation.IsManaged(tags), kind: tags[TagKind], at: s.clock.Now()}
 }
 
 func (s *Store) forget(name string) {

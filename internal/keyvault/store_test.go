@@ -37,8 +37,9 @@ func newStore(t *testing.T) (*keyvault.Store, *stack.Stack) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Retry options that would make the SDK retry: the adapter must override them.
 	kvco := co
-	kvco.Retry = policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond, MaxRetries: 1}
+	kvco.Retry = policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond, MaxRetries: 3}
 	s, err := keyvault.New(st.VaultURL, cred, keyvault.Options{ClientOptions: kvco})
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +129,23 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 			t.Fatalf("ListManaged = %v, want handmade and off", names)
 		}
 	})
-	t.Run("throttling that outlasts the SDK's retries is transient with Retry-After", func(t *testing.T) {
-		st.KV.Faults().Set(kvemu.OpGetSecret, fault.Fault{Status: 429, RetryAfter: 2 * time.Millisecond})
+	t.Run("throttling is transient with the server's Retry-After", func(t *testing.T) {
+		st.KV.Faults().Set(kvemu.OpGetSecret, fault.Fault{Status: 429, RetryAfter: 2 * time.Second})
 		defer st.KV.Faults().Reset()
 		_, err := s.Current(ctx, "handmade")
-		if err == nil || rotation.IsPermanent(err) || errors.Is(err, rotation.ErrNotFound) {
-			t.Fatalf("err = %v", err)
+		if err == nil || rotation.IsPermanent(err) || errors.Is(err, rotation.ErrNotFound) || rotation.RetryAfter(err) != 2*time.Second {
+			t.Fatalf("err = %v (retry after %v)", err, rotation.RetryAfter(err))
+		}
+	})
+	t.Run("a persistent 503 costs one request per call: the core is the retry layer", func(t *testing.T) {
+		st.KV.Faults().Set(kvemu.OpGetSecret, fault.Fault{Status: 503})
+		defer st.KV.Faults().Reset()
+		_, err := s.Current(ctx, "handmade")
+		if err == nil || rotation.IsPermanent(err) {
+			t.Fatalf("err = %v, want transient", err)
+		}
+		if n := st.KV.Faults().Hits(kvemu.OpGetSecret); n != 1 {
+			t.Errorf("%d GET requests, want 1 (the SDK must not retry)", n)
 		}
 	})
 	t.Run("an RBAC refusal is permanent and names the missing right", func(t *testing.T) {

@@ -10,4 +10,7 @@
 // Reason, then act. The admission checks form their own exported sub-chain
 // (Admission), which the function handlers run before they enqueue a command. Token
 // values only ever travel as secret.Value, whose every formatting method redacts.
+//
+// The core is also patrol's one retry layer for transient failures (retry.go, whose
+// Decision note fixes the bounds) and owns the one time seam, Clock.
 package rotation

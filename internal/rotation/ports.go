@@ -147,7 +147,8 @@ func NewWakeup(secret, version string) Wakeup {
 
 // Effects are the side effects of steps 7–8 (Service Bus in production). Each must be
 // idempotent under repetition with the same arguments (use MessageID/Op as the
-// Service Bus MessageId): the core repeats them when a command is redelivered.
+// Service Bus MessageId): the core repeats them when a command is redelivered. The core
+// calls each once per run and does not retry it: the adapter's client does (retry.go).
 type Effects interface {
 	ScheduleRevocation(ctx context.Context, r Revocation, at time.Time) error
 	ScheduleWakeup(ctx context.Context, w Wakeup, at time.Time) error

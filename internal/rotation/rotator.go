@@ -6,63 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/secret"
 )
-
-// Retry bounds the retries the core makes itself.
-//
-// Decision: transient errors (throttling, 5xx, dropped connections) are retried inside
-// the core a few times with exponential back-off, honouring the server's Retry-After,
-// because a short blip should not cost a whole redelivery (a new Service Bus lock, a
-// fresh gather). Waits longer than Max, and failures that outlast Attempts, are
-// surfaced to the caller as a retryable error (IsPermanent false, RetryAfter set) so
-// the Functions host redelivers the command later; this keeps an invocation well
-// inside the Service Bus lock and the function timeout. Every step is safe to repeat
-// (see Rotator), so both retry paths converge.
-type Retry struct {
-	// Attempts per call, including the first. Default 3.
-	Attempts int
-	// Base is the first back-off when the server gave no Retry-After. Default 1s.
-	Base time.Duration
-	// Max is the longest wait the core accepts; a longer Retry-After is surfaced.
-	// Default 30s.
-	Max time.Duration
-	// Sleep waits d or until ctx is done. Tests inject one that does not wait.
-	Sleep func(ctx context.Context, d time.Duration) error
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.Attempts <= 0 {
-		r.Attempts = 3
-	}
-	if r.Base <= 0 {
-		r.Base = time.Second
-	}
-	if r.Max <= 0 {
-		r.Max = 30 * time.Second
-	}
-	if r.Sleep == nil {
-		r.Sleep = Sleep
-	}
-	return r
-}
-
-// Sleep waits d or until ctx ends, whichever comes first: the default for Retry.Sleep,
-// and for anything else that must wait out a Retry-After without outliving its caller.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // Options configure a Rotator.
 type Options struct {
@@ -70,9 +18,8 @@ type Options struct {
 	// Logger receives secret names, operation ids, steps and reasons; never values.
 	// Nil discards.
 	Logger *slog.Logger
-	// Now is the clock. Nil means time.Now.
-	Now   func() time.Time
-	Retry Retry
+	// Clock tells the time and waits between retries. Nil means SystemClock.
+	Clock Clock
 }
 
 // Rotator runs the rotation protocol of DESIGN.md for one secret at a time. The
@@ -100,18 +47,17 @@ type Rotator struct {
 	fx    Effects
 	d     Defaults
 	log   *slog.Logger
-	now   func() time.Time
-	retry Retry
+	clock Clock
 }
 
 // NewRotator wires the core to its adapters.
 func NewRotator(store SecretStore, pats PATs, ids Identities, fx Effects, o Options) *Rotator {
-	r := &Rotator{store: store, pats: pats, ids: ids, fx: fx, d: o.Defaults, log: o.Logger, now: o.Now, retry: o.Retry.withDefaults()}
+	r := &Rotator{store: store, pats: pats, ids: ids, fx: fx, d: o.Defaults, log: o.Logger, clock: o.Clock}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if r.now == nil {
-		r.now = time.Now
+	if r.clock == nil {
+		r.clock = SystemClock
 	}
 	return r
 }
@@ -135,7 +81,7 @@ func (r *Rotator) Gather(ctx context.Context, secret string) (Input, error) {
 // is failed or needs-attention, or when the rotation succeeded but a later step (7–8)
 // failed; IsPermanent(err) tells the caller whether a redelivery can help.
 func (r *Rotator) Run(ctx context.Context, secret string, trig Trigger) (Outcome, error) {
-	now := r.now().UTC()
+	now := r.clock.Now().UTC()
 	o := Outcome{Secret: secret, Op: trig.Op, Trigger: trig.Kind, Time: now}
 	if err := trig.Validate(); err != nil {
 		o.Status, o.Message, o.Step = StatusFailed, err.Error(), StepGather
@@ -160,7 +106,7 @@ func (r *Rotator) Run(ctx context.Context, secret string, trig Trigger) (Outcome
 	case ActionWait:
 		o.Status, o.NextCheck = StatusSkipped, d.At
 		w := NewWakeup(secret, in.Current.ID)
-		if err := doErr(ctx, r, func() error { return r.fx.ScheduleWakeup(ctx, w, d.At) }); err != nil {
+		if err := r.fx.ScheduleWakeup(ctx, w, d.At); err != nil {
 			return r.failed(ctx, log, o, StepScheduleWakeup, err)
 		}
 		return r.publish(ctx, log, o)
@@ -279,7 +225,7 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 		if trig.RevokeNow {
 			at = o.Time
 		}
-		if err := doErr(ctx, r, func() error { return r.fx.ScheduleRevocation(ctx, prev, at) }); err != nil {
+		if err := r.fx.ScheduleRevocation(ctx, prev, at); err != nil {
 			return r.failedAfterStore(ctx, log, o, StepScheduleRevocation, err)
 		}
 		log.InfoContext(ctx, "scheduled revocation", "patId", prev.PATID, "at", at)
@@ -287,7 +233,7 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 	// 8. Wake up at the new PAT's renew window, then tell the world.
 	next := RenewAt(ver.Expires, lifetimeOf(ver, pol.Lifetime), r.d.RenewBefore)
 	wake := next.Add(WakeupLag)
-	if err := doErr(ctx, r, func() error { return r.fx.ScheduleWakeup(ctx, NewWakeup(o.Secret, ver.ID), wake) }); err != nil {
+	if err := r.fx.ScheduleWakeup(ctx, NewWakeup(o.Secret, ver.ID), wake); err != nil {
 		return r.failedAfterStore(ctx, log, o, StepScheduleWakeup, err)
 	}
 	o.NextCheck = next
@@ -353,7 +299,7 @@ func (r *Rotator) failedAfterStore(ctx context.Context, log *slog.Logger, o Outc
 }
 
 func (r *Rotator) publish(ctx context.Context, log *slog.Logger, o Outcome) (Outcome, error) {
-	if err := doErr(ctx, r, func() error { return r.fx.Publish(ctx, o) }); err != nil {
+	if err := r.fx.Publish(ctx, o); err != nil {
 		return r.failedAfterStore(ctx, log, o, StepPublish, err)
 	}
 	log.InfoContext(ctx, "outcome", "status", string(o.Status), "reason", string(o.Reason), "patId", o.PATID,
@@ -367,7 +313,7 @@ func (r *Rotator) publish(ctx context.Context, log *slog.Logger, o Outcome) (Out
 // revoked through the token administration API where permitted, else reported as
 // needs-attention.
 func (r *Rotator) Revoke(ctx context.Context, rev Revocation) (Outcome, error) {
-	now := r.now().UTC()
+	now := r.clock.Now().UTC()
 	o := Outcome{Secret: rev.Secret, Op: rev.Op, Trigger: TriggerRevoke, Org: rev.Org, Owner: rev.Owner, PreviousPATID: rev.PATID, Time: now}
 	log := r.log.With("secret", rev.Secret, "op", rev.Op, "trigger", string(TriggerRevoke), "patId", rev.PATID)
 	if rev.Secret == "" || rev.Org == "" || rev.PATID == "" || rev.Account == "" {
@@ -406,34 +352,6 @@ func (r *Rotator) Revoke(ctx context.Context, rev Revocation) (Outcome, error) {
 	}
 	o.Status, o.Reason = StatusRevoked, ReasonReplaced
 	return r.publish(ctx, log, o)
-}
-
-// do calls f, retrying transient errors per r.retry.
-func do[T any](ctx context.Context, r *Rotator, f func() (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
-		v, err := f()
-		if err == nil || IsPermanent(err) || errors.Is(err, ErrNotFound) || attempt >= r.retry.Attempts || ctx.Err() != nil {
-			return v, err
-		}
-		wait := RetryAfter(err)
-		if wait <= 0 {
-			wait = r.retry.Base << (attempt - 1)
-			// ±20% jitter so throttled callers do not retry in step; scheduling only,
-			// never a decision.
-			wait += time.Duration((rand.Float64()*0.4 - 0.2) * float64(wait))
-		}
-		if wait > r.retry.Max {
-			return v, err
-		}
-		if serr := r.retry.Sleep(ctx, wait); serr != nil {
-			return v, err
-		}
-	}
-}
-
-func doErr(ctx context.Context, r *Rotator, f func() error) error {
-	_, err := do(ctx, r, func() (struct{}, error) { return struct{}{}, f() })
-	return err
 }
 
 // transientError marks an error as worth a redelivery whatever its own class.

@@ -50,14 +50,20 @@ func newFixture(t *testing.T) *fixture {
 	f.r = rotation.NewRotator(f.w.Store(), f.w.PATs(), f.w.Identities(), f.w.Effects(), rotation.Options{
 		Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: 24 * time.Hour, RenewBefore: 14 * day},
 		Logger:   slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:      f.w.Now,
-		Retry: rotation.Retry{Sleep: func(_ context.Context, d time.Duration) error {
-			f.slept = append(f.slept, d)
-			return nil
-		}},
+		Clock:    fixtureClock{f},
 	})
 	t.Cleanup(f.checkNoLeaks)
 	return f
+}
+
+// fixtureClock reads the World's time and records the core's waits instead of waiting.
+type fixtureClock struct{ f *fixture }
+
+func (c fixtureClock) Now() time.Time { return c.f.w.Now() }
+
+func (c fixtureClock) Sleep(_ context.Context, d time.Duration) error {
+	c.f.slept = append(c.f.slept, d)
+	return nil
 }
 
 func (f *fixture) run(trig rotation.Trigger) (rotation.Outcome, error) {
@@ -268,9 +274,6 @@ func TestRotateTransientFailuresComplete(t *testing.T) {
 		"a lost answer to create is cleaned up before the retry": {
 			op: rt.OpCreate, fault: rt.Fault{Err: rt.Unavailable(), After: true, Times: 1},
 		},
-		"a throttled publish is retried": {
-			op: rt.OpPublish, fault: rt.Fault{Err: rt.Throttled(time.Second), Times: 1}, wantSlept: []time.Duration{time.Second},
-		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -293,9 +296,9 @@ func TestRotateTransientFailuresComplete(t *testing.T) {
 
 func TestRotateLongRetryAfterIsSurfacedToTheCaller(t *testing.T) {
 	f := newFixture(t)
-	f.w.Inject(rt.OpCreate, rt.Fault{Err: rt.Throttled(5 * time.Minute), Times: 1})
+	f.w.Inject(rt.OpCreate, rt.Fault{Err: rt.Throttled(rotation.MaxRetryWait + time.Second), Times: 1})
 	o, err := f.run(manual("m1"))
-	if err == nil || rotation.IsPermanent(err) || rotation.RetryAfter(err) != 5*time.Minute || !o.Retryable {
+	if err == nil || rotation.IsPermanent(err) || rotation.RetryAfter(err) != rotation.MaxRetryWait+time.Second || !o.Retryable {
 		t.Fatalf("err = %v (retry after %v), want a retryable error carrying Retry-After", err, rotation.RetryAfter(err))
 	}
 	if len(f.slept) != 0 {
@@ -305,6 +308,81 @@ func TestRotateLongRetryAfterIsSurfacedToTheCaller(t *testing.T) {
 		t.Fatalf("redelivery = %s, %v", o.Status, err)
 	}
 	f.converged()
+}
+
+// The Service Bus client retries the effects itself (retry.go): the core calls them once,
+// and a failure after the store goes back to the trigger, whose redelivery finishes.
+func TestRotateDoesNotRetryEffects(t *testing.T) {
+	f := newFixture(t)
+	f.w.Inject(rt.OpPublish, rt.Fault{Err: rt.Throttled(time.Second), Times: 1})
+	o, err := f.run(manual("m1"))
+	if err == nil || rotation.IsPermanent(err) || !o.Retryable || o.Step != rotation.StepPublish {
+		t.Fatalf("Run = %s at %q retryable=%v, %v; want a retryable failure at publish", o.Status, o.Step, o.Retryable, err)
+	}
+	if n := f.w.Calls(rt.OpPublish); n != 1 || len(f.slept) != 0 {
+		t.Errorf("%d publishes, slept %v; want one publish and no wait", n, f.slept)
+	}
+	if o, err := f.run(manual("m1")); err != nil || o.Status != rotation.StatusSkipped || o.Reason != rotation.ReasonAlreadyDone {
+		t.Fatalf("redelivery = %s (%s), %v; want skipped as already done", o.Status, o.Reason, err)
+	}
+	f.converged()
+}
+
+// The core is the retry layer for Key Vault, Azure DevOps and sign-in calls (see
+// retry.go): these rows pin its bounds.
+func TestRotateRetryBounds(t *testing.T) {
+	tests := map[string]struct {
+		fault     rt.Fault
+		deadline  time.Duration // 0: none
+		wantCalls int           // creates attempted
+		wantSlept []time.Duration
+		wantOK    bool
+	}{
+		"a persistent 503 costs three attempts of the step, then a retryable failure": {
+			fault: rt.Fault{Err: rt.Unavailable()}, wantCalls: 3,
+		},
+		"throttling for five minutes is sat out inside the invocation": {
+			fault: rt.Fault{Err: rt.Throttled(5 * time.Minute), Times: 2}, wantCalls: 3,
+			wantSlept: []time.Duration{5 * time.Minute, 5 * time.Minute}, wantOK: true,
+		},
+		"a Retry-After that would outlast the invocation's deadline is not waited for": {
+			fault: rt.Fault{Err: rt.Throttled(time.Minute), Times: 1}, deadline: 80 * time.Second, wantCalls: 1,
+		},
+		"a Retry-After that leaves time to report is waited for": {
+			fault: rt.Fault{Err: rt.Throttled(time.Minute), Times: 1}, deadline: 2 * time.Minute, wantCalls: 2,
+			wantSlept: []time.Duration{time.Minute}, wantOK: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.w.Inject(rt.OpCreate, tc.fault)
+			ctx := context.Background()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			o, err := f.r.Run(ctx, secret, manual("m1"))
+			if got := f.w.Calls(rt.OpCreate); got != tc.wantCalls {
+				t.Errorf("%d creates attempted, want %d", got, tc.wantCalls)
+			}
+			if tc.wantSlept != nil && fmt.Sprint(f.slept) != fmt.Sprint(tc.wantSlept) {
+				t.Errorf("slept %v, want %v", f.slept, tc.wantSlept)
+			}
+			if tc.wantOK {
+				if err != nil || o.Status != rotation.StatusRotated {
+					t.Fatalf("Run = %s, %v; want rotated", o.Status, err)
+				}
+				f.converged()
+				return
+			}
+			if err == nil || rotation.IsPermanent(err) || !o.Retryable || o.Step != rotation.StepCreate {
+				t.Fatalf("Run = %s at %q retryable=%v, %v; want a retryable failure at create", o.Status, o.Step, o.Retryable, err)
+			}
+			f.errs = append(f.errs, err) // scanned for leaks
+		})
+	}
 }
 
 func TestRotateFailuresRevokeTheNewPAT(t *testing.T) {
@@ -320,7 +398,7 @@ func TestRotateFailuresRevokeTheNewPAT(t *testing.T) {
 		"a PAT that authenticates as someone else is revoked": {
 			setup: func(f *fixture) {
 				f.r = rotation.NewRotator(f.w.Store(), wrongIdentity{f.w.PATs()}, f.w.Identities(), f.w.Effects(), rotation.Options{
-					Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: time.Hour, RenewBefore: 14 * day}, Now: f.w.Now,
+					Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: time.Hour, RenewBefore: 14 * day}, Clock: fixtureClock{f},
 				})
 			},
 			wantStep: rotation.StepVerify,

@@ -12,6 +12,14 @@
 // subjects and properties are the message contract's (internal/contract), validated
 // before sending so a bad command fails here, naming the field, rather than being
 // dead-lettered later.
+//
+// Decision: Service Bus operations are retried by the azservicebus client and by no one
+// else: MaxRetries (3) retries with the SDK's back-off, for the rotation core's effects
+// and for every other send or settlement alike; the core calls its Effects once
+// (rotation's retry.go, docs/architecture.md "Retries"). The SDK's loop is the only place
+// that recovers a lost AMQP connection or link, since it recovers from the previous
+// attempt's error; with no SDK retries (MaxRetries -1) one dropped connection left every
+// later send failing on the dead connection.
 package servicebus
 
 import (
@@ -37,18 +45,28 @@ const contentJSON = "application/json"
 // Options configure a Bus.
 type Options struct {
 	Logger *slog.Logger
-	// Now decides whether a time is in the future (scheduled) or not; default time.Now.
-	Now func() time.Time
-	// Retry bounds azservicebus's own retries; zero values take the SDK's defaults.
-	Retry azservicebus.RetryOptions
+	// Clock decides whether a time is in the future (scheduled) or not and dates
+	// commands; default rotation.SystemClock.
+	Clock rotation.Clock
+	// RetryDelay is the SDK's first back-off, doubling after each retry; zero keeps its
+	// default (4s). Tests shorten it.
+	RetryDelay time.Duration
+}
+
+// MaxRetries is how often the SDK retries one failed operation (see the Decision in the
+// package doc).
+const MaxRetries = 3
+
+func clientOptions(o Options) *azservicebus.ClientOptions {
+	return &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: MaxRetries, RetryDelay: o.RetryDelay}}
 }
 
 // Bus sends and settles patrol's messages. It connects lazily (the first send opens the
 // AMQP connection), so building one makes no network call. Safe for concurrent use.
 type Bus struct {
-	c   *azservicebus.Client
-	log *slog.Logger
-	now func() time.Time
+	c     *azservicebus.Client
+	log   *slog.Logger
+	clock rotation.Clock
 
 	mu        sync.Mutex
 	senders   map[string]*azservicebus.Sender
@@ -60,7 +78,7 @@ var _ rotation.Effects = (*Bus)(nil)
 // NewFromConnectionString connects with a connection string (the ServiceBusConnection
 // setting; the local broker's carries UseDevelopmentEmulator=true).
 func NewFromConnectionString(cs string, o Options) (*Bus, error) {
-	c, err := azservicebus.NewClientFromConnectionString(cs, &azservicebus.ClientOptions{RetryOptions: o.Retry})
+	c, err := azservicebus.NewClientFromConnectionString(cs, clientOptions(o))
 	if err != nil {
 		// azservicebus's parse errors do not echo the key, but say which setting it was.
 		return nil, fmt.Errorf("servicebus: ServiceBusConnection: %w", err)
@@ -71,7 +89,7 @@ func NewFromConnectionString(cs string, o Options) (*Bus, error) {
 // New connects to a namespace (ServiceBusConnection__fullyQualifiedNamespace) with the
 // workload credential.
 func New(namespace string, cred azcore.TokenCredential, o Options) (*Bus, error) {
-	c, err := azservicebus.NewClient(namespace, cred, &azservicebus.ClientOptions{RetryOptions: o.Retry})
+	c, err := azservicebus.NewClient(namespace, cred, clientOptions(o))
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: namespace %q: %w", namespace, err)
 	}
@@ -82,10 +100,10 @@ func newBus(c *azservicebus.Client, o Options) *Bus {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = rotation.SystemClock
 	}
-	return &Bus{c: c, log: o.Logger, now: o.Now, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
+	return &Bus{c: c, log: o.Logger, clock: o.Clock, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
 }
 
 // Close closes every link and the connection.
@@ -120,7 +138,7 @@ func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at 
 // for a duplicate of the command being handled.
 func (b *Bus) ScheduleWakeup(ctx context.Context, w rotation.Wakeup, at time.Time) error {
 	cmd := contract.RotationCommand{SchemaVersion: contract.SchemaVersion, Secret: w.Secret, OperationID: w.Op,
-		Trigger: contract.TriggerWakeup, Version: w.Version, RequestedBy: "patrol", RequestedAt: b.now().UTC()}
+		Trigger: contract.TriggerWakeup, Version: w.Version, RequestedBy: "patrol", RequestedAt: b.clock.Now().UTC()}
 	if err := cmd.Validate(); err != nil {
 		return &Error{Op: "schedule wake-up", Entity: contract.QueueRotations, Err: err, permanent: true}
 	}
@@ -167,7 +185,7 @@ func (b *Bus) SendRotation(ctx context.Context, cmd contract.RotationCommand, at
 		return &Error{Op: "send rotation command", Entity: contract.QueueRotations, Err: err, permanent: true}
 	}
 	if cmd.RequestedAt.IsZero() {
-		cmd.RequestedAt = b.now().UTC()
+		cmd.RequestedAt = b.clock.Now().UTC()
 	}
 	m, err := b.message(cmd, cmd.OperationID, cmd.Secret, at)
 	if err != nil {
@@ -221,7 +239,7 @@ func (b *Bus) DeadLetter(ctx context.Context, queue, lockToken, reason, descript
 // ReportFailure publishes a failed outcome for a message patrol gave up on without
 // dead-lettering it (session queues), in the same shape as the core's outcomes.
 func (b *Bus) ReportFailure(ctx context.Context, f contract.Failure) error {
-	o := f.Outcome(b.now().UTC())
+	o := f.Outcome(b.clock.Now().UTC())
 	return b.publish(ctx, o, outcomeID(rotation.OutcomeOf(o)))
 }
 
@@ -234,7 +252,7 @@ func (b *Bus) message(body any, id, session string, at time.Time) (*azservicebus
 	if session != "" {
 		m.SessionID = to(session)
 	}
-	if at.After(b.now()) {
+	if at.After(b.clock.Now()) {
 		m.ScheduledEnqueueTime = to(at.UTC())
 	}
 	return m, nil

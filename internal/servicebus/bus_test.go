@@ -13,6 +13,7 @@ import (
 
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
+	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	sbemu "github.com/patrol-dev/patrol/internal/local/emulator/servicebus"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/rotation"
@@ -23,6 +24,7 @@ var start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	clk    *clock.Clock
+	faults *fault.Injector
 	b      *sbemu.Emulator
 	bus    *servicebus.Bus
 	client *azservicebus.Client // an independent consumer, as the Functions host is
@@ -31,7 +33,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	clk := clock.NewManual(start)
-	b, err := sbemu.New(sbemu.Options{Config: store.PatrolConfig(), Clock: clk})
+	faults := fault.New()
+	b, err := sbemu.New(sbemu.Options{Config: store.PatrolConfig(), Clock: clk, Faults: faults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	retry := azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 10 * time.Millisecond}
-	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Now: clk.Now, Retry: retry})
+	bus, err := servicebus.NewFromConnectionString(b.ConnectionString(), servicebus.Options{Clock: rotation.NowFunc(clk.Now), RetryDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return &fixture{clk: clk, b: b, bus: bus, client: c}
+	return &fixture{clk: clk, faults: faults, b: b, bus: bus, client: c}
 }
 
 func (f *fixture) counts(t *testing.T, entity string) store.Counts {
@@ -234,5 +237,40 @@ func TestDeadLetterByLockTokenSettlesAMessageAnotherLinkHolds(t *testing.T) {
 	var se *servicebus.Error
 	if !errors.As(err, &se) || !se.Permanent() || !strings.Contains(err.Error(), "not a GUID") {
 		t.Fatalf("a bad lock token: %v", err)
+	}
+}
+
+// Service Bus operations have one retry layer, the SDK's (see the package doc): a
+// persistently busy broker costs the first send and three retries, no more (the core
+// does not retry effects) and no fewer (only the SDK's loop recovers a lost connection).
+func TestAPersistentlyBusyBrokerCostsFourSendsPerCall(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// Open the link first: only the send itself is under test.
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "warm", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatal(err)
+	}
+	f.faults.Set("send", fault.Fault{Status: 503})
+	err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "busy", Status: rotation.StatusSkipped})
+	if err == nil || rotation.IsPermanent(err) {
+		t.Fatalf("err = %v, want a transient error", err)
+	}
+	if n := f.faults.Hits("send"); n != 4 {
+		t.Errorf("%d sends, want 4", n)
+	}
+}
+
+func TestADroppedConnectionIsRecovered(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "warm", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatal(err)
+	}
+	f.faults.Set("send", fault.Fault{Drop: true, Times: 1})
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "after-drop", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatalf("publish across a dropped connection: %v", err)
+	}
+	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "later", Status: rotation.StatusSkipped}); err != nil {
+		t.Fatalf("a later publish: %v", err)
 	}
 }

@@ -17,10 +17,6 @@ import (
 // because one process rotates secrets of many accounts; a client per call would rebuild
 // the HTTP plumbing each time, and a token field on a shared client would race.
 //
-// Decision: the devops client is built without retries of its own (MaxAttempts 1): the
-// core retries every step, cleaning up leftovers of a lost create first, so a second
-// retry layer would only multiply attempts and waiting.
-//
 // Decision: a call Azure DevOps refuses with 401 is retried once with a token fetched
 // past MSAL's cache (WithRefresh): a token can be revoked before its expiry (Continuous
 // Access Evaluation), and on the local stack it expires on the emulated clock, which

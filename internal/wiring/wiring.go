@@ -7,6 +7,12 @@
 // Build makes no network call: every client connects lazily. The Functions host probes
 // the custom handler before the first invocation, and a vault or broker that is slow to
 // answer must not make the handler look dead.
+//
+// Decision: one Clock (Options.Clock, default rotation.SystemClock) reaches every
+// component from here, and each kind of failure has one retry layer: Key Vault and Azure
+// DevOps calls are retried by the core per protocol step (their clients make one try),
+// Service Bus operations by the azservicebus client (rotation's retry.go;
+// docs/architecture.md, "Retries").
 package wiring
 
 import (
@@ -19,8 +25,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/devops"
@@ -46,15 +50,13 @@ type Options struct {
 	// Effects replaces the Service Bus side effects of the core (a test without a
 	// broker); Bus is then still built when a Service Bus setting is present.
 	Effects rotation.Effects
-	// Now is the core's clock; nil is time.Now.
-	Now func() time.Time
-	// Retry bounds the core's retries (tests inject a Sleep that does not wait).
-	Retry rotation.Retry
-	// KeyVaultRetry replaces azcore's retry policy for Key Vault calls (tests shorten
-	// its delays); nil keeps the SDK's defaults.
-	KeyVaultRetry *policy.RetryOptions
-	// ServiceBusRetry replaces azservicebus's retry options (tests shorten its delays).
-	ServiceBusRetry *azservicebus.RetryOptions
+	// Clock is every component's clock (the core, the adapters, and through Services
+	// the function app); nil is rotation.SystemClock. The local stack passes its
+	// emulated time; tests pass one whose Sleep does not wait.
+	Clock rotation.Clock
+	// ServiceBusRetryDelay shortens the Service Bus SDK's back-off between its retries
+	// (tests); zero keeps the SDK's default.
+	ServiceBusRetryDelay time.Duration
 	// DisableChallengeResourceVerification: see keyvault.Options.
 	DisableChallengeResourceVerification bool
 }
@@ -63,6 +65,7 @@ type Options struct {
 type Services struct {
 	Config     config.Config
 	Logger     *slog.Logger
+	Clock      rotation.Clock
 	HTTPClient *http.Client
 	Credential azcore.TokenCredential
 	Store      *keyvault.Store
@@ -78,9 +81,12 @@ type Services struct {
 
 // Build wires everything from cfg (already validated by config.Load).
 func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
-	s := &Services{Config: cfg, Logger: o.Logger, Defaults: PolicyDefaults(cfg)}
+	s := &Services{Config: cfg, Logger: o.Logger, Clock: o.Clock, Defaults: PolicyDefaults(cfg)}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Clock == nil {
+		s.Clock = rotation.SystemClock
 	}
 
 	s.HTTPClient = o.HTTPClient
@@ -106,12 +112,8 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		s.Credential = cred
 	}
 
-	kvOpts := wo.ClientOptions()
-	if o.KeyVaultRetry != nil {
-		kvOpts.Retry = *o.KeyVaultRetry
-	}
 	store, err := keyvault.New(cfg.KeyVaultURL, s.Credential, keyvault.Options{
-		ClientOptions: kvOpts, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification,
+		ClientOptions: wo.ClientOptions(), DisableChallengeResourceVerification: o.DisableChallengeResourceVerification, Clock: s.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wiring: %s: %w", config.SettingKeyVaultURL, err)
@@ -120,7 +122,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 
 	dc, err := devops.NewClient(devops.Options{
 		BaseURL: cfg.DevOpsURL, HTTPClient: s.HTTPClient, Token: TokenFromContext,
-		Logger: s.Logger.With("component", "devops"), Retry: devops.RetryPolicy{MaxAttempts: 1},
+		Logger: s.Logger.With("component", "devops"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wiring: %s: %w", config.SettingDevOpsURL, err)
@@ -141,10 +143,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	s.Accounts, s.Identities = sa, NewIdentities(sa)
 	s.PATs = s.PATs.WithRefresh(s.Identities.Refresh)
 
-	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Now: o.Now}
-	if o.ServiceBusRetry != nil {
-		bo.Retry = *o.ServiceBusRetry
-	}
+	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay}
 	switch {
 	case cfg.ServiceBusConnection != "":
 		s.Bus, err = servicebus.NewFromConnectionString(cfg.ServiceBusConnection, bo)
@@ -163,7 +162,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	}
 
 	s.Rotator = rotation.NewRotator(s.Store, s.PATs, s.Identities, s.Effects, rotation.Options{
-		Defaults: s.Defaults, Logger: s.Logger.With("component", "rotation"), Now: o.Now, Retry: o.Retry,
+		Defaults: s.Defaults, Logger: s.Logger.With("component", "rotation"), Clock: s.Clock,
 	})
 	return s, nil
 }

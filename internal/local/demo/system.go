@@ -251,7 +251,7 @@ func (s *System) startOps(ctx context.Context) error {
 		return fmt.Errorf("demo: workload credential: %w", err)
 	}
 	s.Ops, err = wiring.Build(ctx, cfg, wiring.Options{
-		Logger: s.log.With("side", "operator"), HTTPClient: s.Stack.HTTP, Credential: cred, Now: s.Stack.Clock.Now,
+		Logger: s.log.With("side", "operator"), HTTPClient: s.Stack.HTTP, Credential: cred, Clock: rotation.NowFunc(s.Stack.Clock.Now),
 	})
 	if err != nil {
 		return err
