@@ -127,8 +127,29 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// errExitedEarly marks a handler that exited before it listened.
+var errExitedEarly = errors.New("exited before it listened")
+
+// startAttempts bounds how often startProcess starts a handler that exits before it
+// listens. The host restarts a worker that dies at start-up too, and a fresh port also
+// covers the race freePort leaves open: another process may take the port between
+// the kernel naming it and the handler binding it.
+const startAttempts = 3
+
 // startProcess starts the handler and waits for readiness.
 func (h *Host) startProcess(ctx context.Context) error {
+	var err error
+	for range startAttempts {
+		if err = h.startOnce(ctx); !errors.Is(err, errExitedEarly) {
+			return err
+		}
+		h.log.Warn("devhost: handler exited before it listened; starting it again on a fresh port", "error", err)
+	}
+	return err
+}
+
+// startOnce starts the handler on a fresh port and waits for readiness.
+func (h *Host) startOnce(ctx context.Context) error {
 	argv, wd, err := h.command()
 	if err != nil {
 		return err
@@ -294,7 +315,7 @@ func (h *Host) waitReady(ctx context.Context, p *process) error {
 		select {
 		case <-tick.C:
 		case <-p.done:
-			return fmt.Errorf("devhost: handler %s exited before it listened on port %d: %s", quoteArgv(p.argv), p.port, exitStatus(p.exitErr))
+			return fmt.Errorf("devhost: handler %s %w on port %d: %s", quoteArgv(p.argv), errExitedEarly, p.port, exitStatus(p.exitErr))
 		case <-deadline.C:
 			return fmt.Errorf("devhost: handler %s did not answer GET / on 127.0.0.1:%d within %s", quoteArgv(p.argv), p.port, h.opts.ReadyTimeout)
 		case <-ctx.Done():
