@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"maps"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -300,6 +301,20 @@ func FuzzParseEnv(f *testing.F) {
 			if !envKey.MatchString(k) {
 				t.Errorf("accepted invalid key %q", k)
 			}
+		}
+	})
+}
+
+// dnsNameOracle is the rule isDNSName hand-writes, as the regexp it replaced.
+var dnsNameOracle = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+func FuzzIsDNSNameAgreesWithItsRegexp(f *testing.F) {
+	for _, s := range []string{"patrol.servicebus.windows.net", "localhost", "a.b", "-a.b", "a-.b", "a..b", ".a.b", "a.b.", strings.Repeat("a", 63) + ".b", strings.Repeat("a", 64) + ".b", strings.Repeat("a.", 127) + "b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isDNSName(s), len(s) <= 253 && dnsNameOracle.MatchString(s); got != want {
+			t.Errorf("isDNSName(%q) = %v, regexp says %v", s, got, want)
 		}
 	})
 }
