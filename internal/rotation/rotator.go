@@ -22,7 +22,7 @@ type Options struct {
 	Clock Clock
 }
 
-// Rotator runs the rotation protocol of DESIGN.md for one secret at a time. The
+// Rotator runs the rotation protocol of docs/design.md for one secret at a time. The
 // caller serialises commands per secret (Service Bus session = secret name); the
 // protocol itself is idempotent per operation id and crash-safe:
 //

@@ -12,7 +12,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/rules"
 )
 
-// Tag names (DESIGN.md "Key Vault is the inventory"). Key Vault keeps tags per
+// Tag names (docs/design.md "Key Vault is the inventory"). Key Vault keeps tags per
 // version, so every version patrol writes carries the policy tags forward.
 const (
 	// Policy.
