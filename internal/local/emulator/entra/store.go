@@ -43,6 +43,10 @@ type AppRegistration struct {
 	ResourceID string `json:"resourceId,omitempty"`
 	// Roles are app roles put in the roles claim of app-only tokens.
 	Roles []string `json:"roles,omitempty"`
+	// RedirectURIs are the registered redirect URIs of the authorization-code flow, e.g.
+	// "http://localhost" (the "Mobile and desktop applications" platform): for localhost
+	// and 127.0.0.1 any port matches, as in Entra.
+	RedirectURIs []string `json:"redirectUris,omitempty"`
 }
 
 // User is a user account and the sign-in conditions the emulator enforces for it.
@@ -112,6 +116,7 @@ func (a AppRegistration) normalize() (AppRegistration, error) {
 		a.DisplayName = a.ClientID
 	}
 	a.Roles = append([]string(nil), a.Roles...)
+	a.RedirectURIs = append([]string(nil), a.RedirectURIs...)
 	return a, nil
 }
 
