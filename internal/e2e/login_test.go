@@ -3,8 +3,11 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/patrol-dev/patrol/internal/cli"
@@ -97,4 +100,35 @@ func TestLoginHelpExplainsBothFlows(t *testing.T) {
 			t.Errorf("login --help lacks %q (exit %d):\n%s", want, code, out)
 		}
 	}
+}
+
+// codeRecorder remembers the authorization codes a browser posts to a client's redirect
+// URI, so the leak test can search the output for them.
+type codeRecorder struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	codes []string
+}
+
+func (c *codeRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.Body != nil {
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if v, err := url.ParseQuery(string(b)); err == nil && v.Get("code") != "" {
+			c.mu.Lock()
+			c.codes = append(c.codes, v.Get("code"))
+			c.mu.Unlock()
+		}
+	}
+	return c.next.RoundTrip(r)
+}
+
+func (c *codeRecorder) values() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.codes...)
 }
