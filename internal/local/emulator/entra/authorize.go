@@ -192,6 +192,16 @@ func (a *AppRegistration) redirectAllowed(requested string) bool {
 	return false
 }
 
+// validRedirectURI is what an app registration accepts: an absolute https URI, or http
+// on a loopback host (reply-url "Supported schemes"), without a fragment.
+func validRedirectURI(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Fragment != "" {
+		return false
+	}
+	return u.Scheme == "https" || (u.Scheme == "http" && loopbackHost(u.Hostname()))
+}
+
 func loopbackHost(h string) bool { return strings.EqualFold(h, "localhost") || h == "127.0.0.1" }
 
 func trimSlash(p string) string { return strings.TrimSuffix(p, "/") }

@@ -329,3 +329,25 @@ func mustParse(t *testing.T, s string) *url.URL {
 	must(t, err)
 	return u
 }
+
+func TestRedirectURIsAreValidatedWhenRegistered(t *testing.T) {
+	tests := map[string]struct {
+		uri string
+		ok  bool
+	}{
+		"http on localhost is allowed":             {"http://localhost", true},
+		"http on 127.0.0.1 with a path is allowed": {"http://127.0.0.1/cb", true},
+		"https anywhere is allowed":                {"https://patrol.example/cb", true},
+		"http elsewhere is refused":                {"http://patrol.example/cb", false},
+		"a relative URI is refused":                {"/cb", false},
+		"a fragment is refused":                    {"https://patrol.example/cb#x", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := AppRegistration{ClientID: publicID, PublicClient: true, RedirectURIs: []string{tc.uri}}.normalize()
+			if (err == nil) != tc.ok {
+				t.Errorf("normalize: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

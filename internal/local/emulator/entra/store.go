@@ -116,6 +116,11 @@ func (a AppRegistration) normalize() (AppRegistration, error) {
 		a.DisplayName = a.ClientID
 	}
 	a.Roles = append([]string(nil), a.Roles...)
+	for _, u := range a.RedirectURIs {
+		if !validRedirectURI(u) {
+			return AppRegistration{}, fmt.Errorf("redirect URI %q of %s: want https, or http on localhost or 127.0.0.1", u, a.ClientID)
+		}
+	}
 	a.RedirectURIs = append([]string(nil), a.RedirectURIs...)
 	return a, nil
 }
