@@ -58,7 +58,7 @@ type User struct {
 	// Disabled makes every sign-in and refresh fail with AADSTS50057.
 	Disabled bool `json:"disabled,omitempty"`
 	// RequiresMFA makes ROPC, and refreshing a token not obtained interactively, fail with
-	// AADSTS50076; device-code sign-in (a person at a browser) satisfies it.
+	// AADSTS50076; device-code and browser sign-ins (a person at a browser) satisfy it.
 	RequiresMFA bool `json:"requiresMfa,omitempty"`
 }
 
