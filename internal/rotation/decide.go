@@ -54,6 +54,10 @@ type Trigger struct {
 	RevokeNow bool `json:"revokeNow,omitempty"`
 	// Policy holds the policy tags to apply (adopt), e.g. Policy.Tags().
 	Policy map[string]string `json:"policy,omitempty"`
+	// RequestedBy and Reason are who asked and why (manual); recorded in the new
+	// version's audit tags and the outcome (boundary.go).
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // Validate checks a trigger received from outside (a queue message, an HTTP call).
@@ -229,6 +233,7 @@ type check struct {
 // identity checks (exists, managed, enabled) come before idempotency (already done,
 // stale), which come before policy, which comes before the reasons to rotate.
 var chain = []check{
+	{"Internal", checkInternal},               // patrol's own secrets: never (boundary.go)
 	{"Adopt", checkAdopt},                     // adopt has its own rules
 	{"SecretMissing", checkSecretMissing},     // nothing to rotate
 	{"NotManaged", checkNotManaged},           // never touch what is not ours

@@ -299,7 +299,7 @@ func TestChainOrder(t *testing.T) {
 	for _, c := range chain {
 		names = append(names, c.name)
 	}
-	want := "Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
+	want := "Internal Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("chain = %s\nwant    %s", got, want)
 	}
