@@ -68,6 +68,9 @@ param allowRopc bool = false
 @maxLength(64)
 param sweepSchedule string = '0 0 */6 * * *'
 
+@description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret (RotateNow answers 429 inside it); 0 turns it off.')
+param manualCooldown string = '10m'
+
 // ---------------------------------------------------------------- scale and tiers
 
 @description('Memory per Flex Consumption instance in MB.')
@@ -263,6 +266,7 @@ module functionApp 'modules/functionapp.bicep' = {
     lifetime: lifetime
     allowRopc: allowRopc
     sweepSchedule: sweepSchedule
+    manualCooldown: manualCooldown
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     virtualNetworkSubnetId: virtualNetworkSubnetId

@@ -94,6 +94,9 @@ param allowRopc bool
 @maxLength(64)
 param sweepSchedule string
 
+@description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret.')
+param manualCooldown string
+
 @description('Memory per instance in MB.')
 @allowed([
   512
@@ -197,6 +200,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PATROL_LIFETIME: lifetime
     PATROL_ALLOW_ROPC: allowRopc ? 'true' : 'false'
     PATROL_SWEEP_SCHEDULE: sweepSchedule
+    PATROL_MANUAL_COOLDOWN: manualCooldown
   }
 }
 

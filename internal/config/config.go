@@ -36,6 +36,7 @@ const (
 	SettingAuthorityHost         = "PATROL_AUTHORITY_HOST"
 	SettingDevOpsURL             = "PATROL_DEVOPS_URL"
 	SettingCAFile                = "PATROL_CA_FILE"
+	SettingManualCooldown        = "PATROL_MANUAL_COOLDOWN"
 )
 
 // LocalClockURL is set by `patrol-dev local` only: the URL of the emulators' clock (the
@@ -54,6 +55,7 @@ func Names() []string {
 		SettingTenantID, SettingClientID, SettingDefaultServiceAccount, SettingGrace,
 		SettingRenewBefore, SettingLifetime, SettingAllowROPC, SettingSweepSchedule,
 		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
+		SettingManualCooldown,
 	}
 }
 
@@ -63,6 +65,10 @@ const (
 	DefaultRenewBefore   = 30 * Day
 	DefaultLifetime      = 90 * Day
 	DefaultSweepSchedule = "0 0 */6 * * *"
+	// DefaultManualCooldown is the least time between two manual rotations of a secret.
+	DefaultManualCooldown = 10 * time.Minute
+	// MaxManualCooldown bounds PATROL_MANUAL_COOLDOWN: an emergency must stay possible.
+	MaxManualCooldown = 24 * time.Hour
 	// MaxLifetime is the longest PAT Azure DevOps issues ("not to exceed one year").
 	MaxLifetime = 365 * Day
 	// MinLifetime keeps the renew window (a third of the lifetime at most) long enough
@@ -94,6 +100,9 @@ type Config struct {
 	AuthorityHost         string
 	DevOpsURL             string
 	CAFile                string
+	// ManualCooldown is the least time between two manual rotations of one secret
+	// (RotateNow answers 429 inside it); zero turns it off.
+	ManualCooldown time.Duration
 }
 
 // LogValue lets a Config be logged without its Service Bus key.
@@ -114,6 +123,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(SettingAuthorityHost, c.AuthorityHost),
 		slog.String(SettingDevOpsURL, c.DevOpsURL),
 		slog.String(SettingCAFile, c.CAFile),
+		slog.String(SettingManualCooldown, FormatDuration(c.ManualCooldown)),
 	)
 }
 
@@ -215,6 +225,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Grace = duration(SettingGrace, DefaultGrace, 0, MaxLifetime)
 	c.RenewBefore = duration(SettingRenewBefore, DefaultRenewBefore, time.Minute, MaxLifetime)
 	c.Lifetime = duration(SettingLifetime, DefaultLifetime, MinLifetime, MaxLifetime)
+	c.ManualCooldown = duration(SettingManualCooldown, DefaultManualCooldown, 0, MaxManualCooldown)
 
 	if raw := get(SettingAllowROPC); raw != "" {
 		v, err := strconv.ParseBool(raw)

@@ -81,7 +81,7 @@ func (b *memBus) Publish(_ context.Context, o rotation.Outcome) error {
 
 func newApp(t *testing.T, r *memRotator, b *memBus) *App {
 	t.Helper()
-	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
+	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: testKeys,
 		Now: func() time.Time { return now }, PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestRotateMapsTheCoreResult(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) { return tc.outcome, tc.err }}
 			a := newApp(t, r, &memBus{})
-			err := a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
+			err := a.Rotate(context.Background(), signed(t, contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual}))
 			if (err != nil) != tc.retry {
 				t.Fatalf("err = %v, want an error: %v", err, tc.retry)
 			}
@@ -219,12 +219,12 @@ func TestRotateSitsOutThrottling(t *testing.T) {
 			}}
 			var slept time.Duration
 			b := &memBus{}
-			a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
-				Sleep: func(_ context.Context, d time.Duration) error { slept += d; return nil }})
+			a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: testKeys,
+				Now: func() time.Time { return now }, Sleep: func(_ context.Context, d time.Duration) error { slept += d; return nil }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
+			err = a.Rotate(context.Background(), signed(t, contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual}))
 			if (err != nil) != tc.wantRetry || runs != tc.wantRuns || slept != tc.wantSlept {
 				t.Errorf("err %v, %d runs, slept %s; want retry %v, %d runs, slept %s", err, runs, slept, tc.wantRetry, tc.wantRuns, tc.wantSlept)
 			}

@@ -179,7 +179,8 @@ func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d r
 	return out
 }
 
-// ManualCommand is the command an emergency rotation (RotateNow) sends.
+// ManualCommand is the command an emergency rotation (RotateNow) sends, unsigned.
+// RequestedBy is the caller's identity as the handler established it.
 func ManualCommand(req handlers.RotateNowRequest, now time.Time) contract.RotationCommand {
 	by := req.RequestedBy
 	if by == "" {
@@ -187,17 +188,18 @@ func ManualCommand(req handlers.RotateNowRequest, now time.Time) contract.Rotati
 	}
 	return contract.RotationCommand{
 		SchemaVersion: contract.SchemaVersion, Secret: req.Secret, OperationID: req.OperationID,
-		Trigger: contract.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, RequestedAt: now,
+		Trigger: contract.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, Reason: req.Reason, RequestedAt: now,
 	}
 }
 
 // CheckRotatable says whether an emergency rotation of the secret can be accepted:
-// handlers.ErrNotFound (404) for a secret that does not exist, handlers.ErrConflict
-// (409) for one patrol does not manage or that is disabled.
+// handlers.ErrNotFound (404) for a secret that does not exist or is one of patrol's
+// own (the same answer, so RotateNow is no oracle for internal secrets),
+// handlers.ErrConflict (409) for one patrol does not manage or that is disabled.
 func CheckRotatable(secret string, in rotation.Input) error {
 	switch {
-	case !in.Exists:
-		return fmt.Errorf("secret %q does not exist in the vault: %w", secret, handlers.ErrNotFound)
+	case !in.Exists || rotation.IsInternalSecret(secret, in.Current.Tags):
+		return errNoSuchSecret(secret)
 	case !rotation.IsManaged(in.Current.Tags):
 		return fmt.Errorf("secret %q is not managed by patrol (tag %s=true missing); adopt it first with `patrol adopt`: %w",
 			secret, rotation.TagManaged, handlers.ErrConflict)
