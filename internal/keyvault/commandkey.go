@@ -22,8 +22,9 @@ import (
 const CommandKeyTTL = 5 * time.Minute
 
 // ErrNoCommandKey is matched by a key version that does not exist, is disabled, or is
-// not patrol's: a command signed with it cannot be trusted.
-var ErrNoCommandKey = errors.New("no such command key")
+// not patrol's: a command signed with it cannot be trusted. It is
+// contract.ErrUnauthenticated, so the refusal is permanent and reported as such.
+var ErrNoCommandKey = contract.ErrUnauthenticated
 
 // CommandKeys reads the command-signing key (contract.CommandKeySecret) and creates it
 // on first use. Only the function app's identity (and operators) can read the vault's
