@@ -166,12 +166,21 @@ func AccountOrgs(versions []rotation.Version, d rotation.Defaults) []AccountOrg 
 }
 
 // OrphanRevocations turns the orphans among one account's PATs (rotation.Orphans) into
-// revocations, each under the operation id its display name carries.
+// revocations, each under the operation id its display name carries. Only orphans named
+// for a managed secret under this account and organization are included: Revoke
+// refuses any other (OnRecord), so an orphan of a deleted or unmanaged secret is left
+// for an operator rather than dead-lettered at every sweep.
 func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d rotation.Defaults, g AccountOrg, now time.Time) []rotation.Revocation {
+	ours := map[string]bool{}
+	for _, v := range versions {
+		if p, err := rotation.ParsePolicy(v.Tags, d); err == nil && strings.EqualFold(p.Org, g.Org) && strings.EqualFold(p.ServiceAccount, g.Account) {
+			ours[strings.ToLower(v.Name)] = true
+		}
+	}
 	var out []rotation.Revocation
 	for _, p := range rotation.Orphans(pats, versions, d, now) {
 		secret, op, ok := rotation.ParseDisplayName(p.DisplayName)
-		if !ok || !contract.ValidSecretName(secret) {
+		if !ok || !contract.ValidSecretName(secret) || !ours[strings.ToLower(secret)] {
 			continue
 		}
 		out = append(out, rotation.Revocation{Secret: secret, Org: g.Org, PATID: p.ID, Owner: g.Account, Account: g.Account, Op: op})
