@@ -37,6 +37,7 @@ const (
 	SettingAuthorityHost         = "PATROL_AUTHORITY_HOST"
 	SettingDevOpsURL             = "PATROL_DEVOPS_URL"
 	SettingCAFile                = "PATROL_CA_FILE"
+	SettingManualCooldown        = "PATROL_MANUAL_COOLDOWN"
 )
 
 // LocalClockURL is set by `patrol-dev local` only: the URL of the emulators' clock (the
@@ -55,6 +56,7 @@ func Names() []string {
 		SettingTenantID, SettingClientID, SettingDefaultServiceAccount, SettingGrace,
 		SettingRenewBefore, SettingLifetime, SettingAllowROPC, SettingSweepSchedule,
 		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
+		SettingManualCooldown,
 	}
 }
 
@@ -64,6 +66,10 @@ const (
 	DefaultRenewBefore   = 30 * rules.Day
 	DefaultLifetime      = 90 * rules.Day
 	DefaultSweepSchedule = "0 0 */6 * * *"
+	// DefaultManualCooldown is the least time between two manual rotations of a secret.
+	DefaultManualCooldown = 10 * time.Minute
+	// MaxManualCooldown bounds PATROL_MANUAL_COOLDOWN: an emergency must stay possible.
+	MaxManualCooldown = 24 * time.Hour
 )
 
 // Config is every setting, validated. Zero values of optional settings mean "not set".
@@ -87,6 +93,9 @@ type Config struct {
 	AuthorityHost         string
 	DevOpsURL             string
 	CAFile                string
+	// ManualCooldown is the least time between two manual rotations of one secret
+	// (RotateNow answers 429 inside it); zero turns it off.
+	ManualCooldown time.Duration
 }
 
 // LogValue lets a Config be logged without its Service Bus key.
@@ -107,6 +116,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(SettingAuthorityHost, c.AuthorityHost),
 		slog.String(SettingDevOpsURL, c.DevOpsURL),
 		slog.String(SettingCAFile, c.CAFile),
+		slog.String(SettingManualCooldown, rules.FormatDuration(c.ManualCooldown)),
 	)
 }
 
@@ -208,6 +218,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Grace = duration(SettingGrace, DefaultGrace, 0, rules.MaxLifetime)
 	c.RenewBefore = duration(SettingRenewBefore, DefaultRenewBefore, time.Minute, rules.MaxLifetime)
 	c.Lifetime = duration(SettingLifetime, DefaultLifetime, rules.MinLifetime, rules.MaxLifetime)
+	c.ManualCooldown = duration(SettingManualCooldown, DefaultManualCooldown, 0, MaxManualCooldown)
 
 	if raw := get(SettingAllowROPC); raw != "" {
 		v, err := strconv.ParseBool(raw)

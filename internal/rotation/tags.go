@@ -254,7 +254,7 @@ func VersionTags(base, policy map[string]string, s State) (map[string]string, er
 	for _, k := range stateTags {
 		delete(t, k)
 	}
-	maps.Copy(t, policy)
+	maps.Copy(t, PolicyOnly(policy))
 	maps.Copy(t, s.Tags())
 	t[TagManaged] = "true"
 	if err := CheckTags(t); err != nil {
