@@ -126,7 +126,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			TenantID: TenantID, Domain: Domain,
 			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
-				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)"},
+				// Consented as docs/deploy.md tells operators: the PAT scopes, and token
+				// administration for revoking PATs people made before patrol adopted them.
+				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)", Consent: entraemu.Consent{
+					devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
 			Users: []entraemu.User{
@@ -172,7 +175,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS})
+	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS,
+		Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/")})
 	if err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}

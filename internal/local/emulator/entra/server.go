@@ -456,6 +456,10 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		aerr = &aadError{Status: http.StatusBadRequest, Err: "unsupported_grant_type", Code: CodeUnsupportedGrantType,
 			Description: fmt.Sprintf("The provided value for the 'grant_type' is not valid. The emulator supports client_credentials, password, refresh_token and device_code, not '%s'.", sanitize(req.GrantType))}
 	}
+	if aerr == nil {
+		is, aerr = applyConsent(is)
+		is.Claims = parseRequestedClaims(req.Claims)
+	}
 	var refresh string
 	if aerr == nil && is.RefreshToken {
 		e.purgeRefreshLocked(now)

@@ -43,6 +43,9 @@ type AppRegistration struct {
 	ResourceID string `json:"resourceId,omitempty"`
 	// Roles are app roles put in the roles claim of app-only tokens.
 	Roles []string `json:"roles,omitempty"`
+	// Consent is the delegated permissions the tenant consented to, per resource (see
+	// Consent). Without it a user token for any resource fails with AADSTS65001.
+	Consent Consent `json:"consent,omitempty"`
 }
 
 // User is a user account and the sign-in conditions the emulator enforces for it.
@@ -112,6 +115,7 @@ func (a AppRegistration) normalize() (AppRegistration, error) {
 		a.DisplayName = a.ClientID
 	}
 	a.Roles = append([]string(nil), a.Roles...)
+	a.Consent = a.Consent.clone()
 	return a, nil
 }
 
