@@ -131,8 +131,9 @@ func (s *Stack) adminHandler() http.Handler {
 	mux.HandleFunc("GET /servicebus/entities", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, s.SB.Store().Snapshot())
 	})
-	// "Revoke sessions" for a user: Azure DevOps answers the user's older tokens with a
-	// CAE claims challenge (cp1 clients) and Entra revokes the refresh tokens.
+	// "Revoke sessions" for a user: Azure DevOps and Key Vault (one shared record)
+	// answer the user's older tokens with a CAE claims challenge (cp1 clients) and
+	// Entra revokes the refresh tokens.
 	mux.HandleFunc("POST /sessions/revoke", func(w http.ResponseWriter, r *http.Request) {
 		upn := r.URL.Query().Get("upn")
 		if err := errors.Join(s.DevOps.RevokeSessions(upn), s.Entra.RevokeRefreshTokens(upn)); err != nil {

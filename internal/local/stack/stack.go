@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patrol-dev/patrol/internal/local/emulator/authn"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
 	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
@@ -154,7 +155,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.KV, err = kvemu.New(kvemu.Options{
+	// One record of revoked sessions: a CAE critical event reaches every resource.
+	sessions := authn.NewSessions()
+	s.KV, err = kvemu.New(kvemu.Options{Sessions: sessions,
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
 		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
@@ -176,7 +179,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS,
-		Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/")})
+		Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), Sessions: sessions})
 	if err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}

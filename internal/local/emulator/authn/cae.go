@@ -3,7 +3,9 @@ package authn
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,4 +43,39 @@ func Expiry(raw string) time.Time {
 		return time.Time{}
 	}
 	return exp.Time
+}
+
+// Sessions records when each principal's sessions were revoked ("Revoke sessions" in
+// Entra, a critical event of Continuous Access Evaluation). One Sessions is shared by
+// the emulators that enforce CAE (Azure DevOps, Key Vault), as the event reaches every
+// CAE-enabled resource. Safe for concurrent use; the zero value is not: use NewSessions.
+type Sessions struct {
+	mu      sync.Mutex
+	revoked map[string]time.Time // by lower-case object id
+}
+
+// NewSessions returns an empty record.
+func NewSessions() *Sessions { return &Sessions{revoked: map[string]time.Time{}} }
+
+// Revoke ends the sessions of objectID at at (truncated to whole seconds, as token
+// times and a challenge's nbf are).
+func (s *Sessions) Revoke(objectID string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked[strings.ToLower(objectID)] = at.Truncate(time.Second)
+}
+
+// Stale reports whether p's token was issued before its sessions were revoked, and
+// when they were.
+func (s *Sessions) Stale(p Principal) (time.Time, bool) {
+	s.mu.Lock()
+	at, ok := s.revoked[strings.ToLower(p.ObjectID)]
+	s.mu.Unlock()
+	return at, ok && p.NotBefore.Before(at)
+}
+
+// HandlesChallenges reports whether the token's client declared the cp1 capability:
+// only those receive claims challenges (claims-challenge page).
+func (p Principal) HandlesChallenges() bool {
+	return slices.ContainsFunc(p.Capabilities, func(c string) bool { return strings.EqualFold(c, "cp1") })
 }

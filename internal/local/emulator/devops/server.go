@@ -58,6 +58,9 @@ type Options struct {
 	// Authority is the Entra host 401 challenges name (authorization_uri); default the
 	// public cloud's https://login.microsoftonline.com.
 	Authority string
+	// Sessions records revoked sessions (RevokeSessions); share one with the Key Vault
+	// emulator. Default: a record of this emulator's own.
+	Sessions *authn.Sessions
 	// TLS is the server configuration Start uses (tlsca's ServerTLSConfig); required there:
 	// the service is HTTPS only. ServeHTTP alone needs none.
 	TLS *tls.Config
@@ -76,14 +79,13 @@ type Emulator struct {
 	deployment string
 	authority  string
 
-	mu     sync.Mutex
-	srv    *http.Server // set by Start
-	url    string
-	orgs   map[string]*org // by lower-case name
-	pats   map[string]*pat // by lower-case authorization id
-	byHash map[[32]byte]string
-	// revoked is when each user's sessions were revoked (RevokeSessions), by object id.
-	revoked map[string]time.Time
+	mu       sync.Mutex
+	srv      *http.Server // set by Start
+	url      string
+	orgs     map[string]*org // by lower-case name
+	pats     map[string]*pat // by lower-case authorization id
+	byHash   map[[32]byte]string
+	sessions *authn.Sessions
 	// propagation is how many connectionData calls a new PAT refuses (DelayPATPropagation).
 	propagation int
 }
@@ -95,8 +97,11 @@ func New(o Options) (*Emulator, error) {
 	}
 	s := &Emulator{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
 		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(), tls: o.TLS,
-		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}, revoked: map[string]time.Time{},
+		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}, sessions: o.Sessions,
 		authority: o.Authority}
+	if s.sessions == nil {
+		s.sessions = authn.NewSessions()
+	}
 	if s.authority == "" {
 		s.authority = "https://login.microsoftonline.com"
 	}

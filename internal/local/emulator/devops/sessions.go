@@ -2,9 +2,7 @@ package devops
 
 import (
 	"fmt"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/patrol-dev/patrol/internal/local/emulator/authn"
 )
@@ -29,17 +27,20 @@ import (
 // issued before now with a claims challenge. New tokens (nbf at or after now) work.
 // Entra's own side (refresh tokens) is the Entra emulator's RevokeRefreshTokens.
 func (s *Emulator) RevokeSessions(upnOrObjectID string) error {
-	// Token times are whole seconds; so is the challenge's nbf.
-	now := s.clock.Now().Truncate(time.Second)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var oid string
 	for _, o := range s.orgs {
 		if u := o.findUser(upnOrObjectID); u != nil {
-			s.revoked[strings.ToLower(u.ObjectID)] = now
-			return nil
+			oid = u.ObjectID
+			break
 		}
 	}
-	return fmt.Errorf("%w %q", ErrUnknownUser, upnOrObjectID)
+	s.mu.Unlock()
+	if oid == "" {
+		return fmt.Errorf("%w %q", ErrUnknownUser, upnOrObjectID)
+	}
+	s.sessions.Revoke(oid, s.clock.Now())
+	return nil
 }
 
 // DelayPATPropagation makes each PAT created from now on answer connectionData with 401
@@ -53,16 +54,14 @@ func (s *Emulator) DelayPATPropagation(calls int) {
 
 // checkSession refuses a verified token issued before its user's sessions were revoked.
 func (s *Emulator) checkSession(req *request, p authn.Principal) *authFailure {
-	s.mu.Lock()
-	at, ok := s.revoked[strings.ToLower(p.ObjectID)]
-	s.mu.Unlock()
-	if !ok || !p.NotBefore.Before(at) {
+	at, stale := s.sessions.Stale(p)
+	if !stale {
 		return nil
 	}
 	f := unauthorized(req.principal)
 	f.signIn = false
 	f.message = fmt.Sprintf("TF400813: The user '%s' is not authorized to access this resource. The access token was issued before the user's sessions were revoked.", req.principal)
-	if slices.ContainsFunc(p.Capabilities, func(c string) bool { return strings.EqualFold(c, "cp1") }) {
+	if p.HandlesChallenges() {
 		f.challenge = authn.ClaimsChallenge(s.authorizationURI(req.orgInfo.TenantID)+"/oauth2/authorize", at, authn.CAEErrorSessionRevoked)
 	}
 	return f

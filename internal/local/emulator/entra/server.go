@@ -458,7 +458,7 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if aerr == nil {
 		is, aerr = applyConsent(is)
-		is.Claims = parseRequestedClaims(req.Claims)
+		is.Claims = parseRequestedClaims(req.Claims) // app-only tokens too: workload CAE
 	}
 	var refresh string
 	if aerr == nil && is.RefreshToken {

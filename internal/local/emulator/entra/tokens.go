@@ -109,6 +109,7 @@ func accessClaims(is issue, issuer string, now time.Time) jwt.MapClaims {
 		"uti":   uuid.NewString(),
 		"ver":   "2.0",
 	}
+	applyRequestedClaims(c, is.Claims, now)
 	if u := is.Subject.User; u != nil {
 		c["idtyp"] = "user"
 		c["oid"] = u.ObjectID
@@ -117,7 +118,6 @@ func accessClaims(is issue, issuer string, now time.Time) jwt.MapClaims {
 		c["preferred_username"] = u.UPN
 		c["name"] = u.DisplayName
 		c["scp"] = strings.Join(is.Granted, " ")
-		applyRequestedClaims(c, is.Claims, now)
 		c["azpacr"] = "0"
 		if is.MFA {
 			c["amr"] = []string{"pwd", "mfa"}
