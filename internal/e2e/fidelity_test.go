@@ -81,8 +81,8 @@ func TestWithoutTokenAdministrationConsentRevokingSomeoneElsesPATNeedsAttention(
 		t.Fatal(err)
 	}
 	o, err := e.svc.Rotator.Revoke(e.ctx, rotation.Revocation{Secret: "personal", Org: org, PATID: personal, Owner: stack.Person, Account: account, Op: "admin-test"})
-	if err == nil || !errors.Is(err, rotation.ErrNotPermitted) || !rotation.IsPermanent(err) {
-		t.Fatalf("revoke: %s %v, want a permanent not-permitted failure", o.Status, err)
+	if err == nil || !errors.Is(err, rotation.ErrNotPermitted) || !rotation.IsPermanent(err) || o.Status != rotation.StatusNeedsAttention {
+		t.Fatalf("revoke: %s %v, want needs-attention: not permitted", o.Status, err)
 	}
 	if !strings.Contains(err.Error(), "vso.tokenadministration") {
 		t.Errorf("error %q does not name the missing consent", err)

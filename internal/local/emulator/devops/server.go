@@ -5,7 +5,11 @@
 //
 // One HTTPS listener serves the paths of both vssps.dev.azure.com and dev.azure.com
 // (/{org}/_apis/...), matched case-insensitively as the service does. The lifecycle and
-// token-admin APIs accept only Microsoft Entra user tokens for the Azure DevOps resource;
+// token-admin APIs accept only Microsoft Entra user tokens for the Azure DevOps resource
+// carrying the operation's scope (scopes.go), and answer tokens issued before a user's
+// sessions were revoked with a CAE claims challenge (sessions.go); connectionData takes
+// a PAT or any Entra token and names Azure DevOps' own identity (its id, descriptor and
+// subject descriptor are not the Entra object id);
 // semantic failures come back as HTTP 200 with patToken null and a patTokenError, as the
 // service answers them. PAT values are stored only as SHA-256 hashes and never logged.
 package devops
