@@ -7,6 +7,11 @@
 // token cache is then kept in Key Vault, one secret per account, and refreshed silently.
 // A stored password (ROPC) is used only where the operator enabled it, because ROPC
 // fails for accounts under MFA or Conditional Access and is deprecated by Microsoft.
+//
+// Tokens carry the Azure DevOps permissions patrol uses, asked for by name
+// (DevOpsScopes; TokenAdminScopes only to revoke someone else's PAT), and the client
+// declares the cp1 capability, so Azure DevOps may revoke a token early with a claims
+// challenge that TokenWithClaims answers (cae.go).
 package identity
 
 import (
