@@ -130,8 +130,7 @@ func TestAClaimsChallengeFromAzureDevOpsIsAnsweredWithItsOwnClaims(t *testing.T)
 }
 
 // Revoke sessions in Entra as well: the challenge's refresh is refused and the operator
-// is told to sign the account in again. (The core reports it as failed at the step
-// that met the challenge, not as needs-attention, which it keeps for the sign-in step.)
+// is told to sign the account in again, at whichever step met the challenge.
 func TestRevokedSessionsNeedTheServiceAccountSignedInAgain(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.mustAdopt("revoked")
@@ -141,8 +140,8 @@ func TestRevokedSessionsNeedTheServiceAccountSignedInAgain(t *testing.T) {
 	}
 	o, err := e.rotate("revoked", rotation.NewOpID())
 	var se *identity.SignInError
-	if !errors.As(err, &se) || se.Kind != identity.SignInExpired || !rotation.IsPermanent(err) || o.Status == rotation.StatusRotated {
-		t.Fatalf("rotate: %s %v, want a permanent failure with an expired sign-in", o.Status, err)
+	if !errors.As(err, &se) || se.Kind != identity.SignInExpired || !rotation.IsPermanent(err) || o.Status != rotation.StatusNeedsAttention {
+		t.Fatalf("rotate: %s %v, want needs-attention with an expired sign-in", o.Status, err)
 	}
 	if !strings.Contains(o.Message, "patrol login --service-account "+account) {
 		t.Errorf("outcome message %q does not say how to fix it", o.Message)

@@ -271,7 +271,7 @@ func (r *Rotator) failed(ctx context.Context, log *slog.Logger, o Outcome, step 
 	o.Status, o.Step, o.Message = StatusFailed, step, err.Error()
 	// Permanent failures to sign in or to read the secret's policy, and missing
 	// permissions, wait for an operator rather than for a code fix or an outage.
-	if errors.Is(err, ErrNotPermitted) || (step == StepSignIn || step == StepGather) && IsPermanent(err) {
+	if errors.Is(err, ErrNotPermitted) || errors.Is(err, ErrSignInRequired) || (step == StepSignIn || step == StepGather) && IsPermanent(err) {
 		o.Status = StatusNeedsAttention
 	}
 	o.Retryable = !IsPermanent(se)

@@ -47,7 +47,8 @@ func (p PATs) WithTokens(challenged func(ctx context.Context, refused secret.Val
 
 // call runs f with auth, and once more with a new token when Azure DevOps refused it
 // with a claims challenge. When Entra refuses that token (the sessions were revoked
-// there too), its sign-in error is the answer: it tells the operator what to do.
+// there too), its sign-in error is the answer, marked rotation.ErrSignInRequired: it
+// tells the operator what to do, at whatever step it happened.
 func (p PATs) call(ctx context.Context, auth secret.Value, f func(ctx context.Context) error) error {
 	err := f(withAuth(ctx, auth))
 	var de *devops.Error
@@ -55,6 +56,10 @@ func (p PATs) call(ctx context.Context, auth secret.Value, f func(ctx context.Co
 		return err
 	}
 	fresh, rerr := p.challenged(ctx, auth, de.Claims)
+	var se *identity.SignInError
+	if errors.As(rerr, &se) && se.Permanent() {
+		return classified{err: rerr, is: rotation.ErrSignInRequired}
+	}
 	if rerr != nil {
 		return rerr
 	}
