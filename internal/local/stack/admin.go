@@ -25,6 +25,7 @@ import (
 //	GET  /keyvault/secrets?vault=patrol             secrets and current versions, never values
 //	GET  /servicebus/entities       message counts per entity
 //	POST /entra/approve?code=X&upn=Y                complete a device-code sign-in
+//	POST /sessions/revoke?upn=Y     "revoke sessions": CAE challenges and no refresh
 func (s *Stack) ServeAdmin(addr string) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
