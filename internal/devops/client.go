@@ -270,6 +270,27 @@ func (c *Client) VerifyPAT(ctx context.Context, org string, token secret.Value) 
 	return User{ID: u.ID, Descriptor: u.Descriptor, SubjectDescriptor: u.SubjectDescriptor, DisplayName: u.ProviderDisplayName}, nil
 }
 
+// Whoami calls connectionData in org with the service account's Entra token and returns
+// the Azure DevOps identity it authenticates as: the identity a PAT it creates must
+// authenticate as (compare User.ID; Azure DevOps' id is not the Entra object id).
+func (c *Client) Whoami(ctx context.Context, org string) (User, error) {
+	const op = "who am I"
+	if err := checkOrg(op, org); err != nil {
+		return User{}, err
+	}
+	var res connectionData
+	cl := call{op: op, org: org, method: http.MethodGet,
+		url: c.dev + "/" + org + "/_apis/connectionData?" + url.Values{"api-version": {apiVersion}}.Encode(), bearer: true}
+	if err := c.do(ctx, cl, &res); err != nil {
+		return User{}, err
+	}
+	u := res.AuthenticatedUser
+	if u.ID == "" {
+		return User{}, decodeError(op, org, errors.New("connectionData has no authenticatedUser.id"))
+	}
+	return User{ID: u.ID, Descriptor: u.Descriptor, SubjectDescriptor: u.SubjectDescriptor, DisplayName: u.ProviderDisplayName}, nil
+}
+
 // AdminRevoke revokes PATs of any user in org through the token-admin API (the caller
 // must be a Project Collection Administrator). Unknown ids are ignored by the service.
 func (c *Client) AdminRevoke(ctx context.Context, org string, authorizationIDs []string) error {

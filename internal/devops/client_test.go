@@ -37,8 +37,12 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if u.ID != svcOID || u.DisplayName != "Build service account" || u.SubjectDescriptor == "" {
-		t.Errorf("verified as %+v", u)
+	self, err := c.Whoami(ctx, orgName)
+	if err != nil {
+		t.Fatalf("who am I: %v", err)
+	}
+	if u.ID != self.ID || u.ID == svcOID || u.DisplayName != "Build service account" || u.SubjectDescriptor == "" {
+		t.Errorf("verified as %+v; the service account's token is %+v: want the same Azure DevOps identity, not the Entra object id", u, self)
 	}
 	if _, err := c.VerifyPAT(ctx, otherOrg, p.Token); !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrPermanent) {
 		t.Errorf("PAT of %s verified at %s: %v", orgName, otherOrg, err)
@@ -356,7 +360,7 @@ func TestTokenAdministration(t *testing.T) {
 		t.Errorf("non-admin list: %v, want ErrUnauthorized", err)
 	}
 	list, err := admin.AdminListUserPATs(ctx, orgName, u.SubjectDescriptor)
-	if err != nil || len(list) != 2 || !list[0].IsValid || list[0].UserID != svcOID {
+	if err != nil || len(list) != 2 || !list[0].IsValid || list[0].UserID != u.ID {
 		t.Fatalf("admin list: %+v, %v", list, err)
 	}
 	if err := admin.AdminRevoke(ctx, orgName, []string{a.AuthorizationID}); err != nil {

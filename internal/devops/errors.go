@@ -39,6 +39,9 @@ type Error struct {
 	TypeKey    string // VSS exception type key, when present
 	Message    string // the service's message (X-TFS-ServiceError or the error body)
 	Err        error  // underlying transport error, if any
+	// Claims is a 401's Continuous Access Evaluation claims challenge (JSON, for MSAL's
+	// WithClaims), when the service sent one (challenge.go).
+	Claims string
 
 	transient  bool
 	kind       error
@@ -171,6 +174,7 @@ func decodeResponse(op, org string, status int, h http.Header, raw []byte, out a
 		e.transient = true
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		e.kind = ErrUnauthorized
+		e.Claims = claimsChallenge(h)
 	case status == http.StatusNotFound:
 		e.kind = rotation.ErrNotFound
 	case status == http.StatusRequestTimeout:

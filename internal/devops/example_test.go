@@ -38,9 +38,10 @@ func ExampleClient_CreatePAT() {
 	clk := clock.NewManual(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 
 	entra, err := entraemu.New(entraemu.Options{CA: ca, Clock: clk, Directory: entraemu.Directory{
-		TenantID:         tenant,
-		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
-		Users:            []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}},
+		TenantID: tenant,
+		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol",
+			Consent: entraemu.Consent{devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}}},
+		Users: []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}},
 	}})
 	if err != nil {
 		log.Fatal(err)

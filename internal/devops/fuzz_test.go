@@ -3,6 +3,7 @@ package devops
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,23 @@ func FuzzParseTime(f *testing.F) {
 		tm, err := parseTime(s)
 		if err == nil && tm.Location().String() != "UTC" {
 			t.Fatalf("%q parsed to a non-UTC time", s)
+		}
+	})
+}
+
+// FuzzClaimsChallenge: any WWW-Authenticate value parses without panicking or looping,
+// and what it yields is a JSON object for MSAL.
+func FuzzClaimsChallenge(f *testing.F) {
+	f.Add(`Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="`)
+	f.Add(`Bearer error=insufficient_claims, claims=eyJ9`)
+	f.Add(`Bearer a=", b="`)
+	f.Add(`Bearer =,=,"`)
+	f.Add("TFS-Federated")
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{}
+		h.Add("WWW-Authenticate", v)
+		if c := claimsChallenge(h); c != "" && !strings.HasPrefix(strings.TrimSpace(c), "{") {
+			t.Fatalf("claims %q from %q is not a JSON object", c, v)
 		}
 	})
 }

@@ -70,8 +70,9 @@ func newStack(t *testing.T, rl devopsemu.RateLimit) *stack {
 	clk := clock.NewManual(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 	en, err := entraemu.New(entraemu.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entraemu.Directory{
 		TenantID: tenantID, Domain: "contoso.localhost",
-		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol"}},
-		Users:            []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
+		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol",
+			Consent: entraemu.Consent{devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}}},
+		Users: []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
 	}})
 	if err != nil {
 		t.Fatal(err)

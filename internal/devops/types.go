@@ -27,7 +27,7 @@ func (p PAT) LogValue() slog.Value {
 
 // User is the identity a PAT authenticates as (connectionData's authenticatedUser).
 type User struct {
-	ID                string // Azure DevOps identity id (the Entra object id for Entra users in the emulator)
+	ID                string // Azure DevOps identity id (not the Entra object id)
 	Descriptor        string
 	SubjectDescriptor string // what the token-admin API takes
 	DisplayName       string

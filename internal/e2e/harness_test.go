@@ -189,7 +189,8 @@ func (e *env) versionCount(secret string) int {
 // activePATs are the service account's active PATs named for secret.
 func (e *env) activePATs(secret string) []devopsemu.PATInfo {
 	var out []devopsemu.PATInfo
-	for _, p := range e.st.DevOps.ActivePATs(org, account) {
+	u, _ := e.st.Entra.User(account) // by object id: Azure DevOps may know the account by another name
+	for _, p := range e.st.DevOps.ActivePATs(org, u.ObjectID) {
 		if s, _, ok := rotation.ParseDisplayName(p.DisplayName); ok && s == secret {
 			out = append(out, p)
 		}
@@ -212,8 +213,12 @@ func (e *env) assertConverged(name string) (patID string) {
 	if err != nil {
 		e.t.Fatalf("the stored PAT does not work: %v", err)
 	}
-	if want, _ := e.st.Entra.User(account); u.ID != want.ObjectID {
-		e.t.Fatalf("the stored PAT authenticates as %s, want the service account %s", u.ID, want.ObjectID)
+	owner, err := e.st.DevOps.ValidateToken(org, value)
+	if err != nil {
+		e.t.Fatalf("the emulator refuses the stored PAT: %v", err)
+	}
+	if want, _ := e.st.Entra.User(account); owner.ObjectID != want.ObjectID || u.ID != owner.ID {
+		e.t.Fatalf("the stored PAT authenticates as %s (object id %s), want the service account %s", u.ID, owner.ObjectID, want.ObjectID)
 	}
 	prev := tags[rotation.TagPreviousPATID]
 	var ids []string

@@ -24,11 +24,12 @@ const (
 	PasswordExpired      // AADSTS50055
 	Locked               // AADSTS50053
 	WrongAccount         // a sign-in (browser or device code) completed as someone else
+	ConsentRequired      // the app registration lacks consent for a permission asked for (AADSTS65001)
 )
 
 func (k Kind) String() string {
 	return [...]string{"sign-in failed", "not signed in", "sign-in expired", "MFA required", "account disabled",
-		"wrong password", "password expired", "account locked", "signed in as another account"}[k]
+		"wrong password", "password expired", "account locked", "signed in as another account", "consent required"}[k]
 }
 
 // SignInError says which service account cannot get a token, why, and what fixes it. It
@@ -71,6 +72,8 @@ func (e *SignInError) Fix() string {
 		return "update its password secret in Key Vault or " + login
 	case Locked:
 		return "unlock the account in Entra ID"
+	case ConsentRequired:
+		return "grant admin consent to patrol's app registration (PATROL_CLIENT_ID) for the Azure DevOps delegated permissions vso.pats and vso.pats_manage, and vso.tokenadministration to revoke PATs other people made (docs/deploy.md); a sign-in that failed for it must then be repeated: " + login
 	}
 	return ""
 }
@@ -134,6 +137,8 @@ func classify(account string, err error) *SignInError {
 		out.Kind = Locked
 	case 70000:
 		out.Kind = SignInExpired
+	case 65001:
+		out.Kind = ConsentRequired
 	}
 	if out.Kind == Other && body.Error == "invalid_grant" {
 		out.Kind = SignInExpired

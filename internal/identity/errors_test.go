@@ -42,6 +42,9 @@ func TestClassify(t *testing.T) {
 		"an unknown invalid_grant is treated as an expired sign-in": {
 			err: entraError(12345, "invalid_grant"), kind: SignInExpired, code: 12345, fixHints: "patrol login",
 		},
+		"an app registration without consent says which permissions to grant": {
+			err: entraError(65001, "invalid_grant"), kind: ConsentRequired, code: 65001, fixHints: "vso.pats and vso.pats_manage",
+		},
 		"a network failure is not a sign-in problem": {
 			err: errors.New("dial tcp: connection refused"), kind: Other,
 		},

@@ -8,6 +8,11 @@
 // secret per account, and refreshed silently.
 // A stored password (ROPC) is used only where the operator enabled it, because ROPC
 // fails for accounts under MFA or Conditional Access and is deprecated by Microsoft.
+//
+// Tokens carry the Azure DevOps permissions patrol uses, asked for by name
+// (DevOpsScopes; TokenAdminScopes only to revoke someone else's PAT), and the client
+// declares the cp1 capability, so Azure DevOps may revoke a token early with a claims
+// challenge that TokenWithClaims answers (cae.go).
 package identity
 
 import (
@@ -24,8 +29,24 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 )
 
-// DevOpsScope asks Entra for a token to the Azure DevOps resource.
-const DevOpsScope = "499b84ac-1321-427f-aa17-267ca6975798/.default"
+// DevOpsResource is Azure DevOps' application id, the resource of its Entra scopes.
+const DevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"
+
+// Decision: patrol asks for the Azure DevOps permissions it uses by name, not for
+// DevOpsResource/.default. Since Sprint 257 the PAT lifecycle API takes vso.pats (read)
+// and vso.pats_manage (create, update, revoke) and refuses user_impersonation;
+// .default would yield whatever the app registration was consented, and an app
+// consented only user_impersonation would sign in fine and fail every rotation. Named
+// scopes fail at sign-in instead, with AADSTS65001 naming the app (ConsentRequired).
+// Token administration (vso.tokenadministration) is asked for separately, only to
+// revoke a PAT someone else made, so the operators who never need it need not consent
+// it (docs/deploy.md, docs/emulator-fidelity.md 1.1, 1.8, 2.2).
+var (
+	// DevOpsScopes are the default Options.Scopes: the PAT lifecycle API.
+	DevOpsScopes = []string{DevOpsResource + "/vso.pats", DevOpsResource + "/vso.pats_manage"}
+	// TokenAdminScopes are the token administration API's (TokenAdmin).
+	TokenAdminScopes = []string{DevOpsResource + "/vso.tokenadministration"}
+)
 
 // CacheStore persists each service account's MSAL cache (and, where ROPC is enabled, reads
 // its password). The Key Vault adapter implements it.
@@ -46,7 +67,7 @@ type Options struct {
 	Store      CacheStore
 	AllowROPC  bool
 	Logger     *slog.Logger
-	// Scopes default to DevOpsScope.
+	// Scopes default to DevOpsScopes.
 	Scopes []string
 }
 
@@ -91,7 +112,7 @@ func NewServiceAccounts(opts Options) (*ServiceAccounts, error) {
 		return nil, errors.New("identity: no cache store")
 	}
 	if len(opts.Scopes) == 0 {
-		opts.Scopes = []string{DevOpsScope}
+		opts.Scopes = DevOpsScopes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -117,6 +138,8 @@ func (s *ServiceAccounts) account(upn string) (*account, error) {
 		// Instance discovery calls login.microsoftonline.com for any other host, which
 		// the local stack must never reach; the authority is configured, not discovered.
 		public.WithInstanceDiscovery(!isCustomAuthority(s.opts.Authority)),
+		// cp1: patrol handles claims challenges (Continuous Access Evaluation, cae.go).
+		public.WithClientCapabilities(clientCapabilities),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("identity: MSAL client for %s: %w", upn, err)
@@ -150,39 +173,12 @@ func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) 
 		if err == nil {
 			return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
 		}
-		se := classify(upn, err)
+		se := s.signInError(upn, s.opts.Scopes, err)
 		if se.Kind != NotSignedIn && se.Kind != SignInExpired {
 			return Token{}, se
 		}
 		s.opts.Logger.InfoContext(ctx, "silent token refresh failed", "serviceAccount", upn, "reason", se.Kind.String())
 		return s.passwordOr(ctx, a, se)
-	}
-	return s.passwordOr(ctx, a, &SignInError{Account: upn, Kind: NotSignedIn})
-}
-
-// Refresh returns a new token for the account, bypassing the cached access token. It
-// is for a resource that refused a token the cache still considers valid: one revoked
-// early by Continuous Access Evaluation, or — on the local stack — one expired on an
-// emulated clock that runs ahead of the wall clock MSAL judges expiry by. A claims
-// request makes MSAL skip its access-token cache and redeem the refresh token.
-func (s *ServiceAccounts) Refresh(ctx context.Context, upn string) (Token, error) {
-	a, err := s.account(upn)
-	if err != nil {
-		return Token{}, err
-	}
-	accts, err := a.client.Accounts(ctx)
-	if err != nil {
-		return Token{}, fmt.Errorf("identity: read cache of %s: %w", upn, err)
-	}
-	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
-	for _, acct := range accts {
-		if strings.EqualFold(acct.PreferredUsername, upn) {
-			res, err := a.client.AcquireTokenSilent(ctx, s.opts.Scopes, public.WithSilentAccount(acct), public.WithClaims(claims))
-			if err != nil {
-				return Token{}, classify(upn, err)
-			}
-			return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
-		}
 	}
 	return s.passwordOr(ctx, a, &SignInError{Account: upn, Kind: NotSignedIn})
 }
@@ -202,7 +198,7 @@ func (s *ServiceAccounts) passwordOr(ctx context.Context, a *account, fallback *
 	//nolint:staticcheck // ROPC is deprecated; patrol uses it only where the operator opted in.
 	res, err := a.client.AcquireTokenByUsernamePassword(ctx, s.opts.Scopes, a.upn, pw)
 	if err != nil {
-		return Token{}, classify(a.upn, err)
+		return Token{}, s.signInError(a.upn, s.opts.Scopes, err)
 	}
 	return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
 }
@@ -226,12 +222,12 @@ func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(Devic
 	}
 	dc, err := a.client.AcquireTokenByDeviceCode(ctx, s.opts.Scopes)
 	if err != nil {
-		return classify(upn, err)
+		return s.signInError(upn, s.opts.Scopes, err)
 	}
 	show(DeviceCode{UserCode: dc.Result.UserCode, VerificationURL: dc.Result.VerificationURL, Message: dc.Result.Message, ExpiresOn: dc.Result.ExpiresOn})
 	res, err := dc.AuthenticationResult(ctx)
 	if err != nil {
-		return classify(upn, err)
+		return s.signInError(upn, s.opts.Scopes, err)
 	}
 	return requireAccount(ctx, a, upn, res.Account)
 }

@@ -17,6 +17,13 @@ var (
 	// ErrNotPermitted: the caller may not do this, e.g. revoke another user's PAT
 	// through the token administration API without that permission.
 	ErrNotPermitted error = &sentinel{msg: "not permitted", permanent: true}
+	// ErrSignInRequired: the service account must be signed in again, found past the
+	// sign-in step (Entra refused the token that answers a claims challenge: the
+	// sessions were revoked). Like a failed sign-in it waits for an operator.
+	ErrSignInRequired error = &sentinel{msg: "the service account must sign in again", permanent: true}
+	// ErrPATRefused: Azure DevOps refused a new PAT (PATs.Verify). It may not have
+	// propagated yet: the core asks again a few times before revoking it.
+	ErrPATRefused error = &sentinel{msg: "the PAT was refused", permanent: true}
 	// ErrUnmanaged: an adapter refused to write a secret version without
 	// patrol-managed=true.
 	ErrUnmanaged error = &sentinel{msg: "secret is not managed by patrol (tag " + TagManaged + "=true missing)", permanent: true}

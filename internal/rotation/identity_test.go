@@ -16,5 +16,5 @@ func (w wrongIdentity) Verify(ctx context.Context, org string, tok sec.Value) (r
 	if _, err := w.PATs.Verify(ctx, org, tok); err != nil {
 		return rotation.Identity{}, err
 	}
-	return rotation.Identity{UPN: "someone-else@contoso.com"}, nil
+	return rotation.Identity{ID: "id-someone-else@contoso.com"}, nil
 }

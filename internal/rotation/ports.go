@@ -70,11 +70,10 @@ type PATInfo struct {
 	ValidTo     time.Time
 }
 
-// Identity is who a PAT authenticates as.
+// Identity is who a PAT or an access token authenticates as.
 type Identity struct {
-	// UPN is the account's sign-in name, when Azure DevOps reports it.
-	UPN string
-	// ID is Azure DevOps' id of the identity.
+	// ID is Azure DevOps' id of the identity (connectionData's authenticatedUser.id),
+	// which is not the Entra object id; the one thing two identities are compared by.
 	ID string
 }
 
@@ -92,8 +91,12 @@ type PATs interface {
 	// FindByDisplayName lists the caller's active PATs with exactly this display name.
 	FindByDisplayName(ctx context.Context, auth secret.Value, org, displayName string) ([]PATInfo, error)
 	// Verify makes an authenticated call to the organization as the PAT and says whom
-	// it authenticated as. An invalid PAT is a permanent error.
+	// it authenticated as. A PAT the service refuses is a permanent error wrapping
+	// ErrPATRefused (it may not have propagated yet).
 	Verify(ctx context.Context, org string, token secret.Value) (Identity, error)
+	// Whoami makes the same call with the access token auth: the identity the
+	// account's PATs authenticate as.
+	Whoami(ctx context.Context, auth secret.Value, org string) (Identity, error)
 }
 
 // Identities signs service accounts in.

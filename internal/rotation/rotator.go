@@ -159,12 +159,8 @@ func (r *Rotator) rotate(ctx context.Context, log *slog.Logger, secret string, t
 		return r.compensate(ctx, log, o, tok, pol.Org, pat.ID, StepCreate, err)
 	}
 
-	// 5. Verify as the PAT itself.
-	who, err := do(ctx, r, func() (Identity, error) { return r.pats.Verify(ctx, pol.Org, pat.Token) })
-	if err == nil && who.UPN != "" && !strings.EqualFold(who.UPN, pol.ServiceAccount) {
-		err = permanent("the new PAT authenticates as %s, not the service account %s", who.UPN, pol.ServiceAccount)
-	}
-	if err != nil {
+	// 5. Verify as the PAT itself, and that it is the service account's.
+	if err := r.verify(ctx, tok, pol, pat.Token); err != nil {
 		return r.compensate(ctx, log, o, tok, pol.Org, pat.ID, StepVerify, err)
 	}
 
@@ -278,7 +274,7 @@ func (r *Rotator) failed(ctx context.Context, log *slog.Logger, o Outcome, step 
 	o.Status, o.Step, o.Message = StatusFailed, step, err.Error()
 	// Permanent failures to sign in or to read the secret's policy, and missing
 	// permissions, wait for an operator rather than for a code fix or an outage.
-	if errors.Is(err, ErrNotPermitted) || (step == StepSignIn || step == StepGather) && IsPermanent(err) {
+	if errors.Is(err, ErrNotPermitted) || errors.Is(err, ErrSignInRequired) || (step == StepSignIn || step == StepGather) && IsPermanent(err) {
 		o.Status = StatusNeedsAttention
 	}
 	o.Retryable = !IsPermanent(se)
@@ -348,7 +344,7 @@ func (r *Rotator) Revoke(ctx context.Context, rev Revocation) (Outcome, error) {
 	})
 	switch {
 	case errors.Is(err, ErrNotPermitted):
-		err = permanentError{fmt.Errorf("PAT %s belongs to %s and %s may not revoke it (%w): revoke it in the organization's settings or grant token administration", rev.PATID, rev.Owner, rev.Account, ErrNotPermitted)}
+		err = permanentError{fmt.Errorf("PAT %s belongs to %s and %s may not revoke it (%w: %v): revoke it in the organization's settings or grant token administration", rev.PATID, rev.Owner, rev.Account, ErrNotPermitted, err)}
 		return r.failed(ctx, log, o, StepRevoke, err)
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return r.failed(ctx, log, o, StepRevoke, err)

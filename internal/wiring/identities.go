@@ -15,19 +15,25 @@ import (
 // (*identity.SignInError) pass through unchanged: they are permanent when an operator
 // must act and their message names the account and `patrol login`.
 //
-// It remembers which account each token it handed out belongs to, so PATs can ask for
-// a fresh one when Azure DevOps refuses a token MSAL's cache still thinks valid.
+// It remembers which account (and which scopes) each token it handed out belongs to, so
+// PATs can answer a claims challenge for it and ask for the same account's token
+// administration token.
 type Identities struct {
 	sa     *identity.ServiceAccounts
 	mu     *sync.Mutex
-	owners map[[32]byte]string // sha256 of a token → its account
+	owners map[[32]byte]issued // sha256 of a token → whose and what for
+}
+
+type issued struct {
+	account string
+	scopes  []string // nil: the default (PAT lifecycle) scopes
 }
 
 var _ rotation.Identities = Identities{}
 
 // NewIdentities wraps sa.
 func NewIdentities(sa *identity.ServiceAccounts) Identities {
-	return Identities{sa: sa, mu: &sync.Mutex{}, owners: map[[32]byte]string{}}
+	return Identities{sa: sa, mu: &sync.Mutex{}, owners: map[[32]byte]issued{}}
 }
 
 // AccessToken returns an Azure DevOps access token for the account.
@@ -36,30 +42,52 @@ func (i Identities) AccessToken(ctx context.Context, account string) (secret.Val
 	if err != nil {
 		return secret.Value{}, err
 	}
-	return i.remember(account, tok.Value()), nil
+	return i.remember(issued{account: account}, tok.Value()), nil
 }
 
-// Refresh returns a fresh token for the account the stale one was issued to.
-func (i Identities) Refresh(ctx context.Context, stale secret.Value) (secret.Value, error) {
-	i.mu.Lock()
-	account, ok := i.owners[sha256.Sum256([]byte(stale.Reveal()))]
-	i.mu.Unlock()
-	if !ok {
-		return secret.Value{}, errors.New("wiring: refresh: the refused token was not issued here")
-	}
-	tok, err := i.sa.Refresh(ctx, account)
+// Challenged answers a claims challenge Azure DevOps sent for the refused token: a new
+// token for the same account and scopes, asked for with the challenge's claims.
+func (i Identities) Challenged(ctx context.Context, refused secret.Value, claims string) (secret.Value, error) {
+	who, err := i.owner(refused)
 	if err != nil {
 		return secret.Value{}, err
 	}
-	return i.remember(account, tok.Value()), nil
+	tok, err := i.sa.TokenWithClaims(ctx, who.account, who.scopes, claims)
+	if err != nil {
+		return secret.Value{}, err
+	}
+	return i.remember(who, tok.Value()), nil
 }
 
-func (i Identities) remember(account, token string) secret.Value {
+// TokenAdmin returns a token administration token for the account auth was issued to.
+func (i Identities) TokenAdmin(ctx context.Context, auth secret.Value) (secret.Value, error) {
+	who, err := i.owner(auth)
+	if err != nil {
+		return secret.Value{}, err
+	}
+	tok, err := i.sa.TokenAdmin(ctx, who.account)
+	if err != nil {
+		return secret.Value{}, err
+	}
+	return i.remember(issued{account: who.account, scopes: identity.TokenAdminScopes}, tok.Value()), nil
+}
+
+func (i Identities) owner(tok secret.Value) (issued, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	who, ok := i.owners[sha256.Sum256([]byte(tok.Reveal()))]
+	if !ok {
+		return issued{}, errors.New("wiring: the token was not issued here")
+	}
+	return who, nil
+}
+
+func (i Identities) remember(who issued, token string) secret.Value {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if len(i.owners) > 1024 { // tokens live an hour; forget them all rather than track age
 		clear(i.owners)
 	}
-	i.owners[sha256.Sum256([]byte(token))] = account
+	i.owners[sha256.Sum256([]byte(token))] = who
 	return secret.New(token)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/patrol-dev/patrol/internal/devops"
+	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
@@ -17,13 +18,17 @@ import (
 // because one process rotates secrets of many accounts; a client per call would rebuild
 // the HTTP plumbing each time, and a token field on a shared client would race.
 //
-// Decision: a call Azure DevOps refuses with 401 is retried once with a token fetched
-// past MSAL's cache (WithRefresh): a token can be revoked before its expiry (Continuous
-// Access Evaluation), and on the local stack it expires on the emulated clock, which
-// MSAL cannot see. Only one retry: a second 401 is a real refusal.
+// Decision: a call Azure DevOps refuses with 401 and a claims challenge (Continuous
+// Access Evaluation: the token was revoked before its expiry) is retried once with a
+// token asked for with exactly those claims (WithTokens; the client declares cp1). A
+// 401 without a challenge is a refusal and is not retried: no request of patrol's own
+// could make Entra issue what the service wants. On the local stack an access token
+// expired on the emulated clock, which MSAL cannot see, is answered with a challenge too
+// (docs/emulator-fidelity.md D6). Only one retry: a second 401 is a real refusal.
 type PATs struct {
-	c       *devops.Client
-	refresh func(ctx context.Context, stale secret.Value) (secret.Value, error)
+	c          *devops.Client
+	challenged func(ctx context.Context, refused secret.Value, claims string) (secret.Value, error)
+	tokenAdmin func(ctx context.Context, auth secret.Value) (secret.Value, error)
 }
 
 var _ rotation.PATs = PATs{}
@@ -31,21 +36,32 @@ var _ rotation.PATs = PATs{}
 // NewPATs wraps a client built with TokenFromContext as its Token option.
 func NewPATs(c *devops.Client) PATs { return PATs{c: c} }
 
-// WithRefresh returns p retrying a refused call once with refresh's token.
-func (p PATs) WithRefresh(refresh func(ctx context.Context, stale secret.Value) (secret.Value, error)) PATs {
-	p.refresh = refresh
+// WithTokens returns p answering claims challenges with challenged's token and
+// revoking other people's PATs with tokenAdmin's (Identities.Challenged and
+// Identities.TokenAdmin).
+func (p PATs) WithTokens(challenged func(ctx context.Context, refused secret.Value, claims string) (secret.Value, error),
+	tokenAdmin func(ctx context.Context, auth secret.Value) (secret.Value, error)) PATs {
+	p.challenged, p.tokenAdmin = challenged, tokenAdmin
 	return p
 }
 
-// call runs f with auth, and once more with a fresh token when Azure DevOps refused it.
+// call runs f with auth, and once more with a new token when Azure DevOps refused it
+// with a claims challenge. When Entra refuses that token (the sessions were revoked
+// there too), its sign-in error is the answer, marked rotation.ErrSignInRequired: it
+// tells the operator what to do, at whatever step it happened.
 func (p PATs) call(ctx context.Context, auth secret.Value, f func(ctx context.Context) error) error {
 	err := f(withAuth(ctx, auth))
-	if err == nil || p.refresh == nil || !errors.Is(err, devops.ErrUnauthorized) {
+	var de *devops.Error
+	if err == nil || p.challenged == nil || !errors.As(err, &de) || de.Claims == "" {
 		return err
 	}
-	fresh, rerr := p.refresh(ctx, auth)
+	fresh, rerr := p.challenged(ctx, auth, de.Claims)
+	var se *identity.SignInError
+	if errors.As(rerr, &se) && se.Permanent() {
+		return classified{err: rerr, is: rotation.ErrSignInRequired}
+	}
 	if rerr != nil {
-		return err
+		return rerr
 	}
 	return f(withAuth(ctx, fresh))
 }
@@ -86,9 +102,22 @@ func (p PATs) Revoke(ctx context.Context, auth secret.Value, org, id string) err
 	return p.call(ctx, auth, func(ctx context.Context) error { return p.c.RevokePAT(ctx, org, id) })
 }
 
-// RevokeAsAdmin revokes through the token-admin API. A refused credential there means
-// the account lacks the right: rotation.ErrNotPermitted.
+// RevokeAsAdmin revokes through the token-admin API, with a token for
+// vso.tokenadministration (the lifecycle token does not carry it). A refused credential
+// there, or an app registration without consent for that permission, means the account
+// may not: rotation.ErrNotPermitted.
 func (p PATs) RevokeAsAdmin(ctx context.Context, auth secret.Value, org, id string) error {
+	if p.tokenAdmin != nil {
+		admin, err := p.tokenAdmin(ctx, auth)
+		var se *identity.SignInError
+		if errors.As(err, &se) && se.Kind == identity.ConsentRequired {
+			return classified{err: err, is: rotation.ErrNotPermitted}
+		}
+		if err != nil {
+			return err
+		}
+		auth = admin
+	}
 	err := p.call(ctx, auth, func(ctx context.Context) error { return p.c.AdminRevoke(ctx, org, []string{id}) })
 	if errors.Is(err, devops.ErrUnauthorized) {
 		return classified{err: err, is: rotation.ErrNotPermitted}
@@ -116,30 +145,38 @@ func (p PATs) FindByDisplayName(ctx context.Context, auth secret.Value, org, dis
 	return out, nil
 }
 
-// Verify calls connectionData as the PAT. Azure DevOps does not return a UPN field;
-// for Entra users the identity descriptor is
-// "Microsoft.IdentityModel.Claims.ClaimsIdentity;<tenant>\<upn>", so the UPN is read
-// from its end (empty when it has another shape, and the core then skips the check).
+// Verify calls connectionData as the PAT and returns Azure DevOps' id of the identity
+// it authenticates as. A refusal (401) may mean the PAT has not propagated yet:
+// rotation.ErrPATRefused, which the core retries.
+//
+// Decision: identities are compared by Azure DevOps' own id (Whoami), never by a name
+// parsed from the descriptor. The descriptor's form is
+// "Microsoft.IdentityModel.Claims.ClaimsIdentity;<tenant>\<sign-in name>", whose sign-in
+// name need not be the UPN patrol was given, and a parse that found nothing used to
+// skip the check.
 func (p PATs) Verify(ctx context.Context, org string, token secret.Value) (rotation.Identity, error) {
 	u, err := p.c.VerifyPAT(ctx, org, token)
+	if errors.Is(err, devops.ErrUnauthorized) {
+		return rotation.Identity{}, classified{err: err, is: rotation.ErrPATRefused}
+	}
 	if err != nil {
 		return rotation.Identity{}, err
 	}
-	return rotation.Identity{ID: u.ID, UPN: upnFromDescriptor(u.Descriptor)}, nil
+	return rotation.Identity{ID: u.ID}, nil
 }
 
-func upnFromDescriptor(d string) string {
-	_, rest, ok := strings.Cut(d, ";")
-	if !ok {
-		return ""
+// Whoami calls connectionData with the service account's token: the identity its PATs
+// must authenticate as.
+func (p PATs) Whoami(ctx context.Context, auth secret.Value, org string) (rotation.Identity, error) {
+	var u devops.User
+	err := p.call(ctx, auth, func(ctx context.Context) (err error) {
+		u, err = p.c.Whoami(ctx, org)
+		return err
+	})
+	if err != nil {
+		return rotation.Identity{}, err
 	}
-	if i := strings.LastIndexByte(rest, '\\'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	if strings.Count(rest, "@") != 1 || strings.ContainsAny(rest, " ;") {
-		return ""
-	}
-	return rest
+	return rotation.Identity{ID: u.ID}, nil
 }
 
 // classified is err that also matches the core's sentinel `is`, keeping err's text and

@@ -141,7 +141,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		return nil, fmt.Errorf("wiring: %w", err)
 	}
 	s.Accounts, s.Identities = sa, NewIdentities(sa)
-	s.PATs = s.PATs.WithRefresh(s.Identities.Refresh)
+	s.PATs = s.PATs.WithTokens(s.Identities.Challenged, s.Identities.TokenAdmin)
 
 	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay}
 	switch {

@@ -76,32 +76,6 @@ func TestBuildNamesABadCAFile(t *testing.T) {
 	}
 }
 
-func TestUPNFromDescriptor(t *testing.T) {
-	for d, want := range map[string]string{
-		`Microsoft.IdentityModel.Claims.ClaimsIdentity;72f988bf-86f1-41af-91ab-2d7cd011db47\svc-build@contoso.com`: "svc-build@contoso.com",
-		"Microsoft.IdentityModel.Claims.ClaimsIdentity;svc-build@contoso.com":                                      "svc-build@contoso.com",
-		"Microsoft.TeamFoundation.ServiceIdentity;abc:Build:def":                                                   "",
-		"aad.OGY5NjQ5YzEtZjM2ZC03YzA5LWE1YjUtNjQ4NGYyZWYxMDBj":                                                     "",
-		"": "",
-	} {
-		if got := upnFromDescriptor(d); got != want {
-			t.Errorf("upnFromDescriptor(%q) = %q, want %q", d, got, want)
-		}
-	}
-}
-
-func FuzzUPNFromDescriptor(f *testing.F) {
-	f.Add(`Microsoft.IdentityModel.Claims.ClaimsIdentity;t\a@b.c`)
-	f.Add("x;y")
-	f.Add(";@")
-	f.Fuzz(func(t *testing.T, d string) {
-		u := upnFromDescriptor(d)
-		if u != "" && (strings.Count(u, "@") != 1 || !strings.HasSuffix(d, u) || strings.ContainsAny(u, `;\ `)) {
-			t.Fatalf("upnFromDescriptor(%q) = %q", d, u)
-		}
-	})
-}
-
 func TestTheDevOpsClientGetsTheTokenOfTheCall(t *testing.T) {
 	if _, err := TokenFromContext(context.Background()); err == nil {
 		t.Fatal("a call without a token got one")

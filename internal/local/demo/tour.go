@@ -68,9 +68,10 @@ func (t *timeline) detail(format string, a ...any) {
 // the emulated one, so after a jump every cached token looked valid to its client and
 // expired to its server. Each path now recovers as it would from a revoked token in
 // Azure: Key Vault answers an expired token with a CAE claims challenge, which
-// azcore/azidentity (managed identity included) meet by fetching a new token; patrol
-// retries an Azure DevOps call refused with 401 once with a token fetched past MSAL's
-// cache; and the Service Bus emulator checks SAS expiry on the wall clock, as the
+// azcore/azidentity (managed identity included) meet by fetching a new token; the Azure
+// DevOps emulator does the same (both deliberate local divergences,
+// docs/emulator-fidelity.md D6), and patrol answers the challenge with a token MSAL
+// gets for its claims; and the Service Bus emulator checks SAS expiry on the wall clock, as the
 // token was signed on it.
 //
 // What still needs care is ordering. The Sweep timer runs once, past due, after any

@@ -25,6 +25,7 @@ import (
 //	GET  /keyvault/secrets?vault=patrol             secrets and current versions, never values
 //	GET  /servicebus/entities       message counts per entity
 //	POST /entra/approve?code=X&upn=Y                complete a device-code sign-in
+//	POST /sessions/revoke?upn=Y     "revoke sessions": CAE challenges and no refresh
 func (s *Stack) ServeAdmin(addr string) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -130,6 +131,17 @@ func (s *Stack) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /servicebus/entities", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, s.SB.Store().Snapshot())
+	})
+	// "Revoke sessions" for a user: Azure DevOps and Key Vault (one shared record)
+	// answer the user's older tokens with a CAE claims challenge (cp1 clients) and
+	// Entra revokes the refresh tokens.
+	mux.HandleFunc("POST /sessions/revoke", func(w http.ResponseWriter, r *http.Request) {
+		upn := r.URL.Query().Get("upn")
+		if err := errors.Join(s.DevOps.RevokeSessions(upn), s.Entra.RevokeRefreshTokens(upn)); err != nil {
+			fail(w, 404, err.Error())
+			return
+		}
+		reply(w, 200, map[string]string{"revoked": upn})
 	})
 	mux.HandleFunc("POST /entra/approve", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()

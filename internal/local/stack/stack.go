@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patrol-dev/patrol/internal/local/emulator/authn"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
 	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
 	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
@@ -126,7 +127,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			TenantID: TenantID, Domain: Domain,
 			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
-				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)", RedirectURIs: []string{"http://localhost"}},
+				// Consented as docs/deploy.md tells operators: the PAT scopes, and token
+				// administration for revoking PATs people made before patrol adopted them.
+				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)", RedirectURIs: []string{"http://localhost"}, Consent: entraemu.Consent{
+					devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
 			Users: []entraemu.User{
@@ -151,7 +155,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.KV, err = kvemu.New(kvemu.Options{
+	// One record of revoked sessions: a CAE critical event reaches every resource.
+	sessions := authn.NewSessions()
+	s.KV, err = kvemu.New(kvemu.Options{Sessions: sessions,
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
 		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
@@ -172,7 +178,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS})
+	s.DevOps, err = devopsemu.New(devopsemu.Options{Verifier: s.Entra.Verifier(), Clock: s.Clock, Logger: s.log.With("emulator", "devops"), TLS: devTLS,
+		Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), Sessions: sessions})
 	if err != nil {
 		return nil, fmt.Errorf("stack: azure devops: %w", err)
 	}

@@ -59,6 +59,7 @@ const (
 	OpRevokeAsAdmin      = "pats.RevokeAsAdmin"
 	OpFindByDisplayName  = "pats.FindByDisplayName"
 	OpVerify             = "pats.Verify"
+	OpWhoami             = "pats.Whoami"
 	OpScheduleRevocation = "fx.ScheduleRevocation"
 	OpScheduleWakeup     = "fx.ScheduleWakeup"
 	OpPublish            = "fx.Publish"
@@ -512,7 +513,17 @@ func (p pats) Verify(_ context.Context, org string, token secret.Value) (rotatio
 		if pat == nil || pat.Revoked || !p.w.now.Before(pat.ValidTo) || pat.Org != org {
 			return rotation.Identity{}, &Error{Msg: "401 Unauthorized: the PAT does not authenticate", IsPermanent: true}
 		}
-		return rotation.Identity{UPN: pat.Owner, ID: "id-" + pat.Owner}, nil
+		return rotation.Identity{ID: "id-" + pat.Owner}, nil
+	})
+}
+
+func (p pats) Whoami(_ context.Context, auth secret.Value, _ string) (rotation.Identity, error) {
+	return call(p.w, OpWhoami, func() (rotation.Identity, error) {
+		acct, err := caller(auth)
+		if err != nil {
+			return rotation.Identity{}, err
+		}
+		return rotation.Identity{ID: "id-" + acct}, nil
 	})
 }
 

@@ -25,6 +25,11 @@ type Principal struct {
 	Audience string   // aud
 	Scopes   []string // scp, split on spaces (delegated tokens)
 	Roles    []string // roles (app-only tokens)
+	// NotBefore is nbf: when the token became valid (Entra back-dates it five minutes).
+	NotBefore time.Time
+	// Capabilities is xms_cc: the client capabilities it declared ("cp1" = it handles
+	// claims challenges).
+	Capabilities []string
 }
 
 // Verifier checks a raw bearer token: signature, issuer, and the exp/nbf window on the
@@ -85,6 +90,16 @@ func PrincipalFromClaims(c jwt.MapClaims) Principal {
 	}
 	if scp := str("scp"); scp != "" {
 		p.Scopes = strings.Fields(scp)
+	}
+	if nbf, err := c.GetNotBefore(); err == nil && nbf != nil {
+		p.NotBefore = nbf.Time
+	}
+	if cc, ok := c["xms_cc"].([]any); ok {
+		for _, v := range cc {
+			if s, ok := v.(string); ok {
+				p.Capabilities = append(p.Capabilities, s)
+			}
+		}
 	}
 	if roles, ok := c["roles"].([]any); ok {
 		for _, r := range roles {

@@ -135,7 +135,7 @@ func (s *Emulator) createPAT(w http.ResponseWriter, r *request) {
 	value := newTokenValue()
 	p := &pat{id: uuid.NewString(), org: r.org.key(), orgID: r.org.ID, owner: r.user.ObjectID,
 		displayName: cr.DisplayName, scope: strings.Join(strings.Fields(cr.Scope), " "), allOrgs: cr.AllOrgs,
-		validFrom: now, validTo: clampValidTo(validTo, now, pol), hash: sha256.Sum256([]byte(value))}
+		validFrom: now, validTo: clampValidTo(validTo, now, pol), hash: sha256.Sum256([]byte(value)), unpropagated: s.propagation}
 	s.pats[p.id] = p
 	s.byHash[p.hash] = p.id
 	s.log.Info("devops emulator: PAT created", "org", r.org.Name, "user", r.user.UPN, "authorizationId", p.id)
@@ -361,7 +361,7 @@ func (s *Emulator) adminList(w http.ResponseWriter, r *request, descriptor strin
 	for _, p := range ps[start:end] {
 		out.Value = append(out.Value, sessionToken{AccessID: p.id, AuthorizationID: p.id, ClientID: "00000000-0000-0000-0000-000000000000",
 			DisplayName: p.displayName, HostAuthorizationID: "00000000-0000-0000-0000-000000000000",
-			IsValid: p.status(now) == StatusActive, Scope: p.scope, TargetAccounts: p.targets(), UserID: owner.ObjectID,
+			IsValid: p.status(now) == StatusActive, Scope: p.scope, TargetAccounts: p.targets(), UserID: owner.ID,
 			ValidFrom: formatTime(p.validFrom), ValidTo: formatTime(p.validTo)})
 	}
 	if end < len(ps) {
@@ -416,9 +416,14 @@ type identityRef struct {
 
 func (s *Emulator) connectionData(w http.ResponseWriter, r *request) {
 	u := r.user
-	id := identityRef{ID: u.ObjectID, Descriptor: "Microsoft.IdentityModel.Claims.ClaimsIdentity;" + u.UPN,
+	// id is Azure DevOps' identity id, not the Entra object id; the object id appears only
+	// as a property, as in the Identities API (docs/emulator-fidelity.md 5.1–5.3).
+	id := identityRef{ID: u.ID, Descriptor: u.identityDescriptor(),
 		SubjectDescriptor: u.Descriptor, ProviderDisplayName: u.DisplayName, IsActive: true, ResourceVersion: 2,
-		Properties: map[string]any{"Account": map[string]string{"$type": "System.String", "$value": u.UPN}}}
+		Properties: map[string]any{
+			"Account": map[string]string{"$type": "System.String", "$value": u.UPN},
+			"http://schemas.microsoft.com/identity/claims/objectidentifier": map[string]string{"$type": "System.String", "$value": u.ObjectID},
+		}}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"authenticatedUser":   id,
 		"authorizedUser":      id,

@@ -128,7 +128,17 @@ func (e *env) token(extra jwt.MapClaims) string {
 }
 
 func (e *env) userToken(oid, upn string) string {
-	return e.token(jwt.MapClaims{"oid": oid, "upn": upn, "scp": "vso.pats vso.pats_manage", "idtyp": "user"})
+	return e.scopedToken(oid, upn, "vso.pats vso.pats_manage")
+}
+
+// scopedToken is a user token carrying scp.
+func (e *env) scopedToken(oid, upn, scp string) string {
+	return e.token(jwt.MapClaims{"oid": oid, "upn": upn, "scp": scp, "idtyp": "user"})
+}
+
+// admin is the administrator's token for the token-admin API.
+func (e *env) admin() string {
+	return e.scopedToken(adminOID, "admin@contoso.test", "vso.tokenadministration")
 }
 
 func (e *env) alice() string { return e.userToken(aliceOID, "alice@contoso.test") }

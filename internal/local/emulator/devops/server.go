@@ -5,7 +5,11 @@
 //
 // One HTTPS listener serves the paths of both vssps.dev.azure.com and dev.azure.com
 // (/{org}/_apis/...), matched case-insensitively as the service does. The lifecycle and
-// token-admin APIs accept only Microsoft Entra user tokens for the Azure DevOps resource;
+// token-admin APIs accept only Microsoft Entra user tokens for the Azure DevOps resource
+// carrying the operation's scope (scopes.go), and answer tokens issued before a user's
+// sessions were revoked with a CAE claims challenge (sessions.go); connectionData takes
+// a PAT or any Entra token and names Azure DevOps' own identity (its id, descriptor and
+// subject descriptor are not the Entra object id);
 // semantic failures come back as HTTP 200 with patToken null and a patTokenError, as the
 // service answers them. PAT values are stored only as SHA-256 hashes and never logged.
 package devops
@@ -55,6 +59,12 @@ type Options struct {
 	// AutoEnroll adds any authenticated Entra user to an organization on first use
 	// (handy for the local stack); otherwise non-members get TF400813.
 	AutoEnroll bool
+	// Authority is the Entra host 401 challenges name (authorization_uri); default the
+	// public cloud's https://login.microsoftonline.com.
+	Authority string
+	// Sessions records revoked sessions (RevokeSessions); share one with the Key Vault
+	// emulator. Default: a record of this emulator's own.
+	Sessions *authn.Sessions
 	// TLS is the server configuration Start uses (tlsca's ServerTLSConfig); required there:
 	// the service is HTTPS only. ServeHTTP alone needs none.
 	TLS *tls.Config
@@ -71,13 +81,17 @@ type Emulator struct {
 	limiter    *limiter
 	autoEnroll bool
 	deployment string
+	authority  string
 
-	mu     sync.Mutex
-	srv    *http.Server // set by Start
-	url    string
-	orgs   map[string]*org // by lower-case name
-	pats   map[string]*pat // by lower-case authorization id
-	byHash map[[32]byte]string
+	mu       sync.Mutex
+	srv      *http.Server // set by Start
+	url      string
+	orgs     map[string]*org // by lower-case name
+	pats     map[string]*pat // by lower-case authorization id
+	byHash   map[[32]byte]string
+	sessions *authn.Sessions
+	// propagation is how many connectionData calls a new PAT refuses (DelayPATPropagation).
+	propagation int
 }
 
 // New creates an emulator with no organizations; Start makes it listen.
@@ -87,7 +101,14 @@ func New(o Options) (*Emulator, error) {
 	}
 	s := &Emulator{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
 		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(), tls: o.TLS,
-		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}}
+		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}, sessions: o.Sessions,
+		authority: o.Authority}
+	if s.sessions == nil {
+		s.sessions = authn.NewSessions()
+	}
+	if s.authority == "" {
+		s.authority = "https://login.microsoftonline.com"
+	}
 	if s.clock == nil {
 		s.clock = clock.New()
 	}
@@ -236,13 +257,13 @@ func (s *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.org = o
 	var fail *authFailure
-	if rt.op == OpConnectionData {
+	if rt.op == OpConnectionData && !isBearer(r.Header.Get("Authorization")) {
 		fail = s.authenticatePAT(req)
 	} else {
 		fail = s.authenticateUser(req, rt.op)
 	}
 	if fail != nil {
-		s.refuse(rec, r, fail)
+		s.refuse(rec, r, req.orgInfo.TenantID, fail)
 		return
 	}
 	d := s.limiter.take(req.principal, rt.op, s.clock.Now())
@@ -299,6 +320,8 @@ type authFailure struct {
 	message  string
 	signIn   bool // answered with the sign-in page unless the caller suppresses it
 	loggable string
+	// challenge replaces the Bearer WWW-Authenticate value: a CAE claims challenge.
+	challenge string
 }
 
 func unauthorized(who string) *authFailure {
@@ -321,6 +344,9 @@ func (s *Emulator) authenticateUser(req *request, op string) *authFailure {
 	case !strings.EqualFold(scheme, "Bearer"):
 		return unauthorized("")
 	}
+	if f := s.checkExpiry(req, raw); f != nil {
+		return f
+	}
 	p, err := s.verifier.Verify(strings.TrimSpace(raw))
 	if err != nil {
 		s.log.Debug("devops emulator: bearer token refused", "err", err)
@@ -339,6 +365,12 @@ func (s *Emulator) authenticateUser(req *request, op string) *authFailure {
 	if t := req.orgInfo.TenantID; t != "" && !strings.EqualFold(t, p.TenantID) {
 		return unauthorized(req.principal)
 	}
+	if f := checkScope(op, req.principal, p.Scopes); f != nil {
+		return f
+	}
+	if f := s.checkSession(req, p); f != nil {
+		return f
+	}
 	o := req.org
 	s.mu.Lock()
 	u := o.findUser(p.ObjectID)
@@ -347,8 +379,8 @@ func (s *Emulator) authenticateUser(req *request, op string) *authFailure {
 		if name == "" {
 			name = p.UPN
 		}
-		u = &User{ObjectID: p.ObjectID, UPN: p.UPN, DisplayName: name,
-			Descriptor: "aad." + base64URL([]byte(strings.ToLower(p.ObjectID)))}
+		u = &User{ObjectID: p.ObjectID, UPN: p.UPN, DisplayName: name, TenantID: p.TenantID}
+		u.fillIdentity()
 		o.users[strings.ToLower(p.ObjectID)] = u
 	}
 	var admin bool
@@ -377,11 +409,14 @@ func (s *Emulator) authenticatePAT(req *request) *authFailure {
 	}
 	value, err := parseBasicAuth(h)
 	if err != nil {
-		// Bearer tokens work on connectionData too, but patrol only verifies PATs.
 		return unauthorized("")
 	}
 	s.mu.Lock()
 	u, p, err := s.validateLocked(req.orgInfo.Name, value)
+	if err == nil && p.unpropagated > 0 {
+		p.unpropagated--
+		err = fmt.Errorf("%w: PAT %s has not propagated yet", ErrInvalidToken, p.id)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		if p != nil {
@@ -391,6 +426,11 @@ func (s *Emulator) authenticatePAT(req *request) *authFailure {
 	}
 	req.user, req.principal = &u, u.UPN
 	return nil
+}
+
+func isBearer(h string) bool {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(h), " ")
+	return strings.EqualFold(scheme, "Bearer")
 }
 
 func principalName(p authn.Principal) string {
@@ -410,7 +450,7 @@ func audienceOK(aud string) bool {
 
 // refuse answers an authentication failure: the sign-in page (203) unless the client
 // sent X-TFS-FedAuthRedirect: Suppress, else 401 with the VSS error JSON.
-func (s *Emulator) refuse(w http.ResponseWriter, r *http.Request, f *authFailure) {
+func (s *Emulator) refuse(w http.ResponseWriter, r *http.Request, tenant string, f *authFailure) {
 	if f.signIn && !strings.EqualFold(r.Header.Get("X-TFS-FedAuthRedirect"), "Suppress") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusNonAuthoritativeInfo)
@@ -418,8 +458,13 @@ func (s *Emulator) refuse(w http.ResponseWriter, r *http.Request, f *authFailure
 		return
 	}
 	if f.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri=https://login.microsoftonline.com/common`)
+		bearer := f.challenge
+		if bearer == "" {
+			bearer = "Bearer authorization_uri=" + s.authorizationURI(tenant)
+		}
+		w.Header().Set("WWW-Authenticate", bearer)
 		w.Header().Add("WWW-Authenticate", `Basic realm="https://dev.azure.com/"`)
+		w.Header().Add("WWW-Authenticate", "TFS-Federated")
 	}
 	writeVSS(w, f.status, f.typeKey, f.message)
 }

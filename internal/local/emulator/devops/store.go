@@ -40,10 +40,20 @@ type Policies struct {
 
 // User is a member of an organization.
 type User struct {
-	ObjectID    string // Entra object id; matched with the token's oid
+	ObjectID string // Entra object id; matched with the token's oid
+	// ID is Azure DevOps' own identity id (connectionData's authenticatedUser.id), a
+	// GUID distinct from the Entra object id (docs/emulator-fidelity.md 5.1); generated
+	// when empty.
+	ID string
+	// StorageKey is the Graph storage key the subject descriptor encodes (5.3);
+	// generated when empty.
+	StorageKey string
+	// TenantID is the Entra tenant of the account, part of its identity descriptor
+	// (5.2); the organization's tenant when empty.
+	TenantID    string
 	UPN         string
 	DisplayName string
-	Descriptor  string // subject descriptor (aad.…); generated when empty
+	Descriptor  string // subject descriptor: "aad." + base64 of StorageKey; generated when empty
 	Admin       bool   // may call the token-admin API
 	Disabled    bool   // a disabled user's PATs stop working at once
 }
@@ -96,6 +106,8 @@ type pat struct {
 	validTo     time.Time
 	revokedAt   time.Time
 	hash        [32]byte
+	// unpropagated counts the connectionData calls still to refuse (DelayPATPropagation).
+	unpropagated int
 }
 
 func (p *pat) status(now time.Time) Status {
@@ -179,15 +191,20 @@ func (s *Emulator) AddUser(orgName string, u User) (User, error) {
 	if u.DisplayName == "" {
 		u.DisplayName = u.UPN
 	}
-	if u.Descriptor == "" {
-		u.Descriptor = "aad." + strings.TrimRight(base64URL([]byte(strings.ToLower(u.ObjectID))), "=")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.orgs[strings.ToLower(orgName)]
 	if !ok {
 		return User{}, fmt.Errorf("%w %q", ErrUnknownOrganization, orgName)
 	}
+	if u.TenantID == "" {
+		u.TenantID = o.TenantID
+	}
+	if old := o.users[strings.ToLower(u.ObjectID)]; old != nil && u.ID == "" {
+		// Replacing a member keeps its Azure DevOps identity, as the service does.
+		u.ID, u.StorageKey = old.ID, old.StorageKey
+	}
+	u.fillIdentity()
 	o.users[strings.ToLower(u.ObjectID)] = &u
 	return u, nil
 }
@@ -212,6 +229,27 @@ func (s *Emulator) SetUserDisabled(orgName, upnOrObjectID string, disabled bool)
 // DisableUser is SetUserDisabled(org, user, true).
 func (s *Emulator) DisableUser(orgName, upnOrObjectID string) error {
 	return s.SetUserDisabled(orgName, upnOrObjectID, true)
+}
+
+// fillIdentity gives a user the Azure DevOps identity fields it lacks: an id and a
+// storage key of their own (never the Entra object id), and the subject descriptor that
+// encodes the storage key.
+func (u *User) fillIdentity() {
+	if u.ID == "" {
+		u.ID = newGUID()
+	}
+	if u.StorageKey == "" {
+		u.StorageKey = newGUID()
+	}
+	if u.Descriptor == "" {
+		u.Descriptor = "aad." + base64URL([]byte(strings.ToLower(u.StorageKey)))
+	}
+}
+
+// identityDescriptor is connectionData's descriptor for an Entra user:
+// "Microsoft.IdentityModel.Claims.ClaimsIdentity;<tenant>\<sign-in name>" (5.2).
+func (u *User) identityDescriptor() string {
+	return "Microsoft.IdentityModel.Claims.ClaimsIdentity;" + u.TenantID + `\` + u.UPN
 }
 
 func (o *org) findUser(key string) *User {

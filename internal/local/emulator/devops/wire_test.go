@@ -1,9 +1,12 @@
 package devops
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -354,7 +357,7 @@ func TestLifecycleAuthRefusals(t *testing.T) {
 		"an expired token is refused":                       {"Bearer " + e.token(jwt.MapClaims{"oid": aliceOID, "upn": "alice@contoso.test", "scp": "x", "exp": e.clock.Now().Add(-time.Minute).Unix()}), false, 401, "TF400813"},
 		"a non-member is refused":                           {"Bearer " + e.userToken("66666666-6666-6666-6666-666666666666", "eve@contoso.test"), false, 401, "eve@contoso.test"},
 		"a disabled member is refused":                      {"Bearer " + e.userToken("44444444-4444-4444-4444-444444444444", "gone@contoso.test"), false, 401, "TF400813"},
-		"the audience with a trailing slash is accepted":    {"Bearer " + e.token(jwt.MapClaims{"oid": aliceOID, "upn": "alice@contoso.test", "scp": "x", "aud": ResourceID + "/"}), false, 200, ""},
+		"the audience with a trailing slash is accepted":    {"Bearer " + e.token(jwt.MapClaims{"oid": aliceOID, "upn": "alice@contoso.test", "scp": "vso.pats", "aud": ResourceID + "/"}), false, 200, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -397,8 +400,12 @@ func TestConnectionData(t *testing.T) {
 		DeploymentType string `json:"deploymentType"`
 	}
 	r.decode(t, &body)
-	if body.AuthenticatedUser.ID != aliceOID || body.AuthenticatedUser.ProviderDisplayName != "Alice" || body.DeploymentType != "hosted" {
-		t.Errorf("authenticatedUser = %+v", body.AuthenticatedUser)
+	alice, err := e.srv.ValidateToken("contoso", pat.value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body.AuthenticatedUser.ID != alice.ID || alice.ID == aliceOID || body.AuthenticatedUser.ProviderDisplayName != "Alice" || body.DeploymentType != "hosted" {
+		t.Errorf("authenticatedUser = %+v, want Azure DevOps' id %s for Alice (not her Entra object id)", body.AuthenticatedUser, alice.ID)
 	}
 	if r := e.call("GET", "/fabrikam/_apis/connectionData", basic(pat.value), nil, false); r.status != 401 {
 		t.Errorf("PAT for contoso at fabrikam: status %d, want 401", r.status)
@@ -406,8 +413,18 @@ func TestConnectionData(t *testing.T) {
 	if r := e.call("GET", "/fabrikam/_apis/connectionData", basic(pat.value), nil, true); r.status != 203 {
 		t.Errorf("refused PAT without Suppress: status %d, want the 203 sign-in page", r.status)
 	}
-	if r := e.call("GET", cd, "Bearer "+e.alice(), nil, false); r.status != 401 {
-		t.Errorf("connectionData with a bearer token: status %d (patrol only verifies PATs)", r.status)
+	if r := e.call("GET", cd, "Bearer "+e.scopedToken(aliceOID, "alice@contoso.test", "vso.profile"), nil, false); r.status != 200 {
+		t.Errorf("connectionData with a bearer token of any scope: status %d, want 200", r.status)
+	} else {
+		var bearer struct {
+			AuthenticatedUser struct {
+				ID string `json:"id"`
+			} `json:"authenticatedUser"`
+		}
+		r.decode(t, &bearer)
+		if bearer.AuthenticatedUser.ID != alice.ID {
+			t.Errorf("connectionData as Alice's Entra token says id %s, as her PAT %s: want the same identity", bearer.AuthenticatedUser.ID, alice.ID)
+		}
 	}
 
 	e.clock.Advance(2 * time.Hour)
@@ -444,12 +461,15 @@ func TestTokenAdmin(t *testing.T) {
 	for i := range 3 {
 		ids = append(ids, e.create("p"+strconv.Itoa(i), "vso.code", until).id)
 	}
-	admin := "Bearer " + e.userToken(adminOID, "admin@contoso.test")
+	admin := "Bearer " + e.admin()
 	alice, _ := e.srv.AddUser("contoso", User{ObjectID: aliceOID, UPN: "alice@contoso.test", DisplayName: "Alice"})
 	listPath := "/contoso/_apis/tokenadmin/personalaccesstokens/" + alice.Descriptor + "?isPublic=false&pageSize=2&api-version=7.1-preview.1"
 
-	if r := e.call("GET", listPath, "Bearer "+e.alice(), nil, false); r.status != 401 {
-		t.Errorf("non-admin list: status %d, want 401", r.status)
+	if r := e.call("GET", listPath, "Bearer "+e.scopedToken(aliceOID, "alice@contoso.test", "vso.tokenadministration"), nil, false); r.status != 401 || !contains(vssMessage(t, r), "Project Collection Administrator") {
+		t.Errorf("non-admin list: status %d, want 401 for lack of the role", r.status)
+	}
+	if r := e.call("GET", listPath, "Bearer "+e.userToken(adminOID, "admin@contoso.test"), nil, false); r.status != 401 || !contains(vssMessage(t, r), "vso.tokenadministration") {
+		t.Errorf("admin list with only the PAT scopes: status %d, want 401 naming vso.tokenadministration", r.status)
 	}
 	var seen []string
 	path := listPath
@@ -554,7 +574,7 @@ func TestFaultInjection(t *testing.T) {
 		"connectionData answers 500":           {OpConnectionData, fault.Fault{Status: 500, Times: 1}, "GET", "/contoso/_apis/connectionData", basic(pat.value), 500},
 		"a get answers 502":                    {OpGetPat, fault.Fault{Status: 502, Times: 1}, "GET", "/contoso/_apis/tokens/pats?api-version=7.1-preview.1&authorizationId=" + pat.id, "Bearer " + e.alice(), 502},
 		"a revoke answers 503":                 {OpRevokePat, fault.Fault{Status: 503, Times: 1}, "DELETE", "/contoso/_apis/tokens/pats?api-version=7.1-preview.1&authorizationId=" + doomed.id, "Bearer " + e.alice(), 503},
-		"an admin revocation answers 503":      {OpAdminRevoke, fault.Fault{Status: 503, Times: 1}, "POST", "/contoso/_apis/tokenadmin/revocations?api-version=7.1-preview.1", "Bearer " + e.userToken(adminOID, "admin@contoso.test"), 503},
+		"an admin revocation answers 503":      {OpAdminRevoke, fault.Fault{Status: 503, Times: 1}, "POST", "/contoso/_apis/tokenadmin/revocations?api-version=7.1-preview.1", "Bearer " + e.admin(), 503},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -647,4 +667,140 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// Each operation needs its delegated scope (Sprint 257): a user_impersonation token,
+// which was all docs/deploy.md once told operators to consent, is refused everywhere
+// but connectionData.
+func TestEachOperationRequiresItsScope(t *testing.T) {
+	e := newEnv(t, RateLimit{})
+	pat := e.create("p", "vso.code", e.clock.Now().Add(24*time.Hour))
+	admin, err := e.srv.AddUser("contoso", User{ObjectID: adminOID, UPN: "admin@contoso.test", Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]struct{ method, path string }{
+		"list":           {"GET", patsPath},
+		"get":            {"GET", "/contoso/_apis/tokens/pats?authorizationId=" + pat.id + "&api-version=7.1-preview.1"},
+		"create":         {"POST", patsPath},
+		"revoke":         {"DELETE", "/contoso/_apis/tokens/pats?authorizationId=00000000-0000-0000-0000-000000000001&api-version=7.1-preview.1"},
+		"admin list":     {"GET", "/contoso/_apis/tokenadmin/personalaccesstokens/" + admin.Descriptor + "?isPublic=false&api-version=7.1-preview.1"},
+		"admin revoke":   {"POST", "/contoso/_apis/tokenadmin/revocations?isPublic=false&api-version=7.1-preview.1"},
+		"connectionData": {"GET", "/contoso/_apis/connectionData"},
+	}
+	cases := map[string]struct {
+		scp     string
+		allowed []string
+	}{
+		"user_impersonation alone reaches only connectionData": {"user_impersonation", []string{"connectionData"}},
+		"vso.pats reads PATs but cannot change them":           {"vso.pats", []string{"list", "get", "connectionData"}},
+		"vso.pats_manage changes PATs but cannot read them":    {"vso.pats_manage", []string{"create", "revoke", "connectionData"}},
+		"both PAT scopes manage PATs but not other users'":     {"vso.pats vso.pats_manage", []string{"list", "get", "create", "revoke", "connectionData"}},
+		"vso.tokenadministration reaches only token admin":     {"vso.tokenadministration", []string{"admin list", "admin revoke", "connectionData"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tok := "Bearer " + e.scopedToken(adminOID, "admin@contoso.test", tc.scp)
+			for op, c := range ops {
+				var body any
+				switch op {
+				case "create":
+					body = map[string]any{"displayName": "x", "scope": "vso.code", "validTo": e.clock.Now().Add(time.Hour).Format(time.RFC3339)}
+				case "admin revoke":
+					body = []map[string]string{{"authorizationId": pat.id}}
+				}
+				r := e.call(c.method, c.path, tok, body, false)
+				// Allowed is anything but 401: a get or revoke of another user's PAT is 404.
+				if allowed := slices.Contains(tc.allowed, op); allowed != (r.status != 401) {
+					t.Errorf("%s with scp %q: status %d, want allowed=%v", op, tc.scp, r.status, allowed)
+				} else if !allowed && (r.status != 401 || !contains(vssMessage(t, r), "TF400813")) {
+					t.Errorf("%s with scp %q: status %d, want 401 TF400813", op, tc.scp, r.status)
+				}
+			}
+		})
+	}
+}
+
+func TestConnectionDataNamesTheIdentityAsAzureDevOpsDoes(t *testing.T) {
+	e := newEnv(t, RateLimit{})
+	pat := e.create("p", "vso.code", e.clock.Now().Add(24*time.Hour))
+	r := e.call("GET", "/contoso/_apis/connectionData", basic(pat.value), nil, false)
+	var body struct {
+		AuthenticatedUser struct {
+			ID                string                       `json:"id"`
+			Descriptor        string                       `json:"descriptor"`
+			SubjectDescriptor string                       `json:"subjectDescriptor"`
+			Properties        map[string]map[string]string `json:"properties"`
+		} `json:"authenticatedUser"`
+	}
+	r.decode(t, &body)
+	u := body.AuthenticatedUser
+	if want := "Microsoft.IdentityModel.Claims.ClaimsIdentity;" + testTenant + `\alice@contoso.test`; u.Descriptor != want {
+		t.Errorf("descriptor %q, want %q", u.Descriptor, want)
+	}
+	key, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(u.SubjectDescriptor, "aad."))
+	if err != nil || !strings.HasPrefix(u.SubjectDescriptor, "aad.") || string(key) == aliceOID || string(key) == "" {
+		t.Errorf("subjectDescriptor %q: want aad. + base64 of a storage key that is not the Entra object id", u.SubjectDescriptor)
+	}
+	if u.ID == aliceOID || u.Properties["http://schemas.microsoft.com/identity/claims/objectidentifier"]["$value"] != aliceOID {
+		t.Errorf("id %s, properties %v: want an Azure DevOps id and the object id only as a property", u.ID, u.Properties)
+	}
+}
+
+func TestRevokedSessionsGetAClaimsChallengeOnlyWhenTheClientDeclaredCP1(t *testing.T) {
+	e := newEnv(t, RateLimit{})
+	cae := e.token(jwt.MapClaims{"oid": aliceOID, "upn": "alice@contoso.test", "scp": "vso.pats", "idtyp": "user", "xms_cc": []string{"cp1"}})
+	plain := e.alice()
+	e.clock.Advance(time.Minute)
+	if err := e.srv.RevokeSessions("alice@contoso.test"); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := e.clock.Now().Truncate(time.Second)
+
+	r := e.call("GET", patsPath, "Bearer "+cae, nil, false)
+	challenge := r.header.Values("WWW-Authenticate")
+	if r.status != 401 || len(challenge) == 0 || !strings.Contains(challenge[0], `error="insufficient_claims"`) || !strings.Contains(challenge[0], `authorization_uri="https://login.microsoftonline.com/`+testTenant+`/oauth2/authorize"`) {
+		t.Fatalf("cp1 token after revocation: status %d, WWW-Authenticate %q; want a claims challenge", r.status, challenge)
+	}
+	_, b64, _ := strings.Cut(challenge[0], `claims="`)
+	claims, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(b64, `"`))
+	if want := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"},"xms_caeerror":{"value":"10012"}}}`, revokedAt.Unix()); err != nil || string(claims) != want {
+		t.Errorf("claims %s (%v), want %s", claims, err, want)
+	}
+	if r := e.call("GET", patsPath, "Bearer "+plain, nil, false); r.status != 401 || strings.Contains(strings.Join(r.header.Values("WWW-Authenticate"), " "), "insufficient_claims") {
+		t.Errorf("token without cp1 after revocation: status %d, WWW-Authenticate %q; want a plain 401", r.status, r.header.Values("WWW-Authenticate"))
+	}
+	fresh := e.token(jwt.MapClaims{"oid": aliceOID, "upn": "alice@contoso.test", "scp": "vso.pats", "idtyp": "user", "nbf": revokedAt.Unix()})
+	if r := e.call("GET", patsPath, "Bearer "+fresh, nil, false); r.status != 200 {
+		t.Errorf("token issued at the revocation: status %d, want 200", r.status)
+	}
+}
+
+// Local divergence (docs/emulator-fidelity.md D6): an expired token gets a challenge so
+// MSAL, whose cache runs on the wall clock, fetches a fresh one.
+func TestAnExpiredTokenGetsAClaimsChallengeForNow(t *testing.T) {
+	e := newEnv(t, RateLimit{})
+	tok := e.alice()
+	e.clock.Advance(2 * time.Hour)
+	r := e.call("GET", patsPath, "Bearer "+tok, nil, false)
+	if h := r.header.Get("WWW-Authenticate"); r.status != 401 || !strings.Contains(h, `error="insufficient_claims"`) {
+		t.Fatalf("expired token: status %d, WWW-Authenticate %q", r.status, h)
+	}
+	if h := strings.Join(r.header.Values("WWW-Authenticate"), ", "); !strings.Contains(h, "TFS-Federated") || !strings.Contains(h, "Basic realm") {
+		t.Errorf("401 headers %q lack Basic and TFS-Federated", h)
+	}
+}
+
+func TestDelayedPropagationRefusesANewPATForItsFirstCalls(t *testing.T) {
+	e := newEnv(t, RateLimit{})
+	e.srv.DelayPATPropagation(2)
+	pat := e.create("p", "vso.code", e.clock.Now().Add(24*time.Hour))
+	e.srv.DelayPATPropagation(0)
+	var got []int
+	for range 3 {
+		got = append(got, e.call("GET", "/contoso/_apis/connectionData", basic(pat.value), nil, false).status)
+	}
+	if !slices.Equal(got, []int{401, 401, 200}) {
+		t.Errorf("connectionData statuses %v, want [401 401 200]", got)
+	}
 }

@@ -18,12 +18,13 @@ func TestParseScope(t *testing.T) {
 		code     int
 	}{
 		"MSAL's ADO request targets the GUID and asks for id and refresh tokens": {
-			raw: adoScope + " openid offline_access profile", resource: adoResource, scp: []string{"user_impersonation"}, openID: true, offline: true},
-		"a vault resource keeps its port":                {raw: vaultScope, resource: "https://vault.localhost:8443", scp: []string{"user_impersonation"}},
-		"a named permission is the scp":                  {raw: adoResource + "/vso.tokens", resource: adoResource, scp: []string{"vso.tokens"}},
-		"a bare permission is Microsoft Graph's":         {raw: "User.Read openid", resource: graphResource, scp: []string{"User.Read"}, openID: true},
-		"two resources in one request are AADSTS28000":   {raw: adoScope + " " + vaultScope, code: CodeMultipleResources},
-		"a resource without a permission is AADSTS70011": {raw: "https://vault.localhost:8443", code: CodeInvalidScopeValue},
+			raw: adoScope + " openid offline_access profile", resource: adoResource, openID: true, offline: true},
+		"a vault resource keeps its port":                       {raw: vaultScope, resource: "https://vault.localhost:8443"},
+		"a named permission is the scp":                         {raw: adoResource + "/vso.tokens", resource: adoResource, scp: []string{"vso.tokens"}},
+		"a bare permission is Microsoft Graph's":                {raw: "User.Read openid", resource: graphResource, scp: []string{"User.Read"}, openID: true},
+		"two resources in one request are AADSTS28000":          {raw: adoScope + " " + vaultScope, code: CodeMultipleResources},
+		"a resource without a permission is AADSTS70011":        {raw: "https://vault.localhost:8443", code: CodeInvalidScopeValue},
+		".default mixed with a named permission is AADSTS70011": {raw: adoScope + " " + adoResource + "/vso.pats", code: CodeInvalidScopeValue},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -37,8 +38,8 @@ func TestParseScope(t *testing.T) {
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
-			if sr.audience() != tc.resource || !slices.Equal(sr.delegated(), tc.scp) || sr.OpenID != tc.openID || sr.Offline != tc.offline || sr.Raw != tc.raw {
-				t.Errorf("parsed %+v (aud %s, scp %v)", sr, sr.audience(), sr.delegated())
+			if sr.audience() != tc.resource || !slices.Equal(sr.Named, tc.scp) || sr.Default != (tc.scp == nil) || sr.OpenID != tc.openID || sr.Offline != tc.offline || sr.Raw != tc.raw {
+				t.Errorf("parsed %+v (aud %s)", sr, sr.audience())
 			}
 		})
 	}

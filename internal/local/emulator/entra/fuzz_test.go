@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func FuzzTokenForm(f *testing.F) {
@@ -92,5 +94,22 @@ func FuzzMSIRequest(f *testing.F) {
 		}
 		d, _ := fixtureDirectory().normalize()
 		_, _ = decideMSI(&d, req)
+	})
+}
+
+// FuzzRequestedClaims: any claims parameter is read without panicking, and a requested
+// nbf never makes a token valid later than now.
+func FuzzRequestedClaims(f *testing.F) {
+	f.Add(`{"access_token":{"xms_cc":{"values":["cp1"]}}}`)
+	f.Add(`{"access_token":{"nbf":{"essential":true,"value":"1700000000"},"xms_caeerror":{"value":"10012"}}}`)
+	f.Add(`{"access_token":{"nbf":{"value":99999999999}}}`)
+	f.Add(`{"access_token":[]}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		now := time.Unix(1800000000, 0)
+		c := jwt.MapClaims{"nbf": now.Add(-5 * time.Minute).Unix()}
+		applyRequestedClaims(c, parseRequestedClaims(raw), now)
+		if nbf, _ := c["nbf"].(int64); nbf > now.Unix() {
+			t.Fatalf("nbf %d after now %d for %q", nbf, now.Unix(), raw)
+		}
 	})
 }

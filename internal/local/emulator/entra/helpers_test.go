@@ -51,7 +51,8 @@ func fixtureDirectory() Directory {
 		Domain:   "contoso.localhost",
 		AppRegistrations: []AppRegistration{
 			{ClientID: confidentialID, Secret: confSecret, DisplayName: "patrol-ci"},
-			{ClientID: publicID, PublicClient: true, DisplayName: "patrol", RedirectURIs: []string{"http://localhost"}},
+			{ClientID: publicID, PublicClient: true, DisplayName: "patrol", RedirectURIs: []string{"http://localhost"}, Consent: Consent{
+				adoResource: {"user_impersonation"}, "https://vault.localhost:8443": {"user_impersonation"}}},
 			{ClientID: systemMIID, ManagedIdentity: true, DisplayName: "patrol-func"},
 			{ClientID: userMIID, ManagedIdentity: true, ResourceID: userMIResource, DisplayName: "patrol-uami"},
 		},

@@ -52,17 +52,12 @@ func parseScope(raw string) (scopeRequest, *aadError) {
 		}
 		sr.Named = append(sr.Named, name)
 	}
-	return sr, nil
-}
-
-// delegated is the scp of a delegated token. .default grants what the user consented to;
-// first-party resources (Key Vault, Azure DevOps) expose user_impersonation, which is
-// what their tokens carry.
-func (sr scopeRequest) delegated() []string {
-	if len(sr.Named) == 0 {
-		return []string{"user_impersonation"}
+	if sr.Default && len(sr.Named) > 0 {
+		// scopes-oidc.md: ".default can't be combined with the scopes registered in the
+		// Azure portal" — Entra answers invalid_scope.
+		return scopeRequest{}, invalidScope(CodeInvalidScopeValue, "The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. The .default scope can't be combined with other scopes of the same resource.", sanitize(raw))
 	}
-	return sr.Named
+	return sr, nil
 }
 
 // audience is the token's aud: the resource, or Microsoft Graph when only OpenID Connect

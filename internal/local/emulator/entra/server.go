@@ -461,6 +461,10 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		aerr = &aadError{Status: http.StatusBadRequest, Err: "unsupported_grant_type", Code: CodeUnsupportedGrantType,
 			Description: fmt.Sprintf("The provided value for the 'grant_type' is not valid. The emulator supports authorization_code, client_credentials, password, refresh_token and device_code, not '%s'.", sanitize(req.GrantType))}
 	}
+	if aerr == nil {
+		is, aerr = applyConsent(is)
+		is.Claims = parseRequestedClaims(req.Claims) // app-only tokens too: workload CAE
+	}
 	var refresh string
 	if aerr == nil && is.RefreshToken {
 		e.purgeRefreshLocked(now)

@@ -47,6 +47,9 @@ type AppRegistration struct {
 	// "http://localhost" (the "Mobile and desktop applications" platform): for localhost
 	// and 127.0.0.1 any port matches, as in Entra.
 	RedirectURIs []string `json:"redirectUris,omitempty"`
+	// Consent is the delegated permissions the tenant consented to, per resource (see
+	// Consent). Without it a user token for any resource fails with AADSTS65001.
+	Consent Consent `json:"consent,omitempty"`
 }
 
 // User is a user account and the sign-in conditions the emulator enforces for it.
@@ -122,6 +125,7 @@ func (a AppRegistration) normalize() (AppRegistration, error) {
 		}
 	}
 	a.RedirectURIs = append([]string(nil), a.RedirectURIs...)
+	a.Consent = a.Consent.clone()
 	return a, nil
 }
 

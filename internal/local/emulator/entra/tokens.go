@@ -73,9 +73,11 @@ type subject struct {
 
 // issue describes one token response before signing.
 type issue struct {
-	Subject  subject
-	Tenant   string
-	Scope    scopeRequest
+	Subject subject
+	Tenant  string
+	Scope   scopeRequest
+	// Granted is the scp of a user token: the consented permissions (applyConsent).
+	Granted  []string
 	Lifetime time.Duration
 	// Response shape.
 	IDToken      bool
@@ -86,6 +88,8 @@ type issue struct {
 	MFA bool
 	// MIResourceID is xms_mirid for user-assigned managed identities.
 	MIResourceID string
+	// Claims is what the request's claims parameter asked of the access token.
+	Claims requestedClaims
 }
 
 // accessClaims builds the access token's claims. The names follow Entra's v2 tokens plus
@@ -105,6 +109,7 @@ func accessClaims(is issue, issuer string, now time.Time) jwt.MapClaims {
 		"uti":   uuid.NewString(),
 		"ver":   "2.0",
 	}
+	applyRequestedClaims(c, is.Claims, now)
 	if u := is.Subject.User; u != nil {
 		c["idtyp"] = "user"
 		c["oid"] = u.ObjectID
@@ -112,7 +117,7 @@ func accessClaims(is issue, issuer string, now time.Time) jwt.MapClaims {
 		c["upn"] = u.UPN
 		c["preferred_username"] = u.UPN
 		c["name"] = u.DisplayName
-		c["scp"] = strings.Join(is.Scope.delegated(), " ")
+		c["scp"] = strings.Join(is.Granted, " ")
 		c["azpacr"] = "0"
 		if is.MFA {
 			c["amr"] = []string{"pwd", "mfa"}

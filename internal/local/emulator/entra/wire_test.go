@@ -185,7 +185,8 @@ func TestRuntimeDirectoryChanges(t *testing.T) {
 	if _, err := e.em.AddUser(User{UPN: "NEW@contoso.localhost"}); err == nil {
 		t.Error("adding the same UPN again succeeded")
 	}
-	_, err = e.em.AddAppRegistration(AppRegistration{ClientID: "55555555-5555-4555-8555-555555555555", PublicClient: true})
+	_, err = e.em.AddAppRegistration(AppRegistration{ClientID: "55555555-5555-4555-8555-555555555555", PublicClient: true,
+		Consent: Consent{adoResource: {"vso.pats"}}})
 	must(t, err)
 	pc := e.publicClient(t, "55555555-5555-4555-8555-555555555555", e.em.Authority(), nil)
 	if _, err := pc.AcquireTokenByUsernamePassword(ctx(t), []string{adoScope}, "new@contoso.localhost", "pw"); err != nil {

@@ -1,7 +1,6 @@
 package keyvault
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -104,11 +103,22 @@ func splitVaultHost(host string) (vault, rest string, ok bool) {
 const innerTokenExpired = "tokenExpired"
 
 // claimsChallenge is Key Vault's CAE challenge: insufficient_claims with base64 claims
-// asking for a token issued no earlier than now.
-func (e *Emulator) claimsChallenge(now time.Time) string {
-	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, now.Unix())
-	return fmt.Sprintf(`Bearer realm="", authorization_uri="%s/%s/oauth2/authorize", error="insufficient_claims", claims="%s"`,
-		e.authority, e.tenant, base64.StdEncoding.EncodeToString([]byte(claims)))
+// asking for a token issued no earlier than nbf (with xms_caeerror when caeError is set,
+// as the Azure SDKs' fixtures show for a revoked session).
+//
+// Deliberate local divergence (docs/emulator-fidelity.md D6): an *expired* token gets
+// this challenge too, without xms_caeerror. Real Key Vault answers it with a plain 401
+// ([TokenExpired]); the challenge lets MSAL, whose cache judges expiry by the wall
+// clock, fetch a fresh token when the emulated clock has jumped ahead.
+func (e *Emulator) claimsChallenge(nbf time.Time, caeError ...string) string {
+	return authn.ClaimsChallenge(fmt.Sprintf("%s/%s/oauth2/authorize", e.authority, e.tenant), nbf, strings.Join(caeError, ""))
+}
+
+// RevokeSessions ends objectID's sessions now: its tokens issued before get a claims
+// challenge (xms_caeerror 10012) when their client declared cp1, a plain 401 otherwise.
+// Share Options.Sessions with the Azure DevOps emulator to revoke in both at once.
+func (e *Emulator) RevokeSessions(objectID string) {
+	e.opts.Sessions.Revoke(objectID, e.clk.Now())
 }
 
 // challenge is the WWW-Authenticate value azsecrets needs: authorization carrying the
@@ -142,6 +152,13 @@ func (e *Emulator) authenticate(r *http.Request, now time.Time) (authn.Principal
 	if !audienceOK(p.Audience, resourceFor(r.Host)) {
 		return authn.Principal{}, &apiError{status: 401, code: "Unauthorized",
 			message: fmt.Sprintf("AKV10022: Invalid audience. Expected %s, found: %s.", resourceFor(r.Host), truncate(p.Audience, 200))}
+	}
+	if at, stale := e.opts.Sessions.Stale(p); stale {
+		aerr := &apiError{status: 401, code: "Unauthorized", message: "AKV10000: The access token was issued before the principal's sessions were revoked."}
+		if p.HandlesChallenges() {
+			aerr.challenge = e.claimsChallenge(at, authn.CAEErrorSessionRevoked)
+		}
+		return authn.Principal{}, aerr
 	}
 	return p, nil
 }

@@ -22,5 +22,10 @@
 // Deliberate differences from Azure: natural throttling is exact on the emulator clock
 // (Azure's is approximate); Event Grid retries follow the documented schedule without
 // Azure's randomisation; versions created before a subscription still raise expiry
-// events; deletion is instant unless Options.DeleteWindow is set.
+// events; deletion is instant unless Options.DeleteWindow is set; an access token expired
+// on the emulator clock is answered with a CAE claims challenge (Azure answers a plain
+// 401 [TokenExpired]), so clients whose token caches run on the wall clock recover
+// after the clock jumps (docs/emulator-fidelity.md D6). The real challenge, with
+// xms_caeerror 10012, comes from RevokeSessions (Options.Sessions, shared with the
+// Azure DevOps emulator).
 package keyvault

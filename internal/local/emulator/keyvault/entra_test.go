@@ -179,3 +179,29 @@ func TestManagedIdentityCredentialFromTheEntraEmulator(t *testing.T) {
 		t.Fatalf("journal names the caller %q with status %d, want the identity's app id", last.Principal, last.Status)
 	}
 }
+
+// D6: revoking a principal's sessions gets its older tokens a claims challenge in the
+// form the Azure SDKs' fixtures show (xms_caeerror 10012); azsecrets, whose
+// credential declares cp1, answers it with a new token and the call succeeds.
+func TestRevokedSessionsGetAClaimsChallengeAzsecretsAnswers(t *testing.T) {
+	env := newEntraEnv(t)
+	ctx := context.Background()
+	c := env.client(env.secretCredential(rotatorID, rotatorSecret))
+	if _, err := c.SetSecret(ctx, "cae", azsecrets.SetSecretParameters{Value: ptr("v1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	env.clk.Advance(10 * time.Minute)
+	var oid string
+	for _, a := range env.idp.Directory().AppRegistrations {
+		if a.ClientID == rotatorID {
+			oid = a.ObjectID
+		}
+	}
+	env.kv.RevokeSessions(oid)
+	if _, err := c.GetSecret(ctx, "cae", "", nil); err != nil {
+		t.Fatalf("GetSecret after the sessions were revoked: %v", err)
+	}
+	if n := env.idp.Journal().Count("token"); n != 2 {
+		t.Fatalf("Entra issued %d tokens, want 2 (the first, then one with the challenge's claims)", n)
+	}
+}

@@ -48,6 +48,9 @@ type Options struct {
 	Limit   *RateLimit       // default AzureRateLimit
 	Webhook *http.Client     // delivers events; default: plain client, 30 s timeout
 	TLS     *tls.Config      // for Start; required there (Key Vault is HTTPS only)
+	// Sessions records revoked sessions (Continuous Access Evaluation); share the Azure
+	// DevOps emulator's. Default: a record of this emulator's own (RevokeSessions).
+	Sessions *authn.Sessions
 
 	// DeleteWindow is how long a deletion stays "in progress" (ObjectIsBeingDeleted on
 	// set, recover and purge; not yet listed as deleted). Azure takes a few seconds.
@@ -133,6 +136,9 @@ func New(opts Options) (*Emulator, error) {
 	}
 	if opts.Location == "" {
 		opts.Location = "eastus"
+	}
+	if opts.Sessions == nil {
+		opts.Sessions = authn.NewSessions()
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -325,10 +331,13 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, aerr := e.authenticate(r, now)
 	if aerr != nil {
-		if aerr.inner == innerTokenExpired {
+		switch {
+		case aerr.challenge != "":
+			rec.Header().Set("WWW-Authenticate", aerr.challenge)
+		case aerr.inner == innerTokenExpired:
 			rec.Header().Set("WWW-Authenticate", e.claimsChallenge(now))
 			aerr = &apiError{status: aerr.status, code: aerr.code, message: aerr.message}
-		} else {
+		default:
 			rec.Header().Set("WWW-Authenticate", e.challenge(r.Host))
 		}
 		e.writeError(rec, aerr)

@@ -32,6 +32,8 @@ type apiError struct {
 	code    string
 	inner   string
 	message string
+	// challenge, when set, is the WWW-Authenticate of a 401: a CAE claims challenge.
+	challenge string
 }
 
 func (e *apiError) Error() string {
