@@ -790,3 +790,25 @@ func merged(a, b map[string]string) map[string]string {
 	maps.Copy(out, b)
 	return out
 }
+
+// A secret whose new version could not be written (Key Vault allows 15 tags) is
+// refused before anything is minted, not minted for, refused at the write and revoked.
+func TestTagsThatCannotBeWrittenAreRefusedBeforeMinting(t *testing.T) {
+	f := newFixture(t)
+	_, cur, _ := f.w.Value(secret)
+	tags := maps.Clone(cur.Tags)
+	for i := len(tags); i < rotation.MaxTags; i++ {
+		tags[fmt.Sprintf("team-%d", i)] = "x"
+	}
+	// 15 tags now; the new version adds patrol-reason and patrol-previous-pat-id.
+	f.w.PutSecret(secret, f.oldTok, cur.Expires, true, tags)
+	o, err := f.run(manual("m1"))
+	if err == nil || !rotation.IsPermanent(err) || o.Status != rotation.StatusNeedsAttention || !strings.Contains(o.Message, "exceed Key Vault's limit") {
+		t.Fatalf("Run = %s %q (%v), want a permanent needs-attention naming the tag limit", o.Status, o.Message, err)
+	}
+	for _, op := range []string{rt.OpAccessToken, rt.OpCreate, rt.OpRevoke, rt.OpSetVersion} {
+		if n := f.w.Calls(op); n != 0 {
+			t.Errorf("%s was called %d times for tags that cannot be written", op, n)
+		}
+	}
+}
