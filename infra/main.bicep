@@ -60,6 +60,32 @@ param renewBefore string = '30d'
 @maxLength(16)
 param lifetime string = '90d'
 
+// Operator bounds: what any secret's tags may ask (docs/settings.md "Operator bounds").
+// Empty organizations or service accounts allow nothing: set both before adopting.
+
+@description('PATROL_ALLOWED_ORGS: Azure DevOps organizations any PAT may be minted in, separated by commas or spaces. Empty: none.')
+@maxLength(2048)
+param allowedOrgs string = ''
+
+@description('PATROL_ALLOWED_SERVICE_ACCOUNTS: service accounts that may mint and the organizations each may mint in, e.g. "svc-build@contoso.com=contoso,fabrikam; svc-x@contoso.com=contoso". Empty: none.')
+@maxLength(4096)
+param allowedServiceAccounts string = ''
+
+@description('PATROL_ALLOWED_SCOPES: scopes a PAT may carry (exact, or a prefix ending in *). Token administration, security, identity, profile-write scopes and app_token are admitted only by name.')
+@minLength(1)
+@maxLength(2048)
+param allowedScopes string = 'vso.*'
+
+@description('PATROL_MAX_LIFETIME: longest PAT lifetime a secret may ask for; PATROL_LIFETIME must not exceed it.')
+@minLength(2)
+@maxLength(16)
+param maxLifetime string = '90d'
+
+@description('PATROL_MAX_GRACE: longest grace a secret may ask for; PATROL_GRACE must not exceed it.')
+@minLength(2)
+@maxLength(16)
+param maxGrace string = '7d'
+
 @description('PATROL_ALLOW_ROPC: allow password sign-in (ROPC) from patrol-password-<slug> secrets. Off unless the tenant allows ROPC for the service accounts (no MFA, no federation).')
 param allowRopc bool = false
 
@@ -267,6 +293,11 @@ module functionApp 'modules/functionapp.bicep' = {
     grace: grace
     renewBefore: renewBefore
     lifetime: lifetime
+    allowedOrgs: allowedOrgs
+    allowedServiceAccounts: allowedServiceAccounts
+    allowedScopes: allowedScopes
+    maxLifetime: maxLifetime
+    maxGrace: maxGrace
     allowRopc: allowRopc
     sweepSchedule: sweepSchedule
     manualCooldown: manualCooldown

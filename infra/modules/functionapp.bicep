@@ -86,6 +86,29 @@ param renewBefore string
 @maxLength(16)
 param lifetime string
 
+@description('PATROL_ALLOWED_ORGS: bound: organizations any PAT may be minted in.')
+@maxLength(2048)
+param allowedOrgs string
+
+@description('PATROL_ALLOWED_SERVICE_ACCOUNTS: bound: service accounts that may mint, and their organizations.')
+@maxLength(4096)
+param allowedServiceAccounts string
+
+@description('PATROL_ALLOWED_SCOPES: bound: scopes a PAT may carry.')
+@minLength(1)
+@maxLength(2048)
+param allowedScopes string
+
+@description('PATROL_MAX_LIFETIME: bound: longest PAT lifetime a secret may ask for.')
+@minLength(2)
+@maxLength(16)
+param maxLifetime string
+
+@description('PATROL_MAX_GRACE: bound: longest grace a secret may ask for.')
+@minLength(2)
+@maxLength(16)
+param maxGrace string
+
 @description('PATROL_ALLOW_ROPC: allow password sign-in from patrol-password-<slug> secrets.')
 param allowRopc bool
 
@@ -201,6 +224,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PATROL_GRACE: grace
     PATROL_RENEW_BEFORE: renewBefore
     PATROL_LIFETIME: lifetime
+    PATROL_ALLOWED_ORGS: allowedOrgs
+    PATROL_ALLOWED_SERVICE_ACCOUNTS: allowedServiceAccounts
+    PATROL_ALLOWED_SCOPES: allowedScopes
+    PATROL_MAX_LIFETIME: maxLifetime
+    PATROL_MAX_GRACE: maxGrace
     PATROL_ALLOW_ROPC: allowRopc ? 'true' : 'false'
     PATROL_SWEEP_SCHEDULE: sweepSchedule
     PATROL_MANUAL_COOLDOWN: manualCooldown

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/rules"
 	"github.com/patrol-dev/patrol/internal/wiring"
@@ -100,8 +101,14 @@ func newAdoptCmd() *cobra.Command {
 			}
 			// Check the policy before anything connects, naming the flag.
 			tags := p.Tags()
-			if _, err := rotation.ParsePolicy(tags, wiring.PolicyDefaults(cfg)); err != nil {
+			defaults := wiring.PolicyDefaults(cfg)
+			pol, err := rotation.ParsePolicy(tags, defaults)
+			if err != nil {
 				return UsageError(flagError(err))
+			}
+			// The core refuses it too, before minting; saying so here saves a sign-in.
+			if err := defaults.Bounds.Check(pol); err != nil {
+				return fmt.Errorf("adopt %s: %w", args[0], err)
 			}
 			s, err := services(cmd)
 			if err != nil {
@@ -127,7 +134,7 @@ func newAdoptCmd() *cobra.Command {
 // flagError names the adopt flag behind a policy tag.
 func flagError(err error) error {
 	if errors.Is(err, rotation.ErrFullScopeRefused) {
-		return fmt.Errorf("--scopes: %w (pass --allow-full-scope to allow it)", err)
+		return fmt.Errorf("--scopes: %w (pass --allow-full-scope; full access also needs app_token in "+config.SettingAllowedScopes+")", err)
 	}
 	var te *rotation.TagError
 	if !errors.As(err, &te) {

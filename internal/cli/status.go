@@ -86,6 +86,11 @@ func nextAction(r contract.SecretStatus, now time.Time) string {
 	case rotation.ActionWait:
 		return "rotate in " + humanDuration(r.RenewAt.Sub(now)) + " (" + r.RenewAt.UTC().Format("2006-01-02") + ")"
 	case rotation.ActionAttention:
+		if rotation.Reason(r.Reason) == rotation.ReasonOutsideBounds {
+			// The message names the bound and the value: "outside bounds (scope
+			// vso.tokens not allowed by PATROL_ALLOWED_SCOPES)".
+			return "needs attention: " + r.Message
+		}
 		return "needs attention (" + r.Reason + ")"
 	default:
 		return "none (" + r.Reason + ")"

@@ -39,7 +39,39 @@ func statusVersions() []rotation.Version {
 }
 
 func defaults() rotation.Defaults {
-	return rotation.Defaults{Lifetime: 90 * 24 * time.Hour, Grace: 24 * time.Hour, RenewBefore: 14 * 24 * time.Hour}
+	return rotation.Defaults{
+		Lifetime: 90 * 24 * time.Hour, Grace: 24 * time.Hour, RenewBefore: 14 * 24 * time.Hour,
+		Bounds: rotation.Bounds{
+			Orgs: []string{"contoso"}, ServiceAccounts: map[string][]string{"svc-build@contoso.com": {"contoso"}},
+			Scopes: []string{"vso.*"}, MaxLifetime: 90 * 24 * time.Hour, MaxGrace: 7 * 24 * time.Hour,
+		},
+	}
+}
+
+// A secret whose tags ask for more than the operator's bounds shows which bound, in
+// status and in plan, and is not due.
+func TestStatusAndPlanShowSecretsOutsideTheBounds(t *testing.T) {
+	v := statusVersions()[0]
+	v.Name = "greedy"
+	v.Tags[rotation.TagScopes] = "vso.code vso.tokens"
+	rows := statuses(rotation.Plan([]rotation.Version{v}, defaults(), statusNow))
+	const want = "outside bounds (scope vso.tokens not allowed by PATROL_ALLOWED_SCOPES)"
+	var table, plan bytes.Buffer
+	if err := writeStatusTable(&table, rows, statusNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePlan(&plan, rows, statusNow); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(table.Bytes(), []byte("needs attention: "+want)) {
+		t.Errorf("status table does not say %q:\n%s", "needs attention: "+want, table.String())
+	}
+	if !bytes.Contains(plan.Bytes(), []byte(want)) || !bytes.Contains(plan.Bytes(), []byte(rotation.ReasonOutsideBounds)) {
+		t.Errorf("plan does not name the bound:\n%s", plan.String())
+	}
+	if len(rows) != 1 || rows[0].NeedsAttention != want {
+		t.Errorf("status = %+v, want needsAttention %q", rows, want)
+	}
 }
 
 func golden(t *testing.T, name string, got []byte) {

@@ -40,6 +40,15 @@ const (
 	SettingManualCooldown        = "PATROL_MANUAL_COOLDOWN"
 )
 
+// The operator's bounds on what any secret's tags may ask (rotation.Bounds).
+const (
+	SettingAllowedOrgs            = "PATROL_ALLOWED_ORGS"
+	SettingAllowedServiceAccounts = "PATROL_ALLOWED_SERVICE_ACCOUNTS"
+	SettingAllowedScopes          = "PATROL_ALLOWED_SCOPES"
+	SettingMaxLifetime            = "PATROL_MAX_LIFETIME"
+	SettingMaxGrace               = "PATROL_MAX_GRACE"
+)
+
 // LocalClockURL is set by `patrol-dev local` only: the URL of the emulators' clock (the
 // local stack's admin API GET /clock). The handler then takes "now" from the emulated
 // clock instead of the wall clock, synchronising before every invocation, so that
@@ -54,7 +63,9 @@ func Names() []string {
 	return []string{
 		SettingKeyVaultURL, SettingServiceBusConnection, SettingServiceBusNamespace,
 		SettingTenantID, SettingClientID, SettingDefaultServiceAccount, SettingGrace,
-		SettingRenewBefore, SettingLifetime, SettingAllowROPC, SettingSweepSchedule,
+		SettingRenewBefore, SettingLifetime,
+		SettingAllowedOrgs, SettingAllowedServiceAccounts, SettingAllowedScopes, SettingMaxLifetime, SettingMaxGrace,
+		SettingAllowROPC, SettingSweepSchedule,
 		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
 		SettingManualCooldown,
 	}
@@ -70,6 +81,13 @@ const (
 	DefaultManualCooldown = 10 * time.Minute
 	// MaxManualCooldown bounds PATROL_MANUAL_COOLDOWN: an emergency must stay possible.
 	MaxManualCooldown = 24 * time.Hour
+	// DefaultAllowedScopes admits every vso.* scope but the sensitive ones, which a
+	// prefix never admits (rotation.IsSensitiveScope).
+	DefaultAllowedScopes = "vso.*"
+	// DefaultMaxLifetime is DefaultLifetime: a secret may ask for shorter PATs than
+	// the default, not longer, unless the operator says so.
+	DefaultMaxLifetime = 90 * rules.Day
+	DefaultMaxGrace    = 7 * rules.Day
 )
 
 // Config is every setting, validated. Zero values of optional settings mean "not set".
@@ -96,6 +114,14 @@ type Config struct {
 	// ManualCooldown is the least time between two manual rotations of one secret
 	// (RotateNow answers 429 inside it); zero turns it off.
 	ManualCooldown time.Duration
+
+	// The bounds (see ParseAllowedOrgs and friends for the forms). Empty AllowedOrgs
+	// or AllowedServiceAccounts admit nothing.
+	AllowedOrgs            []string
+	AllowedServiceAccounts map[string][]string
+	AllowedScopes          []string
+	MaxLifetime            time.Duration
+	MaxGrace               time.Duration
 }
 
 // LogValue lets a Config be logged without its Service Bus key.
@@ -117,6 +143,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String(SettingDevOpsURL, c.DevOpsURL),
 		slog.String(SettingCAFile, c.CAFile),
 		slog.String(SettingManualCooldown, rules.FormatDuration(c.ManualCooldown)),
+		slog.String(SettingAllowedOrgs, strings.Join(c.AllowedOrgs, ",")),
+		slog.String(SettingAllowedServiceAccounts, FormatAllowedServiceAccounts(c.AllowedServiceAccounts)),
+		slog.String(SettingAllowedScopes, strings.Join(c.AllowedScopes, " ")),
+		slog.String(SettingMaxLifetime, rules.FormatDuration(c.MaxLifetime)),
+		slog.String(SettingMaxGrace, rules.FormatDuration(c.MaxGrace)),
 	)
 }
 
@@ -219,6 +250,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RenewBefore = duration(SettingRenewBefore, DefaultRenewBefore, time.Minute, rules.MaxLifetime)
 	c.Lifetime = duration(SettingLifetime, DefaultLifetime, rules.MinLifetime, rules.MaxLifetime)
 	c.ManualCooldown = duration(SettingManualCooldown, DefaultManualCooldown, 0, MaxManualCooldown)
+
+	c.MaxLifetime = duration(SettingMaxLifetime, DefaultMaxLifetime, rules.MinLifetime, rules.MaxLifetime)
+	c.MaxGrace = duration(SettingMaxGrace, DefaultMaxGrace, 0, rules.MaxLifetime)
+	loadBounds(&c, get, bad)
 
 	if raw := get(SettingAllowROPC); raw != "" {
 		v, err := strconv.ParseBool(raw)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,9 +22,12 @@ func TestAPolicyViolationFailsPermanentlyAndLeavesTheOldPATAlone(t *testing.T) {
 	for name, tc := range map[string]struct {
 		policy devopsemu.Policies
 		tags   map[string]string // applied by adopting again before rotating
+		// allowScopes are added to the operator's bounds, so the organization's
+		// policy, not patrol's, is what refuses.
+		allowScopes []string
 	}{
 		"the organization allows only listed accounts to create PATs": {policy: devopsemu.Policies{RestrictCreation: true, AllowList: []string{stack.Person}}},
-		"the organization refuses full-scope PATs the secret allows":  {policy: devopsemu.Policies{NoFullScope: true}, tags: map[string]string{rotation.TagScopes: "app_token", rotation.TagAllowFullScope: "true"}},
+		"the organization refuses full-scope PATs the secret allows":  {policy: devopsemu.Policies{NoFullScope: true}, tags: map[string]string{rotation.TagScopes: "app_token", rotation.TagAllowFullScope: "true"}, allowScopes: []string{rotation.FullScope}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			secret := "policy-" + slug(name)
@@ -38,6 +42,11 @@ func TestAPolicyViolationFailsPermanentlyAndLeavesTheOldPATAlone(t *testing.T) {
 				if _, err := e.st.KV.Put(stack.Vault, secret, kvemu.NewSecret{Value: value, Tags: tags}); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if tc.allowScopes != nil {
+				cfg := e.cfg
+				cfg.AllowedScopes = append(slices.Clone(cfg.AllowedScopes), tc.allowScopes...)
+				e.rebuild(cfg)
 			}
 			before, beforeTags, beforeValue := e.current(secret)
 			versions := e.versionCount(secret)

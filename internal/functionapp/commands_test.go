@@ -19,7 +19,8 @@ const (
 	pat2 = "66666666-7777-4888-8999-aaaaaaaaaaaa"
 )
 
-var defaults = rotation.Defaults{ServiceAccount: "svc-build@contoso.com", Lifetime: 90 * 24 * time.Hour, Grace: 24 * time.Hour, RenewBefore: 14 * 24 * time.Hour}
+var defaults = rotation.Defaults{ServiceAccount: "svc-build@contoso.com", Lifetime: 90 * 24 * time.Hour, Grace: 24 * time.Hour, RenewBefore: 14 * 24 * time.Hour,
+	Bounds: rotation.Bounds{Orgs: []string{"contoso"}, ServiceAccounts: map[string][]string{"svc-build@contoso.com": nil}, Scopes: []string{"vso.*"}, MaxLifetime: 90 * 24 * time.Hour, MaxGrace: 7 * 24 * time.Hour}}
 
 func managed(name, version string, extra map[string]string) rotation.Version {
 	tags := map[string]string{rotation.TagManaged: "true", rotation.TagOrg: "contoso", rotation.TagScopes: "vso.code",

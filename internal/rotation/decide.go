@@ -61,6 +61,10 @@ const (
 	ReasonBadPolicy Reason = "bad-policy"
 	// ReasonFullScopeRefused: full access asked for without patrol-allow-full-scope=true.
 	ReasonFullScopeRefused Reason = "full-scope-refused"
+	// ReasonOutsideBounds: the policy asks for more than the operator's bounds allow
+	// (an organization, service account, scope, lifetime or grace the settings do not
+	// admit); Decision.Err is a *BoundsError naming each bound. No PAT is created.
+	ReasonOutsideBounds Reason = "outside-bounds"
 	// ReasonManual: an operator asked.
 	ReasonManual Reason = "manual"
 	// ReasonServiceAccountOffboarded: the person leaving is the secret's service
@@ -110,14 +114,16 @@ type Decision struct {
 
 // decision is the chain Decide runs; the first check that decides wins. Order matters
 // (TestChainOrder): patrol's own secrets are never touched, not even by adopt; adopt
-// has its own rules; then admission (identity before idempotency); then the policy;
-// then the reasons to rotate, operators first; then the PAT's dates.
+// has its own rules; then admission (identity before idempotency); then the policy and
+// the operator's bounds on it, before any check that may decide to mint; then the
+// reasons to rotate, operators first; then the PAT's dates.
 var decision = slices.Concat(
 	Chain{internal},                          // patrol's own secrets: never (boundary.go)
 	Chain{{Name: "Adopt", Eval: checkAdopt}}, // adopt has its own rules
 	admission(),
 	Chain{
 		{Name: "BadPolicy", Eval: checkPolicy, validates: parsedPolicy}, // the checks below act on the policy
+		{Name: "WithinBounds", Eval: checkWithinBounds},                 // tags only narrow within the operator's bounds
 		{Name: "Manual", Eval: checkManual},                             // operators always win
 		{Name: "Offboarding", Eval: checkOffboarding},                   // is the leaver the owner?
 		{Name: "OwnerOffboarded", Eval: checkOwnerOffboarded},           // gatherer knows the owner left
@@ -143,7 +149,7 @@ func Decide(in Input, trig Trigger, now time.Time) Decision {
 }
 
 // checkAdopt answers every adopt: an adopt of a managed secret is done or refused, any
-// other is judged by the policy it would write. It fills in the state or policy it
+// other is judged by the policy it would write and the operator's bounds. It fills in the state or policy it
 // relied on itself, since it runs before the checks that validate them.
 func checkAdopt(f Facts) (Decision, bool) {
 	if f.Trigger.Kind != TriggerAdopt {
@@ -158,6 +164,11 @@ func checkAdopt(f Facts) (Decision, bool) {
 		return skip(ReasonAlreadyManaged, "the secret is already managed; use rotate")
 	}
 	if d, ok := checkPolicy(f); ok {
+		return d, ok
+	}
+	// Adopt mints at once, so it is bounded here as well as in the chain.
+	if d, ok := checkWithinBounds(f); ok {
+		d.Policy = f.Policy
 		return d, ok
 	}
 	d, ok := rotate(ReasonAdopt, "adopting the secret")

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +11,22 @@ import (
 var (
 	now      = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	day      = 24 * time.Hour
-	defaults = Defaults{ServiceAccount: "svc-default@contoso.com", Lifetime: 90 * day, Grace: 24 * time.Hour, RenewBefore: 14 * day}
+	defaults = Defaults{ServiceAccount: "svc-default@contoso.com", Lifetime: 90 * day, Grace: 24 * time.Hour, RenewBefore: 14 * day, Bounds: bounds}
+	// bounds admit what the fixtures ask for and no more: contoso, the two service
+	// accounts, the non-sensitive scopes, the default lifetime, a week's grace.
+	bounds = Bounds{
+		Orgs:            []string{"contoso"},
+		ServiceAccounts: map[string][]string{"svc-build@contoso.com": {"contoso"}, "svc-default@contoso.com": nil},
+		Scopes:          []string{"vso.*"}, MaxLifetime: 90 * day, MaxGrace: 7 * day,
+	}
 )
+
+// allowScopes edits the operator's bounds to list more scopes.
+func allowScopes(scopes ...string) func(*Input) {
+	return func(in *Input) {
+		in.Defaults.Bounds.Scopes = append(slices.Clone(in.Defaults.Bounds.Scopes), scopes...)
+	}
+}
 
 const (
 	patID  = "4ab5764f-4193-4f1d-b995-64144880b7d7"
@@ -156,9 +171,22 @@ func TestDecide(t *testing.T) {
 			in: managed(tags(TagScopes, "app_token")), trig: Trigger{Kind: TriggerManual, Op: "m1"},
 			action: ActionAttention, reason: ReasonFullScopeRefused, errHas: []string{TagScopes, `"app_token"`, TagAllowFullScope},
 		},
-		"full scope with explicit permission rotates": {
+		"full scope with the tag and the operator's allowance rotates": {
+			in:   managed(tags(TagScopes, "app_token", TagAllowFullScope, "true"), allowScopes(FullScope)),
+			trig: Trigger{Kind: TriggerManual, Op: "m1"}, action: ActionRotate, reason: ReasonManual,
+		},
+		"full scope with the tag alone is outside the bounds": {
 			in: managed(tags(TagScopes, "app_token", TagAllowFullScope, "true")), trig: Trigger{Kind: TriggerManual, Op: "m1"},
-			action: ActionRotate, reason: ReasonManual,
+			action: ActionAttention, reason: ReasonOutsideBounds, errHas: []string{"scope app_token", "PATROL_ALLOWED_SCOPES"},
+		},
+		"a sweep of a secret asking for more than the bounds needs attention instead of rotating": {
+			in: managed(tags(TagScopes, "vso.code vso.tokens"), lifetime(91*day, -day)), trig: Trigger{Kind: TriggerSweep},
+			action: ActionAttention, reason: ReasonOutsideBounds, errHas: []string{"scope vso.tokens", "PATROL_ALLOWED_SCOPES"},
+		},
+		"adopt asking for more than the bounds needs attention instead of minting": {
+			in:     Input{Defaults: defaults},
+			trig:   Trigger{Kind: TriggerAdopt, Op: "a1", Policy: merge(adoptTags, TagLifetime, "365d")},
+			action: ActionAttention, reason: ReasonOutsideBounds, errHas: []string{"lifetime 365d", "PATROL_MAX_LIFETIME=90d"},
 		},
 		"a scope that is not vso.* needs attention naming the tag and the value": {
 			in: managed(tags(TagScopes, "vso.code repo:write")), trig: Trigger{Kind: TriggerSweep},
@@ -295,7 +323,7 @@ func TestDecideDefaultServiceAccountFillsAMissingTag(t *testing.T) {
 // TestChainOrder guards the order of the checks: reordering them changes behaviour
 // (e.g. AlreadyDone must precede StaleVersion and policy parsing).
 func TestChainOrder(t *testing.T) {
-	want := "Internal Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
+	want := "Internal Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy WithinBounds Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
 	if got := strings.Join(decision.Names(), " "); got != want {
 		t.Errorf("chain = %s\nwant    %s", got, want)
 	}
@@ -326,8 +354,15 @@ func TestChainOrderDecides(t *testing.T) {
 			in: managed(tags(TagOp, "e1")), trig: Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, want: ReasonAlreadyDone},
 		"stale version before bad policy": {
 			in: managed(tags(TagOrg, "<unset>")), trig: Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, want: ReasonStaleVersion},
-		"bad policy before manual": {
-			in: managed(tags(TagOrg, "contoso-")), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonBadPolicy},
+		"bad policy before bounds": {
+			in: managed(tags(TagOrg, "contoso-", TagScopes, "vso.tokens")), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonBadPolicy},
+		"stale version before bounds: an event for a replaced version mints nothing either way": {
+			in: managed(tags(TagScopes, "vso.tokens")), trig: Trigger{Kind: TriggerNearExpiry, Version: "v0", Op: "e1"}, want: ReasonStaleVersion},
+		"bounds before manual": {
+			in: managed(tags(TagOrg, "fabrikam")), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonOutsideBounds},
+		"bounds before offboarding": {
+			in:   managed(tags(TagOrg, "fabrikam")),
+			trig: Trigger{Kind: TriggerOffboarding, Op: "o1", Person: Person{UPN: "svc-build@contoso.com"}}, want: ReasonOutsideBounds},
 		"manual before not issued": {
 			in: managed(tags(TagPATID, "<unset>")), trig: Trigger{Kind: TriggerManual, Op: "m1"}, want: ReasonManual},
 		"not issued before expired": {

@@ -23,7 +23,14 @@ func ExampleDecide() {
 				"patrol-pat-id":          "4ab5764f-4193-4f1d-b995-64144880b7d7",
 			},
 		},
-		Defaults: rotation.Defaults{Lifetime: 90 * 24 * time.Hour, RenewBefore: 14 * 24 * time.Hour},
+		Defaults: rotation.Defaults{
+			Lifetime: 90 * 24 * time.Hour, RenewBefore: 14 * 24 * time.Hour,
+			// The operator's bounds (PATROL_ALLOWED_* and PATROL_MAX_*): tags only narrow within them.
+			Bounds: rotation.Bounds{
+				Orgs: []string{"contoso"}, ServiceAccounts: map[string][]string{"svc-build@contoso.com": {"contoso"}},
+				Scopes: []string{"vso.*"}, MaxLifetime: 90 * 24 * time.Hour, MaxGrace: 7 * 24 * time.Hour,
+			},
+		},
 	}
 	d := rotation.Decide(in, rotation.Trigger{Kind: rotation.TriggerNearExpiry, Version: "v7", Op: "e1"}, now)
 	fmt.Println(d.Action, d.Reason, d.At.Format(time.RFC3339))

@@ -26,7 +26,9 @@ type Options struct {
 // caller serialises commands per secret (Service Bus session = secret name); the
 // protocol itself is idempotent per operation id and crash-safe:
 //
-//  1. gather the current version; Decide.
+//  1. gather the current version; Decide (a policy outside the operator's Bounds stops
+//     here); check that the new version's tags will fit, so nothing is minted that
+//     could not be stored.
 //  2. get the service account's access token.
 //  3. revoke PATs named for this operation (left by a crashed attempt).
 //  4. create the PAT (repeating step 3 before each retry, so at most one PAT of the
@@ -61,6 +63,10 @@ func NewRotator(store SecretStore, pats PATs, ids Identities, fx Effects, o Opti
 	}
 	return r
 }
+
+// pendingPATID stands in for the PAT id when the new version's tags are checked before
+// the PAT exists: an authorizationId has this length.
+const pendingPATID = "00000000-0000-0000-0000-000000000000"
 
 // Gather reads what Decide needs (step 1).
 func (r *Rotator) Gather(ctx context.Context, secret string) (Input, error) {
@@ -131,6 +137,18 @@ func (r *Rotator) rotate(ctx context.Context, log *slog.Logger, secret string, t
 	o.PreviousPATID, o.PATID, o.Owner = old.PATID, "", ""
 	now := o.Time
 
+	// The new version's tags must fit Key Vault's limits. Checked now, with a stand-in
+	// PAT id of the real one's length, so that a secret whose tags cannot be written is
+	// refused before anything is minted rather than minted for, refused and revoked.
+	var base map[string]string
+	if in.Exists {
+		base = in.Current.Tags
+	}
+	st := State{Owner: strings.ToLower(pol.ServiceAccount), PATID: pendingPATID, PreviousPATID: old.PATID, Reason: d.Reason, Op: trig.Op}
+	if _, err := VersionTags(base, trig.Policy, st); err != nil {
+		return r.failed(ctx, log, o, StepGather, err)
+	}
+
 	// 2. Sign in.
 	tok, err := do(ctx, r, r.accessToken(ctx, pol.ServiceAccount))
 	if err != nil {
@@ -165,11 +183,7 @@ func (r *Rotator) rotate(ctx context.Context, log *slog.Logger, secret string, t
 	}
 
 	// 6. Store.
-	st := State{Owner: strings.ToLower(pol.ServiceAccount), PATID: pat.ID, PreviousPATID: old.PATID, Reason: d.Reason, Op: trig.Op}
-	var base map[string]string
-	if in.Exists {
-		base = in.Current.Tags
-	}
+	st.PATID = pat.ID
 	tags, err := VersionTags(base, trig.Policy, st)
 	if err == nil {
 		tags = AuditTags(tags, trig)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,12 @@ const (
 )
 
 var start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// bounds admit the fixtures' policies: svc in contoso, non-sensitive scopes.
+var bounds = rotation.Bounds{
+	Orgs: []string{org}, ServiceAccounts: map[string][]string{svc: {org}},
+	Scopes: []string{"vso.*"}, MaxLifetime: 90 * day, MaxGrace: 7 * day,
+}
 
 type fixture struct {
 	t      *testing.T
@@ -48,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 	})
 	f.w.Advance(80 * day)
 	f.r = rotation.NewRotator(f.w.Store(), f.w.PATs(), f.w.Identities(), f.w.Effects(), rotation.Options{
-		Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: 24 * time.Hour, RenewBefore: 14 * day},
+		Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: 24 * time.Hour, RenewBefore: 14 * day, Bounds: bounds},
 		Logger:   slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:    fixtureClock{f},
 	})
@@ -398,7 +405,7 @@ func TestRotateFailuresRevokeTheNewPAT(t *testing.T) {
 		"a PAT that authenticates as someone else is revoked": {
 			setup: func(f *fixture) {
 				f.r = rotation.NewRotator(f.w.Store(), wrongIdentity{f.w.PATs()}, f.w.Identities(), f.w.Effects(), rotation.Options{
-					Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: time.Hour, RenewBefore: 14 * day}, Clock: fixtureClock{f},
+					Defaults: rotation.Defaults{Lifetime: 90 * day, Grace: time.Hour, RenewBefore: 14 * day, Bounds: bounds}, Clock: fixtureClock{f},
 				})
 			},
 			wantStep: rotation.StepVerify,
@@ -658,7 +665,7 @@ func TestPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := rotation.Plan(versions, rotation.Defaults{Lifetime: 90 * day, RenewBefore: 14 * day, ServiceAccount: svc}, start)
+	rows := rotation.Plan(versions, rotation.Defaults{Lifetime: 90 * day, RenewBefore: 14 * day, ServiceAccount: svc, Bounds: bounds}, start)
 	var got []string
 	for _, r := range rows {
 		got = append(got, fmt.Sprintf("%s:%s:%s:%d", r.Secret, r.Action, r.Reason, r.DaysLeft))
@@ -708,5 +715,100 @@ func TestOrphans(t *testing.T) {
 	}
 	if want := "patrol a crashed,patrol b op1"; strings.Join(got, ",") != want {
 		t.Errorf("orphans = %v, want %s (not current, not in grace, not in flight, not foreign)", got, want)
+	}
+}
+
+// A policy outside the operator's bounds never reaches Azure DevOps: the Rotator does
+// not sign in, clean up, create or store anything, whichever trigger asks.
+func TestOutsideBoundsNothingIsMinted(t *testing.T) {
+	// What a tag writer asked for in the attack of issue 10: token administration and
+	// security scopes, full access "allowed" by tag, a year's lifetime.
+	attack := map[string]string{
+		rotation.TagScopes: "app_token vso.tokens vso.security_manage", rotation.TagAllowFullScope: "true", rotation.TagLifetime: "365d",
+	}
+	tests := map[string]struct {
+		trig func(f *fixture) rotation.Trigger
+		// secret is the secret the trigger names.
+		secret string
+	}{
+		"a manual rotation of a managed secret whose tags ask for too much": {
+			secret: secret,
+			trig: func(f *fixture) rotation.Trigger {
+				_, cur, _ := f.w.Value(secret)
+				f.w.PutSecret(secret, f.oldTok, cur.Expires, true, merged(cur.Tags, attack))
+				return manual("m1")
+			},
+		},
+		"a sweep of a managed secret moved to another service account": {
+			secret: secret,
+			trig: func(f *fixture) rotation.Trigger {
+				_, cur, _ := f.w.Value(secret)
+				f.w.PutSecret(secret, f.oldTok, cur.Expires, true, merged(cur.Tags, map[string]string{rotation.TagServiceAccount: "admin@contoso.com"}))
+				return rotation.Trigger{Kind: rotation.TriggerSweep, Op: "s1"}
+			},
+		},
+		"an adopt asking for too much": {
+			secret: "db-password",
+			trig: func(*fixture) rotation.Trigger {
+				p := rotation.Policy{Org: org, Scopes: []string{"vso.code"}, ServiceAccount: svc}.Tags()
+				return rotation.Trigger{Kind: rotation.TriggerAdopt, Op: "a1", Policy: merged(p, attack)}
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			trig := tc.trig(f)
+			versions := f.w.Versions(tc.secret)
+			o, err := f.r.Run(context.Background(), tc.secret, trig)
+			if err == nil || !rotation.IsPermanent(err) {
+				t.Errorf("Run error = %v, want a permanent error", err)
+			}
+			if o.Status != rotation.StatusNeedsAttention || o.Reason != rotation.ReasonOutsideBounds || !strings.HasPrefix(o.Message, "outside bounds (") {
+				t.Errorf("outcome = %s/%s %q, want needs-attention/outside-bounds", o.Status, o.Reason, o.Message)
+			}
+			for _, op := range []string{rt.OpAccessToken, rt.OpFindByDisplayName, rt.OpCreate, rt.OpSetVersion} {
+				if n := f.w.Calls(op); n != 0 {
+					t.Errorf("%s was called %d times for a policy outside the bounds", op, n)
+				}
+			}
+			if active := f.w.Active(); len(active) != 1 || active[0].ID != f.oldPAT {
+				t.Errorf("active PATs = %v, want only the one the secret held before", ids(active))
+			}
+			if got := f.w.Versions(tc.secret); got != versions {
+				t.Errorf("versions of %s = %d, want %d (nothing stored)", tc.secret, got, versions)
+			}
+			if out := f.w.Outcomes(); len(out) != 1 || out[0].Reason != rotation.ReasonOutsideBounds {
+				t.Errorf("published outcomes = %+v, want the one needs-attention outcome", out)
+			}
+		})
+	}
+}
+
+func merged(a, b map[string]string) map[string]string {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+// A secret whose new version could not be written (Key Vault allows 15 tags) is
+// refused before anything is minted, not minted for, refused at the write and revoked.
+func TestTagsThatCannotBeWrittenAreRefusedBeforeMinting(t *testing.T) {
+	f := newFixture(t)
+	_, cur, _ := f.w.Value(secret)
+	tags := maps.Clone(cur.Tags)
+	for i := len(tags); i < rotation.MaxTags; i++ {
+		tags[fmt.Sprintf("team-%d", i)] = "x"
+	}
+	// 15 tags now; the new version adds patrol-reason and patrol-previous-pat-id.
+	f.w.PutSecret(secret, f.oldTok, cur.Expires, true, tags)
+	o, err := f.run(manual("m1"))
+	if err == nil || !rotation.IsPermanent(err) || o.Status != rotation.StatusNeedsAttention || !strings.Contains(o.Message, "exceed Key Vault's limit") {
+		t.Fatalf("Run = %s %q (%v), want a permanent needs-attention naming the tag limit", o.Status, o.Message, err)
+	}
+	for _, op := range []string{rt.OpAccessToken, rt.OpCreate, rt.OpRevoke, rt.OpSetVersion} {
+		if n := f.w.Calls(op); n != 0 {
+			t.Errorf("%s was called %d times for tags that cannot be written", op, n)
+		}
 	}
 }

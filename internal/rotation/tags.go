@@ -40,9 +40,11 @@ const (
 // FullScope is the scope Azure DevOps uses for a full-access PAT.
 const FullScope = "app_token"
 
-// Defaults are the settings that fill in absent policy tags. The composition root
-// fills them from the loaded settings (wiring.PolicyDefaults); the core does not read
-// settings itself.
+// Defaults are the operator's settings the policy tags are read under: values that
+// fill in absent tags, and the Bounds no tag may exceed. The composition root fills
+// them from the loaded settings (wiring.PolicyDefaults); the core does not read
+// settings itself. Bounds ride along with the defaults so that every path that decides
+// (the Rotate worker, the sweep, RotateNow, status, plan, adopt) is bounded alike.
 type Defaults struct {
 	// ServiceAccount is PATROL_DEFAULT_SERVICE_ACCOUNT.
 	ServiceAccount string
@@ -52,6 +54,8 @@ type Defaults struct {
 	Grace time.Duration
 	// RenewBefore is PATROL_RENEW_BEFORE.
 	RenewBefore time.Duration
+	// Bounds limit what any secret's tags may ask (the zero Bounds admits nothing).
+	Bounds Bounds
 }
 
 // The settings behind Defaults, named in the errors that send an operator to them. A
@@ -76,24 +80,10 @@ func IsManaged(tags map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(tags[TagManaged]), "true")
 }
 
-// isScope reports whether s names an Azure DevOps scope: "vso." and then lower-case
-// letters, digits and '_'. (Hand-written: the handler's start-up counts.)
-func isScope(s string) bool {
-	rest, ok := strings.CutPrefix(s, "vso.")
-	if !ok || rest == "" {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // ParsePolicy reads the policy tags. A missing tag takes its default; a bad one gives
 // a *TagError naming the tag and the value. Full access (app_token) is refused unless
-// patrol-allow-full-scope=true.
+// patrol-allow-full-scope=true; even then the operator's Bounds must list it (the tag
+// alone grants nothing).
 func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 	p := Policy{Lifetime: d.Lifetime, Grace: d.Grace, ServiceAccount: d.ServiceAccount}
 	p.Org = strings.TrimSpace(tags[TagOrg])
@@ -119,7 +109,7 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		switch {
 		case s == FullScope && !p.AllowFullScope:
 			return Policy{}, &TagError{Tag: TagScopes, Value: raw, Problem: "full access (" + FullScope + ") is refused; list vso.* scopes or set " + TagAllowFullScope + "=true", Err: ErrFullScopeRefused}
-		case s != FullScope && !isScope(s):
+		case s != FullScope && !rules.IsScope(s):
 			return Policy{}, &TagError{Tag: TagScopes, Value: raw, Problem: fmt.Sprintf("%q is not a vso.* scope", s)}
 		}
 		if !slices.Contains(p.Scopes, s) {

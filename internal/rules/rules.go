@@ -132,3 +132,24 @@ const OrgNameForm = "an Azure DevOps organization name (letters, digits and '-',
 
 // IsOrgName reports whether s is a valid Azure DevOps organization name.
 func IsOrgName(s string) bool { return isAlnumHyphenName(s, MaxOrgNameLength) }
+
+// ScopeForm describes a valid scope, for error messages.
+const ScopeForm = "a vso.* scope such as vso.code"
+
+// IsScope reports whether s names an Azure DevOps scope other than full access
+// (app_token): "vso." and then lower-case letters, digits and '_'
+// (learn.microsoft.com/azure/devops/integrate/get-started/authentication/oauth#scopes).
+// Tags and the PATROL_ALLOWED_SCOPES setting share it. (Hand-written: the handler's
+// start-up counts.)
+func IsScope(s string) bool {
+	rest, ok := strings.CutPrefix(s, "vso.")
+	if !ok || rest == "" {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -113,10 +113,11 @@ func TestIsOrgName(t *testing.T) {
 var (
 	upnOracle     = regexp.MustCompile(`^[^@\s"<>,;]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
 	orgNameOracle = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,48}[A-Za-z0-9])?$`)
+	scopeOracle   = regexp.MustCompile(`^vso\.[a-z0-9_]+$`)
 )
 
 func FuzzRulesAgreeWithTheirRegexps(f *testing.F) {
-	for _, s := range []string{"svc-build@contoso.com", "a@b", "@b.c", "a@-b.c", "a@b-.c", "a b@c.d", "a\v@c.d", "x#EXT#@contoso.onmicrosoft.com", "a@b..c", "a@@b.c", "contoso", "contoso-", "-contoso", strings.Repeat("a", 50), strings.Repeat("a", 51)} {
+	for _, s := range []string{"svc-build@contoso.com", "a@b", "@b.c", "a@-b.c", "a@b-.c", "a b@c.d", "a\v@c.d", "x#EXT#@contoso.onmicrosoft.com", "a@b..c", "a@@b.c", "contoso", "contoso-", "-contoso", strings.Repeat("a", 50), strings.Repeat("a", 51), "vso.code", "vso.", "vso.Code", "vso.code\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -126,5 +127,31 @@ func FuzzRulesAgreeWithTheirRegexps(f *testing.F) {
 		if got, want := IsOrgName(s), orgNameOracle.MatchString(s); got != want {
 			t.Errorf("IsOrgName(%q) = %v, regexp says %v", s, got, want)
 		}
+		if got, want := IsScope(s), scopeOracle.MatchString(s); got != want {
+			t.Errorf("IsScope(%q) = %v, regexp says %v", s, got, want)
+		}
 	})
+}
+
+func TestIsScope(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want bool
+	}{
+		"a read scope is a scope":                         {"vso.build", true},
+		"a scope with digits and underscores is a scope":  {"vso.code_write2", true},
+		"the prefix alone is not a scope":                 {"vso.", false},
+		"upper case is not a scope":                       {"vso.Build", false},
+		"a dotted suffix is not a scope":                  {"vso.code.write", false},
+		"full access is not a vso scope (checked apart)":  {"app_token", false},
+		"a scope without its prefix is not a scope":       {"build", false},
+		"a scope with trailing whitespace is not a scope": {"vso.build ", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := IsScope(tc.in); got != tc.want {
+				t.Errorf("IsScope(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
 }

@@ -252,6 +252,10 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"PATROL_AUTHORITY_HOST":          s.Entra.AuthorityHost(),
 		"PATROL_DEVOPS_URL":              s.DevOpsURL,
 		"PATROL_CA_FILE":                 caFile,
+		// The operator's bounds: what the demo and the tests mint, and no more (the
+		// default scopes, lifetime and grace bounds already fit).
+		"PATROL_ALLOWED_ORGS":             Organization,
+		"PATROL_ALLOWED_SERVICE_ACCOUNTS": ServiceAccount + "=" + Organization,
 		// Local-only facts for people and scripts.
 		"PATROL_LOCAL_KEYVAULT_RESOURCE":   s.KV.Resource(),
 		"PATROL_LOCAL_DEVICE_LOGIN_URL":    s.Entra.VerificationURI(),
