@@ -48,6 +48,11 @@ const (
 // only clock), so it is not among Names.
 const LocalClockURL = "PATROL_LOCAL_CLOCK_URL"
 
+// LocalAdminToken is set by `patrol-dev local` only, beside LocalClockURL: the bearer
+// token the local stack's admin API requires (written to patrol.env per run). Not a
+// deployment setting either.
+const LocalAdminToken = "PATROL_LOCAL_ADMIN_TOKEN"
+
 // Names returns every setting name in the order docs/architecture.md lists them, for
 // the contract test that keeps code, local.settings.json.example and infra/ in step.
 func Names() []string {

@@ -80,7 +80,7 @@ func printEndpoints(w io.Writer, s *stack.Stack, caFile, envFile, admin string) 
   Service Bus   %s
   Managed identity endpoint  %s
   Device sign-in page        %s
-  Inspection/control API     %s
+  Inspection/control API     %s   (send Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN)
 CA certificate  %s
 Settings        %s   (load with: set -a; . %s; set +a)
 `, env["AZURE_AUTHORITY_HOST"], stack.TenantID, s.VaultURL, env["PATROL_LOCAL_KEYVAULT_RESOURCE"],

@@ -86,6 +86,10 @@ type Stack struct {
 	// demo complete device-code sign-ins with it.
 	ServiceAccountPassword string
 
+	// AdminToken is the per-run token the inspection/control API requires (ServeAdmin),
+	// written to patrol.env as PATROL_LOCAL_ADMIN_TOKEN.
+	AdminToken string
+
 	// SBFaults injects faults into the Service Bus broker (the other emulators own theirs).
 	SBFaults *fault.Injector
 
@@ -120,6 +124,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
+	s.AdminToken = randomSecret()
 
 	s.Entra, err = entraemu.New(entraemu.Options{
 		Directory: entraemu.Directory{
@@ -250,6 +255,7 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"PATROL_LOCAL_DEVICE_LOGIN_URL":    s.Entra.VerificationURI(),
 		"PATROL_LOCAL_ORGANIZATION":        Organization,
 		"PATROL_LOCAL_SERVICE_ACCOUNT_PWD": s.ServiceAccountPassword,
+		AdminTokenSetting:                  s.AdminToken,
 		"IDENTITY_ENDPOINT_LOCAL":          s.MSI.Endpoint,
 	}
 }
