@@ -328,19 +328,41 @@ func connectionStringProblem(s string) string {
 	return ""
 }
 
-// RedactConnectionString replaces the values of SharedAccessKey and
-// SharedAccessSignature so a connection string can appear in an error or a log.
+// RedactConnectionString keeps what locates a Service Bus namespace and hides everything
+// else, so a connection string can appear in an error or a log. It keeps the values of
+// Endpoint, SharedAccessKeyName, EntityPath and UseDevelopmentEmulator only when they
+// look like what those keys hold; any other value, and any part that is not Key=Value,
+// becomes REDACTED. An allow-list, because a malformed string is exactly the one that
+// gets echoed: a ',' or newline instead of ';' runs the key into the Endpoint value, a
+// misspelt key name or a pasted bare key would pass a deny-list untouched.
 func RedactConnectionString(s string) string {
 	parts := strings.Split(s, ";")
 	for i, part := range parts {
-		k, _, ok := strings.Cut(part, "=")
-		if !ok {
+		if strings.TrimSpace(part) == "" {
 			continue
 		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "sharedaccesskey", "sharedaccesssignature":
-			parts[i] = k + "=REDACTED"
+		k, v, ok := strings.Cut(part, "=")
+		key := strings.ToLower(strings.TrimSpace(k))
+		keep, known := plainConnectionValue[key]
+		switch {
+		case !ok || !known:
+			parts[i] = redacted // not a key we know: it may be a pasted value
+		case keep == nil || !keep.MatchString(strings.TrimSpace(v)):
+			parts[i] = k + "=" + redacted
 		}
 	}
 	return strings.Join(parts, ";")
+}
+
+const redacted = "REDACTED"
+
+// plainConnectionValue: the connection-string keys, and for those whose values are not
+// secret the shape such a value has (nil: always secret).
+var plainConnectionValue = map[string]*regexp.Regexp{
+	"sharedaccesskey":        nil,
+	"sharedaccesssignature":  nil,
+	"endpoint":               regexp.MustCompile(`^(?i)sb://[a-z0-9.\-]+(:[0-9]+)?/?$`),
+	"sharedaccesskeyname":    regexp.MustCompile(`^[A-Za-z0-9._\-]{1,256}$`),
+	"entitypath":             regexp.MustCompile(`^[A-Za-z0-9._/\-]{1,260}$`),
+	"usedevelopmentemulator": regexp.MustCompile(`^(?i)(true|false)$`),
 }
