@@ -24,6 +24,7 @@ import (
 // Setting names, exactly as docs/architecture.md "Settings" lists them.
 const (
 	SettingKeyVaultURL           = "PATROL_KEYVAULT_URL"
+	SettingIdentityKeyVaultURL   = "PATROL_IDENTITY_KEYVAULT_URL"
 	SettingServiceBusConnection  = "ServiceBusConnection"
 	SettingServiceBusNamespace   = "ServiceBusConnection__fullyQualifiedNamespace"
 	SettingTenantID              = "PATROL_TENANT_ID"
@@ -57,7 +58,7 @@ const LocalAdminToken = "PATROL_LOCAL_ADMIN_TOKEN"
 // the contract test that keeps code, local.settings.json.example and infra/ in step.
 func Names() []string {
 	return []string{
-		SettingKeyVaultURL, SettingServiceBusConnection, SettingServiceBusNamespace,
+		SettingKeyVaultURL, SettingIdentityKeyVaultURL, SettingServiceBusConnection, SettingServiceBusNamespace,
 		SettingTenantID, SettingClientID, SettingDefaultServiceAccount, SettingGrace,
 		SettingRenewBefore, SettingLifetime, SettingAllowROPC, SettingSweepSchedule,
 		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
@@ -75,6 +76,10 @@ const (
 // Config is every setting, validated. Zero values of optional settings mean "not set".
 type Config struct {
 	KeyVaultURL string
+	// IdentityKeyVaultURL is the vault of the service accounts' token caches and
+	// passwords, which only the app's identity and the operator can reach. Empty: they
+	// stay in KeyVaultURL's vault, as before it existed (IdentityVault says so loudly).
+	IdentityKeyVaultURL string
 	// ServiceBusConnection is a connection string (local stack); it holds a key, so
 	// never log it — Config.LogValue leaves it out.
 	ServiceBusConnection string
@@ -99,6 +104,7 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String(SettingKeyVaultURL, c.KeyVaultURL),
+		slog.String(SettingIdentityKeyVaultURL, c.IdentityKeyVaultURL),
 		slog.String(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection)),
 		slog.String(SettingServiceBusNamespace, c.ServiceBusNamespace),
 		slog.String(SettingTenantID, c.TenantID),
@@ -142,6 +148,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		KeyVaultURL:           get(SettingKeyVaultURL),
+		IdentityKeyVaultURL:   get(SettingIdentityKeyVaultURL),
 		ServiceBusConnection:  get(SettingServiceBusConnection),
 		ServiceBusNamespace:   get(SettingServiceBusNamespace),
 		TenantID:              get(SettingTenantID),
@@ -158,6 +165,14 @@ func Load(getenv func(string) string) (Config, error) {
 		bad(SettingKeyVaultURL, "", "required (the vault URL, e.g. https://myvault.vault.azure.net)")
 	} else if p := httpsURLProblem(c.KeyVaultURL); p != "" {
 		bad(SettingKeyVaultURL, c.KeyVaultURL, p)
+	}
+
+	if c.IdentityKeyVaultURL != "" {
+		if p := httpsURLProblem(c.IdentityKeyVaultURL); p != "" {
+			bad(SettingIdentityKeyVaultURL, c.IdentityKeyVaultURL, p)
+		} else if sameHost(c.IdentityKeyVaultURL, c.KeyVaultURL) {
+			bad(SettingIdentityKeyVaultURL, c.IdentityKeyVaultURL, "must be a second vault, not "+SettingKeyVaultURL+": the refresh tokens are kept apart from the PATs consumers read")
+		}
 	}
 
 	switch {
@@ -271,6 +286,23 @@ func httpsURLProblem(raw string) string {
 		return "want a base URL without credentials, query or fragment"
 	}
 	return ""
+}
+
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// IdentityVaultProblem says what needs attention about where the service accounts'
+// refresh tokens live, or "" when they have a vault of their own.
+func (c Config) IdentityVaultProblem() string {
+	if c.IdentityKeyVaultURL != "" {
+		return ""
+	}
+	return SettingIdentityKeyVaultURL + " is not set: the service accounts' token caches and passwords share " +
+		"the secrets vault with the PATs, so whoever may read that vault can take their refresh tokens; " +
+		"deploy the identity vault and run `patrol migrate-identity` (docs/deploy.md)"
 }
 
 func isGUID(s string) bool {

@@ -185,8 +185,8 @@ func TestNamesListsEverySettingOnce(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if len(seen) != 15 {
-		t.Errorf("%d settings, want the 15 of docs/architecture.md", len(seen))
+	if len(seen) != 16 {
+		t.Errorf("%d settings, want the 16 of docs/architecture.md", len(seen))
 	}
 }
 

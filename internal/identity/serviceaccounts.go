@@ -19,22 +19,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 )
 
 // DevOpsScope asks Entra for a token to the Azure DevOps resource.
 const DevOpsScope = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-
-// CacheStore persists each service account's MSAL cache (and, where ROPC is enabled, reads
-// its password). The Key Vault adapter implements it.
-type CacheStore interface {
-	// LoadCache returns the account's cache blob, or nil when there is none yet.
-	LoadCache(ctx context.Context, account string) ([]byte, error)
-	SaveCache(ctx context.Context, account string, blob []byte) error
-	// Password returns the account's stored password and whether one exists.
-	Password(ctx context.Context, account string) (string, bool, error)
-}
 
 // Options configure ServiceAccounts.
 type Options struct {
@@ -47,6 +36,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// Scopes default to DevOpsScope.
 	Scopes []string
+	// CacheRecheck is how long a warm instance trusts its copy of an account's cache
+	// before comparing the stored version again (cache.go); default DefaultCacheRecheck.
+	CacheRecheck time.Duration
 }
 
 // Token is a delegated access token. Its String never shows the value.
@@ -98,6 +90,9 @@ func NewServiceAccounts(opts Options) (*ServiceAccounts, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
+	if opts.CacheRecheck <= 0 {
+		opts.CacheRecheck = DefaultCacheRecheck
+	}
 	return &ServiceAccounts{opts: opts, clients: map[string]*account{}}, nil
 }
 
@@ -108,7 +103,7 @@ func (s *ServiceAccounts) account(upn string) (*account, error) {
 	if a, ok := s.clients[key]; ok {
 		return a, nil
 	}
-	c := &kvCache{store: s.opts.Store, account: key}
+	c := &kvCache{store: s.opts.Store, account: key, recheck: s.opts.CacheRecheck, log: s.opts.Logger}
 	pc, err := public.New(s.opts.ClientID,
 		public.WithAuthority(s.opts.Authority),
 		public.WithHTTPClient(s.opts.HTTPClient),
@@ -131,8 +126,14 @@ func isCustomAuthority(authority string) bool {
 
 // Token returns an Azure DevOps token for the service account: silently from its cache,
 // else by password where ROPC is allowed and a password is stored, else a *SignInError
-// telling the operator how to fix it.
+// telling the operator how to fix it. A sign-in found missing or revoked (invalid_grant)
+// is tried once more when the stored cache changed since this instance read it: an
+// operator ran `patrol login` again, and that must take effect without a restart.
 func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) {
+	return s.againIfReloaded(ctx, upn, s.token)
+}
+
+func (s *ServiceAccounts) token(ctx context.Context, upn string) (Token, error) {
 	a, err := s.account(upn)
 	if err != nil {
 		return Token{}, err
@@ -163,8 +164,13 @@ func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) 
 // is for a resource that refused a token the cache still considers valid: one revoked
 // early by Continuous Access Evaluation, or — on the local stack — one expired on an
 // emulated clock that runs ahead of the wall clock MSAL judges expiry by. A claims
-// request makes MSAL skip its access-token cache and redeem the refresh token.
+// request makes MSAL skip its access-token cache and redeem the refresh token. Like
+// Token, it reloads a cache that changed in the vault after invalid_grant.
 func (s *ServiceAccounts) Refresh(ctx context.Context, upn string) (Token, error) {
+	return s.againIfReloaded(ctx, upn, s.refresh)
+}
+
+func (s *ServiceAccounts) refresh(ctx context.Context, upn string) (Token, error) {
 	a, err := s.account(upn)
 	if err != nil {
 		return Token{}, err
@@ -223,6 +229,7 @@ func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(Devic
 	if err != nil {
 		return err
 	}
+	defer a.cache.signingIn()()
 	dc, err := a.client.AcquireTokenByDeviceCode(ctx, s.opts.Scopes)
 	if err != nil {
 		return classify(upn, err)
@@ -236,49 +243,5 @@ func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(Devic
 		_ = a.client.RemoveAccount(ctx, res.Account)
 		return &SignInError{Account: upn, Kind: WrongAccount, Detail: "signed in as " + res.Account.PreferredUsername}
 	}
-	return nil
-}
-
-// kvCache adapts CacheStore to MSAL's ExportReplace. It keeps the last blob in memory so
-// a warm function instance does not read Key Vault before every token, and writes only
-// when MSAL's cache actually changed.
-type kvCache struct {
-	store   CacheStore
-	account string
-	mu      sync.Mutex
-	blob    []byte
-	loaded  bool
-}
-
-func (c *kvCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.ReplaceHints) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.loaded {
-		b, err := c.store.LoadCache(ctx, c.account)
-		if err != nil {
-			return fmt.Errorf("identity: load token cache of %s: %w", c.account, err)
-		}
-		c.blob, c.loaded = b, true
-	}
-	if len(c.blob) == 0 {
-		return nil
-	}
-	return u.Unmarshal(c.blob)
-}
-
-func (c *kvCache) Export(ctx context.Context, m cache.Marshaler, _ cache.ExportHints) error {
-	b, err := m.Marshal()
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.loaded && string(b) == string(c.blob) {
-		return nil
-	}
-	if err := c.store.SaveCache(ctx, c.account, b); err != nil {
-		return fmt.Errorf("identity: save token cache of %s: %w", c.account, err)
-	}
-	c.blob, c.loaded = b, true
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -164,21 +165,26 @@ func (s *System) CreatePAT(ctx context.Context, tok, org, displayName, scope str
 // memCache keeps a person's MSAL cache in memory (only the service accounts' caches
 // belong in Key Vault).
 type memCache struct {
-	mu   sync.Mutex
-	blob []byte
+	mu      sync.Mutex
+	blob    []byte
+	version int
 }
 
-func (m *memCache) LoadCache(context.Context, string) ([]byte, error) {
+func (m *memCache) LoadCache(context.Context, string) (identity.StoredCache, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.blob, nil
+	if m.version == 0 {
+		return identity.StoredCache{}, nil
+	}
+	return identity.StoredCache{Blob: m.blob, Version: strconv.Itoa(m.version)}, nil
 }
 
-func (m *memCache) SaveCache(_ context.Context, _ string, blob []byte) error {
+func (m *memCache) SaveCache(_ context.Context, _ string, blob []byte, _ string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.blob = append([]byte(nil), blob...)
-	return nil
+	m.version++
+	return strconv.Itoa(m.version), nil
 }
 
 func (m *memCache) Password(context.Context, string) (string, bool, error) { return "", false, nil }
