@@ -41,7 +41,8 @@ func newLoginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s.\n", account, keyvault.CacheSecretName(account))
+			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s of the identity vault %s.\n",
+				account, keyvault.CacheSecretName(account), VaultName(identityVaultURL(s.Config)))
 			return nil
 		},
 	}

@@ -41,6 +41,10 @@ const (
 	Person           = "alice@contoso.com"
 	Organization     = "contoso"
 	Vault            = "patrol"
+	// IdentityVault holds the service accounts' token caches and passwords, apart from
+	// the PATs (PATROL_IDENTITY_KEYVAULT_URL), with the same roles as in Azure: the
+	// app's identity and the operator only.
+	IdentityVault = "patrol-identity"
 )
 
 // LocalAddrs are the fixed loopback ports `patrol-dev local` and `patrol-dev emulate` use by
@@ -79,9 +83,10 @@ type Stack struct {
 	SB     *sbemu.Emulator
 	MSI    *entraemu.ManagedIdentityServer
 
-	DevOpsURL      string
-	VaultURL       string
-	WorkloadSecret string
+	DevOpsURL        string
+	VaultURL         string
+	IdentityVaultURL string
+	WorkloadSecret   string
 	// ServiceAccountPassword is the seeded service account's password: tests and the
 	// demo complete device-code sign-ins with it.
 	ServiceAccountPassword string
@@ -158,7 +163,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.KV, err = kvemu.New(kvemu.Options{
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
-		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
+		Vaults: []string{Vault, IdentityVault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stack: key vault: %w", err)
@@ -166,10 +171,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err = s.KV.Start(addr("keyvault")); err != nil {
 		return nil, fmt.Errorf("stack: key vault: %w", err)
 	}
-	s.VaultURL = s.KV.VaultURL(Vault)
-	for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
-		if err = s.KV.Grant(Vault, who, kvemu.RoleSecretsOfficer); err != nil {
-			return nil, fmt.Errorf("stack: key vault grant: %w", err)
+	s.VaultURL, s.IdentityVaultURL = s.KV.VaultURL(Vault), s.KV.VaultURL(IdentityVault)
+	for _, vault := range []string{Vault, IdentityVault} {
+		for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
+			if err = s.KV.Grant(vault, who, kvemu.RoleSecretsOfficer); err != nil {
+				return nil, fmt.Errorf("stack: key vault grant: %w", err)
+			}
 		}
 	}
 
@@ -243,6 +250,7 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"NODE_EXTRA_CA_CERTS": caFile,
 		// patrol's settings (docs/architecture.md).
 		"PATROL_KEYVAULT_URL":            s.VaultURL,
+		"PATROL_IDENTITY_KEYVAULT_URL":   s.IdentityVaultURL,
 		"ServiceBusConnection":           s.SB.ConnectionString(),
 		"PATROL_TENANT_ID":               TenantID,
 		"PATROL_CLIENT_ID":               PublicClientID,
