@@ -162,12 +162,15 @@ resource dnsLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-
 resource dnsGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = if (withEndpoint) {
   parent: endpoint
   name: 'vault'
+  dependsOn: [
+    dnsLink
+  ]
   properties: {
     privateDnsZoneConfigs: [
       {
         name: 'vault'
         properties: {
-          privateDnsZoneId: empty(privateDnsZoneId) ? dnsZone.id : privateDnsZoneId
+          privateDnsZoneId: empty(privateDnsZoneId) ? resourceId('Microsoft.Network/privateDnsZones', 'privatelink.vaultcore.azure.net') : privateDnsZoneId
         }
       }
     ]
