@@ -25,6 +25,7 @@ import (
 //	GET|PUT|DELETE /faults/{emulator}/{operation}   fault rules (entra, keyvault, devops, servicebus)
 //	GET  /devops/pats?org=contoso   PATs with status, never values
 //	GET  /keyvault/secrets?vault=patrol             secrets and current versions, never values
+//	                                                (vault=patrol-identity: the token caches)
 //	GET  /servicebus/entities       message counts per entity
 //	POST /entra/approve?code=X&upn=Y                complete a device-code sign-in
 //
@@ -125,7 +126,7 @@ func (s *Stack) adminHandler() http.Handler {
 	fail := func(w http.ResponseWriter, status int, msg string) { reply(w, status, map[string]string{"error": msg}) }
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]string{
-			"entra": s.Entra.AuthorityHost(), "keyvault": s.VaultURL, "devops": s.DevOpsURL,
+			"entra": s.Entra.AuthorityHost(), "keyvault": s.VaultURL, "identityKeyvault": s.IdentityVaultURL, "devops": s.DevOpsURL,
 			"servicebus": s.SB.Addr().String(), "managedIdentity": s.MSI.Endpoint, "deviceLogin": s.Entra.VerificationURI(),
 		})
 	})
