@@ -2,11 +2,18 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
 	"github.com/patrol-dev/patrol/internal/identity"
 	kvadapter "github.com/patrol-dev/patrol/internal/keyvault"
+	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
 	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 	"github.com/patrol-dev/patrol/internal/wiring"
@@ -206,5 +213,54 @@ func TestMigrateIdentityMovesAnOldDeploymentsCachesOnce(t *testing.T) {
 	e.rebuild(e.cfg) // a fresh process
 	if _, err := e.svc.Accounts.Refresh(e.ctx, account); err != nil {
 		t.Fatalf("a refresh from the moved cache: %v", err)
+	}
+}
+
+// The obvious grant for a pipeline — Key Vault Secrets User on the secrets vault — reads
+// the PATs, and must not reach any service account's refresh token.
+func TestAPipelineThatReadsTheSecretsVaultCannotReachARefreshToken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.mustAdopt("feed")
+	pipeline, err := e.st.Entra.AddAppRegistration(entraemu.AppRegistration{
+		ClientID: "55555555-5555-4555-8555-555555555555", Secret: "pipeline-secret-value", DisplayName: "a pipeline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.KV.Grant(stack.Vault, pipeline.ObjectID, kvemu.RoleSecretsUser); err != nil {
+		t.Fatal(err)
+	}
+	co := azcore.ClientOptions{Transport: e.st.HTTP, Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: e.st.Entra.AuthorityHost(), Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}}}
+	cred, err := azidentity.NewClientSecretCredential(stack.TenantID, pipeline.ClientID, "pipeline-secret-value",
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func(url string) *azsecrets.Client {
+		c, err := azsecrets.NewClient(url, cred, &azsecrets.ClientOptions{ClientOptions: co})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	secrets, identities := client(e.st.VaultURL), client(e.st.IdentityVaultURL)
+	if _, err := secrets.GetSecret(e.ctx, "feed", "", nil); err != nil {
+		t.Fatalf("the pipeline cannot read its PAT, so the test proves nothing: %v", err)
+	}
+	p := secrets.NewListSecretPropertiesPager(nil)
+	for p.More() {
+		page, err := p.NextPage(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range page.Value {
+			if n := sp.ID.Name(); strings.HasPrefix(n, "patrol-msal-") || strings.HasPrefix(n, "patrol-password-") {
+				t.Errorf("the secrets vault lists %s to the pipeline", n)
+			}
+		}
+	}
+	_, err = identities.GetSecret(e.ctx, kvadapter.CacheSecretName(account), "", nil)
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 403 {
+		t.Fatalf("the pipeline read the identity vault: %v", err)
 	}
 }
