@@ -18,10 +18,12 @@ func newLoginCmd() *cobra.Command {
 	var account string
 	cmd := &cobra.Command{
 		Use:   "login --service-account UPN",
-		Short: "Sign a service account in (device code) and keep its token cache in Key Vault",
+		Short: "Sign a service account in (device code) and keep its token cache in the identity vault",
 		Long: "Starts a device-code sign-in for the service account: open the URL shown, enter the code\n" +
-			"and sign in as that account. patrol then keeps the account's MSAL token cache in the Key Vault\n" +
-			"secret patrol-msal-<account> and refreshes it silently from then on.",
+			"and sign in as that account. patrol then keeps the account's MSAL token cache in the identity\n" +
+			"vault (PATROL_IDENTITY_KEYVAULT_URL) as secret patrol-msal-<account> and refreshes it silently\n" +
+			"from then on. Running it again replaces the stored sign-in; running instances take it up\n" +
+			"without a restart.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !rules.IsUPN(account) {
