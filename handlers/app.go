@@ -67,15 +67,16 @@ type Class int
 
 // Error classes.
 const (
-	Transient  Class = iota // retry: non-2xx to the host; HTTP 503
-	Permanent               // never succeeds: dead-letter then 2xx; HTTP 422
-	BadRequest              // the input is invalid: dead-letter then 2xx; HTTP 400
-	NotFound                // HTTP 404; for messages like Permanent
-	Conflict                // HTTP 409; for messages like Transient (another operation holds the secret)
+	Transient       Class = iota // retry: non-2xx to the host; HTTP 503
+	Permanent                    // never succeeds: dead-letter then 2xx; HTTP 422
+	BadRequest                   // the input is invalid: dead-letter then 2xx; HTTP 400
+	NotFound                     // HTTP 404; for messages like Permanent
+	Conflict                     // HTTP 409; for messages like Transient (another operation holds the secret)
+	TooManyRequests              // HTTP 429 with Retry-After (the error's RetryAfter); for messages like Transient
 )
 
 func (c Class) String() string {
-	return [...]string{"transient", "permanent", "bad-request", "not-found", "conflict"}[c]
+	return [...]string{"transient", "permanent", "bad-request", "not-found", "conflict", "too-many-requests"}[c]
 }
 
 // Sentinel errors App implementations (or the wiring's Classify) can wrap to classify
@@ -85,9 +86,13 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	ErrNotFound   = errors.New("not found")
 	ErrConflict   = errors.New("conflict")
+	// ErrTooManyRequests: refused for now (RotateNow's cooldown); an error in the chain
+	// with a `RetryAfter() time.Duration` method gives the Retry-After.
+	ErrTooManyRequests = errors.New("too many requests")
 )
 
 // Classify is the default classifier: the sentinels above, contract.ErrMalformed (decoding),
+// contract.ErrUnauthenticated (permanent: a redelivery carries the same signature),
 // and any error in the chain with a `Permanent() bool` method returning true; everything
 // else (deadline exceeded included) is transient.
 func Classify(err error) Class {
@@ -99,7 +104,9 @@ func Classify(err error) Class {
 		return NotFound
 	case errors.Is(err, ErrConflict):
 		return Conflict
-	case errors.Is(err, ErrPermanent):
+	case errors.Is(err, ErrTooManyRequests):
+		return TooManyRequests
+	case errors.Is(err, ErrPermanent), errors.Is(err, contract.ErrUnauthenticated):
 		return Permanent
 	case errors.As(err, &perm) && perm.Permanent():
 		return Permanent

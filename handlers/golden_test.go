@@ -118,6 +118,15 @@ func (r *fakeReporter) ReportFailure(_ context.Context, f contract.Failure) erro
 	return r.err
 }
 
+// cooldownErr is how the app refuses inside the cooldown.
+type cooldownErr struct{}
+
+func (cooldownErr) Error() string {
+	return "secret \"pat-svc1\" was rotated by hand less than the cooldown ago; retry after 7m0s"
+}
+func (cooldownErr) Unwrap() error             { return ErrTooManyRequests }
+func (cooldownErr) RetryAfter() time.Duration { return 7 * time.Minute }
+
 // permanentErr is how a core error marks itself permanent without importing handlers.
 type permanentErr struct{ msg string }
 
@@ -173,6 +182,12 @@ func goldenCases() map[string]*goldenCase {
 			file: "Rotate/session-mismatch"},
 		"a permanent app error on the session queue publishes a failed outcome and completes": {
 			file: "Rotate/permanent-failure", app: fakeApp{err: permanentErr{"rotation: secret \"pat-feed\": gather: tag patrol-scopes=\"app_token\": full-scope PAT refused"}}},
+		"an adopt command on the queue is refused naming the trigger, never reaching the app": {
+			file: "Rotate/adopt-refused"},
+		"a policy on a queued command is refused naming the field": {
+			file: "Rotate/policy-refused"},
+		"an unsigned manual command the app refuses is reported as unauthenticated": {
+			file: "Rotate/unsigned-manual", app: fakeApp{err: &contract.AuthError{Problem: "missing; a manual or revokeNow command must be signed by patrol (RotateNow or the CLI)"}}},
 		"a transient app error abandons the rotation command for a retry": {
 			file: "Rotate/transient-failure", app: fakeApp{err: fmt.Errorf("devops: create pat: %w", context.DeadlineExceeded)}},
 
@@ -193,6 +208,10 @@ func goldenCases() map[string]*goldenCase {
 			file: "RotateNow/not-found", app: fakeApp{err: fmt.Errorf("secret %q: %w", "pat-gone", ErrNotFound)}},
 		"an emergency rotation while another holds the secret answers 409": {
 			file: "RotateNow/conflict", app: fakeApp{err: fmt.Errorf("operation op-1 is rotating pat-svc1: %w", ErrConflict)}},
+		"an emergency rotation records the function key's name, not a forged principal header nor the body's requestedBy": {
+			file: "RotateNow/function-key-named"},
+		"an emergency rotation inside the cooldown answers 429 with Retry-After": {
+			file: "RotateNow/cooldown", app: fakeApp{err: cooldownErr{}}},
 		"an old host's Query sent as a JSON string still reads revokeNow": {
 			file: "RotateNow/query-as-string-old-host"},
 

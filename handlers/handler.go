@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,12 @@ type Options struct {
 	// Classify maps App errors to a Class; nil means the package's Classify.
 	Classify     func(error) Class
 	MaxBodyBytes int64
+	// TrustPrincipalHeaders: App Service Authentication ("Easy Auth") fronts the app,
+	// so the x-ms-client-principal-* headers were set by it, not by the caller (it
+	// strips them from incoming requests). Without Easy Auth anyone can send them, so
+	// they are ignored. New sets it from WEBSITE_AUTH_ENABLED, which App Service sets
+	// when authentication is on.
+	TrustPrincipalHeaders bool
 }
 
 // Handler is the custom handler: an http.Handler serving `GET /` (readiness) and
@@ -75,6 +82,9 @@ func New(opts Options) *Handler {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if !opts.TrustPrincipalHeaders {
+		opts.TrustPrincipalHeaders = EasyAuthEnabled(os.Getenv)
 	}
 	log := opts.Logger
 	if log == nil {

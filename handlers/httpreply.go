@@ -3,10 +3,25 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 )
+
+// retryAfterSeconds is the Retry-After of a refusal, in whole seconds rounded up, at
+// least 1: from the first error in the chain with a RetryAfter method.
+func retryAfterSeconds(err error) int {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		if d := ra.RetryAfter(); d > 0 {
+			return int((d + time.Second - 1) / time.Second)
+		}
+	}
+	return 1
+}
 
 // httpReply is an HTTP output binding value. It is always an object: a bare string
 // output is base64-decoded by the host if it happens to be valid base64.
@@ -53,6 +68,10 @@ func (c call) appErrorReply(err error) httpReply {
 		return errorReply(http.StatusConflict, "Conflict", err.Error())
 	case Permanent:
 		return errorReply(http.StatusUnprocessableEntity, "Unprocessable", err.Error())
+	case TooManyRequests:
+		r := errorReply(http.StatusTooManyRequests, "TooManyRequests", err.Error())
+		r.Headers["Retry-After"] = strconv.Itoa(retryAfterSeconds(err))
+		return r
 	default:
 		r := errorReply(http.StatusServiceUnavailable, "Unavailable", err.Error())
 		r.Headers["Retry-After"] = "5"

@@ -18,6 +18,9 @@ type HTTPRequest struct {
 	Headers http.Header
 	Params  map[string]string // route parameters
 	Body    []byte            // nil when the request had none
+	// Identities are the request's ClaimsIdentities as the host saw them (function
+	// key name, Easy Auth principal); see Requester.
+	Identities []ClaimsIdentity
 }
 
 // DecodeHTTPRequest reads `Data.<req>`. Query arrives as an object (a JSON string in
@@ -51,6 +54,7 @@ func DecodeHTTPRequest(raw []byte) (HTTPRequest, error) {
 	if r.Headers, err = headerMap(top["headers"]); err != nil {
 		return HTTPRequest{}, contract.Malformed(doc, "Headers", "%v", err)
 	}
+	r.Identities = decodeIdentities(top["identities"])
 	if body := bytes.TrimSpace(top["body"]); len(body) > 0 && !bytes.Equal(body, []byte("null")) {
 		if body[0] == '"' {
 			var s string

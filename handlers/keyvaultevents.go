@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -231,7 +230,7 @@ func DecodeKeyVaultEvent(raw []byte) (KeyVaultEvent, error) {
 	if ev.VaultName == "" {
 		return KeyVaultEvent{}, contract.Malformed(doc, "data.VaultName", "missing")
 	}
-	if !vaultRE.MatchString(ev.VaultName) {
+	if !validVaultName(ev.VaultName) {
 		return KeyVaultEvent{}, contract.Malformed(doc, "data.VaultName", "%q is not a vault name", contract.Clip(ev.VaultName))
 	}
 	for _, f := range []struct {
@@ -287,6 +286,18 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// Key Vault names are 3-24 in Azure; the local stack's vault names are the same shape,
-// so this only rejects what cannot be a DNS label.
-var vaultRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,62}$`)
+// validVaultName: Key Vault names are 3-24 in Azure; the local stack's vault names are
+// the same shape, so this only rejects what cannot be a DNS label (1-63 letters, digits
+// and dashes, starting with a letter or digit). Hand-written: a bounded-repetition
+// regexp costs start-up time.
+func validVaultName(s string) bool {
+	if len(s) < 1 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

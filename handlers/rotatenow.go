@@ -27,7 +27,9 @@ func rotateNow(ctx context.Context, c call, req HTTPRequest) httpReply {
 		log.WarnContext(ctx, "bad request", slog.Any("error", err))
 		return errorReply(http.StatusBadRequest, "BadRequest", err.Error())
 	}
-	log = log.With(slog.String("secret", rn.Secret), slog.String("operationId", rn.OperationID))
+	rn.RequestedBy = Requester(req, c.h.opts.TrustPrincipalHeaders, rn.RequestedBy)
+	log = log.With(slog.String("secret", rn.Secret), slog.String("operationId", rn.OperationID),
+		slog.String("requestedBy", rn.RequestedBy), slog.String("reason", rn.Reason))
 	result, err := c.deps.App.RotateNow(ctx, rn)
 	if err != nil {
 		log.WarnContext(ctx, "rotate now", slog.Any("error", err))
@@ -64,6 +66,8 @@ type RotateNowRequest struct {
 	OperationID string `json:"operationId"`
 	RevokeNow   bool   `json:"revokeNow"` // revoke the replaced PAT immediately (leak)
 	Reason      string `json:"reason,omitempty"`
+	// RequestedBy is who asked, as Requester established it from the platform's
+	// identity (the body's own `requestedBy` survives only as a claim next to it).
 	RequestedBy string `json:"requestedBy,omitempty"`
 	// Wait is how long the caller is willing to wait for the outcome (`?wait=30s`),
 	// already capped by the handler; zero: answer 202 at once.

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -60,12 +61,16 @@ func serviceBusTrigger(decode messageDecoder) func(context.Context, call) *respo
 		if err := d.run(ctx, c.deps.App); err != nil {
 			class := c.h.opts.Classify(err)
 			switch class {
-			case Transient, Conflict:
+			case Transient, Conflict, TooManyRequests:
 				log.WarnContext(ctx, "message will be retried", slog.String("class", class.String()), slog.Any("error", err))
 				return &response{status: http.StatusInternalServerError, Logs: []string{fmt.Sprintf("retry: %v", err)}}
 			default:
-				log.ErrorContext(ctx, "message rejected", slog.String("class", class.String()), slog.Any("error", err))
-				return c.reject(ctx, mi, d, contract.DeadLetterRejected, err)
+				reason := contract.DeadLetterRejected
+				if errors.Is(err, contract.ErrUnauthenticated) {
+					reason = contract.DeadLetterUnauthenticated
+				}
+				log.ErrorContext(ctx, "message rejected", slog.String("class", class.String()), slog.String("reason", reason), slog.Any("error", err))
+				return c.reject(ctx, mi, d, reason, err)
 			}
 		}
 		log.InfoContext(ctx, "message handled")

@@ -68,6 +68,12 @@ param allowRopc bool = false
 @maxLength(64)
 param sweepSchedule string = '0 0 */6 * * *'
 
+@description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret (RotateNow answers 429 inside it); 0 turns it off.')
+param manualCooldown string = '10m'
+
+@description('Application (client) id of an Entra app registration for App Service Authentication in front of the HTTP functions; RotateNow then records the caller\'s Entra identity. Empty: off.')
+param httpAuthClientId string = ''
+
 // ---------------------------------------------------------------- scale and tiers
 
 @description('Memory per Flex Consumption instance in MB.')
@@ -306,6 +312,8 @@ module functionApp 'modules/functionapp.bicep' = {
     lifetime: lifetime
     allowRopc: allowRopc
     sweepSchedule: sweepSchedule
+    manualCooldown: manualCooldown
+    httpAuthClientId: httpAuthClientId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     virtualNetworkSubnetId: virtualNetworkSubnetId

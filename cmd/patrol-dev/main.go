@@ -6,22 +6,10 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/patrol-dev/patrol/internal/cli"
 	"github.com/patrol-dev/patrol/internal/local/devcli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := devcli.NewRoot().ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "patrol-dev:", err)
-		os.Exit(cli.ExitCode(err))
-	}
-}
+func main() { os.Exit(cli.Main(devcli.NewRoot(), "patrol-dev")) }

@@ -1,23 +1,13 @@
 // Command patrol keeps Azure DevOps personal access tokens working without depending on
-// any person's account. See README.md.
+// any person's account: `patrol serve` is the Azure Functions custom handler, and the
+// other commands are the operator's. This is the program that ships; the local tooling
+// is cmd/patrol-dev. See README.md.
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/patrol-dev/patrol/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.NewRoot().ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "patrol:", err)
-		os.Exit(cli.ExitCode(err))
-	}
-}
+func main() { os.Exit(cli.Main(cli.NewRoot(), "patrol")) }

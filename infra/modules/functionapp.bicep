@@ -98,6 +98,12 @@ param allowRopc bool
 @maxLength(64)
 param sweepSchedule string
 
+@description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret.')
+param manualCooldown string
+
+@description('Application (client) id of an Entra app registration for App Service Authentication in front of the HTTP functions. Empty: off (function keys only; RotateNow records the key name).')
+param httpAuthClientId string = ''
+
 @description('Memory per instance in MB.')
 @allowed([
   512
@@ -202,6 +208,42 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PATROL_LIFETIME: lifetime
     PATROL_ALLOW_ROPC: allowRopc ? 'true' : 'false'
     PATROL_SWEEP_SCHEDULE: sweepSchedule
+    PATROL_MANUAL_COOLDOWN: manualCooldown
+  }
+}
+
+// App Service Authentication ("Easy Auth"). Requests with a valid Entra token for the
+// registration get x-ms-client-principal-* headers (and any such header a caller sent
+// is stripped), which RotateNow records as the caller (docs/security.md). Anonymous
+// requests are still let through to the function keys, so Event Grid's webhook and the
+// host's own endpoints keep working; require a token in front (API Management) if
+// function keys alone must not suffice.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(httpAuthClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: httpAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${httpAuthClientId}'
+            httpAuthClientId
+          ]
+        }
+      }
+    }
   }
 }
 

@@ -16,8 +16,9 @@ import (
 func newMigrateIdentityCmd() *cobra.Command {
 	return OperatorCommand(&cobra.Command{
 		Use:   "migrate-identity",
-		Short: "Move the service accounts' token caches and passwords from the secrets vault to the identity vault",
-		Long: "Copies every patrol-msal-* (tagged patrol-kind=msal-cache) and patrol-password-* secret from\n" +
+		Short: "Move the service accounts' token caches and passwords (and the command key) from the secrets vault to the identity vault",
+		Long: "Copies every patrol-msal-* (tagged patrol-kind=msal-cache) and patrol-password-* secret, and\n" +
+			"patrol-command-key (tagged patrol-kind=command-key), from\n" +
 			"PATROL_KEYVAULT_URL to PATROL_IDENTITY_KEYVAULT_URL, unless the identity vault holds that name\n" +
 			"already (its copy is then the newer one), and deletes it from the secrets vault. Running it again\n" +
 			"moves nothing more. Needs Key Vault Secrets Officer on both vaults (the operator has it).\n\n" +
@@ -46,7 +47,7 @@ func newMigrateIdentityCmd() *cobra.Command {
 				return err
 			}
 			if len(moved) == 0 {
-				fmt.Fprintf(out, "Nothing to move: the secrets vault holds no token cache or password.\n")
+				fmt.Fprintf(out, "Nothing to move: the secrets vault holds no token cache, password or command key.\n")
 			}
 			return nil
 		},
@@ -66,7 +67,7 @@ func warnIdentityVault(cmd *cobra.Command, s *wiring.Services) {
 	if err != nil || len(names) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "needs attention: the secrets vault still holds %s (token caches or passwords, readable by whoever reads the PATs): run `patrol migrate-identity`\n", strings.Join(names, ", "))
+	fmt.Fprintf(w, "needs attention: the secrets vault still holds %s (token caches, passwords or the command key, within reach of whoever reads the PATs): run `patrol migrate-identity`\n", strings.Join(names, ", "))
 }
 
 // checkReaders validates --reader values: Entra object ids.

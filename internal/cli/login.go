@@ -16,14 +16,23 @@ import (
 
 func newLoginCmd() *cobra.Command {
 	var account string
+	var deviceCode bool
 	cmd := &cobra.Command{
-		Use:   "login --service-account UPN",
-		Short: "Sign a service account in (device code) and keep its token cache in the identity vault",
-		Long: "Starts a device-code sign-in for the service account: open the URL shown, enter the code\n" +
-			"and sign in as that account. patrol then keeps the account's MSAL token cache in the identity\n" +
-			"vault (PATROL_IDENTITY_KEYVAULT_URL) as secret patrol-msal-<account> and refreshes it silently\n" +
+		Use:   "login --service-account UPN [--device-code]",
+		Short: "Sign a service account in (browser, or --device-code) and keep its token cache in the identity vault",
+		Long: "Signs the service account in and keeps its MSAL token cache in the identity vault\n" +
+			"(PATROL_IDENTITY_KEYVAULT_URL) as secret patrol-msal-<account>; patrol refreshes it silently\n" +
 			"from then on. Running it again replaces the stored sign-in; running instances take it up\n" +
-			"without a restart.",
+			"without a restart.\n\n" +
+			"By default the sign-in happens in your web browser (authorization code with PKCE): patrol\n" +
+			"opens the Entra sign-in page and listens on http://localhost:<port> for the answer, so run it\n" +
+			"on a machine with a browser. This works in tenants whose Conditional Access blocks the\n" +
+			"device code flow. The app registration needs the redirect URI http://localhost\n" +
+			"(platform \"Mobile and desktop applications\").\n\n" +
+			"--device-code is for machines without a browser (SSH sessions, containers): patrol shows\n" +
+			"a URL and a code; open the URL on any device, enter the code and sign in.\n\n" +
+			"Either way, sign in as the service account itself: a sign-in as anyone else is refused and\n" +
+			"nothing of it is kept.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !rules.IsUPN(account) {
@@ -35,11 +44,22 @@ func newLoginCmd() *cobra.Command {
 			}
 			defer closeServices(cmd, s)
 			out := cmd.OutOrStdout()
-			err = s.Accounts.Login(cmd.Context(), account, func(dc identity.DeviceCode) {
-				fmt.Fprintf(out, "To sign in %s, open %s and enter the code %s (valid until %s).\n",
-					account, dc.VerificationURL, dc.UserCode, dc.ExpiresOn.UTC().Format(time.RFC3339))
-				fmt.Fprintln(out, "Waiting for the sign-in to complete…")
-			})
+			if deviceCode {
+				err = s.Accounts.Login(cmd.Context(), account, func(dc identity.DeviceCode) {
+					fmt.Fprintf(out, "To sign in %s, open %s and enter the code %s (valid until %s).\n",
+						account, dc.VerificationURL, dc.UserCode, dc.ExpiresOn.UTC().Format(time.RFC3339))
+					fmt.Fprintln(out, "Waiting for the sign-in to complete…")
+				})
+			} else {
+				err = s.Accounts.LoginInBrowser(cmd.Context(), account, func(url string) error {
+					fmt.Fprintf(out, "Opening your browser to sign in %s. If it does not open, visit this URL on this machine:\n%s\n", account, url)
+					fmt.Fprintln(out, "Waiting for the sign-in to complete…")
+					if err := browserOpener(cmd.Context())(url); err != nil {
+						return fmt.Errorf("open a browser (on a machine without one, use --device-code): %w", err)
+					}
+					return nil
+				})
+			}
 			if err != nil {
 				return err
 			}
@@ -49,6 +69,7 @@ func newLoginCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&account, "service-account", "", "UPN of the service account (required)")
+	cmd.Flags().BoolVar(&deviceCode, "device-code", false, "sign in with a code on another device instead of a browser on this machine")
 	return OperatorCommand(cmd)
 }
 

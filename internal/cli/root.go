@@ -3,7 +3,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -35,6 +40,19 @@ func Exit(code int, err error) error { return &exitError{code: code, err: err} }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// Main runs a command tree the way both of patrol's programs do: interrupted by
+// SIGINT or SIGTERM through its context, an error printed after the program's name,
+// and the process exit code for main to pass to os.Exit (0 on success).
+func Main(root *cobra.Command, program string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, program+":", err)
+		return ExitCode(err)
+	}
+	return 0
+}
 
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {

@@ -97,6 +97,11 @@ func newAdoptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// patrol's own secrets (token caches, passwords, the command key) never hold
+			// a PAT, even one that does not exist yet.
+			if rotation.IsInternalSecret(args[0], nil) {
+				return UsageError(fmt.Errorf("%s is a name patrol keeps for its own secrets (patrol-msal-*, patrol-password-*, patrol-command-key); choose another", args[0]))
+			}
 			// Check the policy before anything connects, naming the flag.
 			tags := p.Tags()
 			if _, err := rotation.ParsePolicy(tags, wiring.PolicyDefaults(cfg)); err != nil {

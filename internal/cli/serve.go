@@ -127,9 +127,14 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	if svc.Bus == nil {
 		return handlers.Deps{}, errors.New("serve: no Service Bus connection configured")
 	}
+	cooldown := f.cfg.ManualCooldown
+	if cooldown == 0 {
+		cooldown = -1 // PATROL_MANUAL_COOLDOWN=0: off
+	}
 	app, err := functionapp.New(functionapp.Options{
 		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
+		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
 	})
 	if err != nil {
 		return handlers.Deps{}, err

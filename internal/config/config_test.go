@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -185,8 +186,8 @@ func TestNamesListsEverySettingOnce(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if len(seen) != 16 {
-		t.Errorf("%d settings, want the 16 of docs/architecture.md", len(seen))
+	if len(seen) != 17 {
+		t.Errorf("%d settings, want the 17 of docs/architecture.md", len(seen))
 	}
 }
 
@@ -341,4 +342,18 @@ func TestAMalformedConnectionStringNeverReachesAMessageUnredacted(t *testing.T) 
 	if got := RedactConnectionString(testConn); !strings.Contains(got, "Endpoint=sb://localhost:5672/") || !strings.Contains(got, "SharedAccessKeyName=RootManageSharedAccessKey") {
 		t.Errorf("a well-formed string lost what locates the namespace: %q", got)
 	}
+}
+
+// dnsNameOracle is the rule isDNSName hand-writes, as the regexp it replaced.
+var dnsNameOracle = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+func FuzzIsDNSNameAgreesWithItsRegexp(f *testing.F) {
+	for _, s := range []string{"patrol.servicebus.windows.net", "localhost", "a.b", "-a.b", "a-.b", "a..b", ".a.b", "a.b.", strings.Repeat("a", 63) + ".b", strings.Repeat("a", 64) + ".b", strings.Repeat("a.", 127) + "b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isDNSName(s), len(s) <= 253 && dnsNameOracle.MatchString(s); got != want {
+			t.Errorf("isDNSName(%q) = %v, regexp says %v", s, got, want)
+		}
+	})
 }

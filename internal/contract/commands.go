@@ -19,13 +19,22 @@ type RotationCommand struct {
 	Trigger       Trigger `json:"trigger"`
 	// Version is the secret version the trigger saw (Key Vault events); when it is no
 	// longer current the command is stale. Empty: whatever is current.
-	Version     string  `json:"version,omitempty"`
-	RevokeNow   bool    `json:"revokeNow,omitempty"` // revoke the replaced PAT at once (after a leak)
-	RequestedBy string  `json:"requestedBy,omitempty"`
-	Person      *Person `json:"person,omitempty"` // the departing person (trigger offboarding only)
-	// Policy is the policy tags to apply (trigger adopt only), e.g. patrol-org.
+	Version   string `json:"version,omitempty"`
+	RevokeNow bool   `json:"revokeNow,omitempty"` // revoke the replaced PAT at once (after a leak)
+	// RequestedBy is who asked: for RotateNow the caller's authenticated identity (Entra
+	// principal or function key name), never a name the caller typed.
+	RequestedBy string `json:"requestedBy,omitempty"`
+	// Reason is the caller's free-text reason (RotateNow's `reason`), recorded on the
+	// new version and the outcome.
+	Reason string  `json:"reason,omitempty"`
+	Person *Person `json:"person,omitempty"` // the departing person (trigger offboarding only)
+	// Policy is never accepted on the queue (adoption runs in process, `patrol adopt`);
+	// the field exists so a command carrying one is refused naming it rather than
+	// having it silently dropped.
 	Policy      map[string]string `json:"policy,omitempty"`
 	RequestedAt time.Time         `json:"requestedAt,omitzero"`
+	// Signature proves the command comes from patrol (see NeedsSignature).
+	Signature *CommandSignature `json:"signature,omitempty"`
 }
 
 // RevocationCommand is a (usually scheduled) message on `pat-revocations`: revoke one
@@ -64,8 +73,11 @@ func (c *RotationCommand) Validate() error {
 	if c.Trigger == "" {
 		return Malformed(doc, "trigger", "missing")
 	}
+	if c.Trigger == TriggerAdopt {
+		return Malformed(doc, "trigger", "adopt is not accepted on the queue: adoption runs in process, from the operator's `patrol adopt`")
+	}
 	if !commandTriggers[c.Trigger] {
-		return Malformed(doc, "trigger", "%q is not one of near-expiry, expired, offboarding, manual, sweep, adopt, wake-up", Clip(string(c.Trigger)))
+		return Malformed(doc, "trigger", "%q is not one of near-expiry, expired, offboarding, manual, sweep, wake-up", Clip(string(c.Trigger)))
 	}
 	if c.Version != "" {
 		v := strings.ToLower(c.Version)
@@ -82,15 +94,8 @@ func (c *RotationCommand) Validate() error {
 		return Malformed(doc, "version", "missing; required when trigger is %s", c.Trigger)
 	case c.Trigger == TriggerOffboarding && c.Person == nil:
 		return Malformed(doc, "person", "missing; required when trigger is offboarding")
-	case c.Trigger == TriggerAdopt && len(c.Policy) == 0:
-		return Malformed(doc, "policy", "missing; required when trigger is adopt")
-	case c.Trigger != TriggerAdopt && len(c.Policy) > 0:
-		return Malformed(doc, "policy", "allowed only when trigger is adopt")
-	}
-	for k, v := range c.Policy {
-		if !strings.HasPrefix(k, "patrol-") || len(k) > 256 || len(v) > 256 {
-			return Malformed(doc, "policy", "tag %q: names must start with patrol- and names and values fit Key Vault's 256 characters", Clip(k))
-		}
+	case len(c.Policy) > 0:
+		return Malformed(doc, "policy", "not accepted on the queue: policy is set by the operator (`patrol adopt`, or the secret's tags)")
 	}
 	if c.Person != nil {
 		if err := checkPerson(doc, "person", c.Person); err != nil {
@@ -100,7 +105,10 @@ func (c *RotationCommand) Validate() error {
 	if c.RequestedBy != "" && (len(c.RequestedBy) > 256 || strings.ContainsFunc(c.RequestedBy, unicode.IsControl)) {
 		return Malformed(doc, "requestedBy", "must be at most 256 printable characters")
 	}
-	return nil
+	if c.Reason != "" && (len(c.Reason) > 256 || strings.ContainsFunc(c.Reason, unicode.IsControl)) {
+		return Malformed(doc, "reason", "must be at most 256 printable characters")
+	}
+	return checkSignature(doc, c.Signature)
 }
 
 // DecodeRotationCommand parses and validates a `pat-rotations` message body.

@@ -112,6 +112,15 @@ func TestDecodeRotationCommand(t *testing.T) {
 		"a requestedAt that is not a date names it":      {body: `{"secret":"s","operationId":"o","trigger":"sweep","requestedAt":"now"}`, field: "requestedAt"},
 		"schemaVersion 2 names it":                       {body: `{"schemaVersion":"2","secret":"s","operationId":"o","trigger":"sweep"}`, field: "schemaVersion"},
 		"a person with a bad UPN names person.upn":       {body: `{"secret":"s","operationId":"o","trigger":"offboarding","person":{"upn":"@x"}}`, field: "person.upn"},
+		"an adopt command is refused naming trigger": {
+			body: `{"secret":"db-password","operationId":"o","trigger":"adopt","policy":{"patrol-managed":"true","patrol-org":"contoso","patrol-scopes":"app_token"}}`, field: "trigger"},
+		"a policy on any other trigger is refused naming it": {
+			body: `{"secret":"s","operationId":"o","trigger":"manual","policy":{"patrol-lifetime":"365d"}}`, field: "policy"},
+		"a signature with a bad key version names it": {
+			body: `{"secret":"s","operationId":"o","trigger":"manual","signature":{"keyVersion":"k","mac":"AAAA"}}`, field: "signature.keyVersion"},
+		"a signature with a short MAC names it": {
+			body: `{"secret":"s","operationId":"o","trigger":"manual","signature":{"keyVersion":"0123456789abcdef0123456789abcdef","mac":"AAAA"}}`, field: "signature.mac"},
+		"a reason with a line break names it": {body: `{"secret":"s","operationId":"o","trigger":"sweep","reason":"a\nb"}`, field: "reason"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -104,6 +106,26 @@ func FuzzDecodeRevocationCommand(f *testing.F) {
 		again, err := DecodeRevocationCommand(b)
 		if err != nil || !reflect.DeepEqual(again, c) {
 			t.Errorf("round trip: %+v, %v; want %+v", again, err, c)
+		}
+	})
+}
+
+// The hand-written name checks against the regexps they replace.
+var (
+	secretNameOracle = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+	versionOracle    = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+func FuzzNameChecksAgreeWithTheirRegexps(f *testing.F) {
+	for _, s := range []string{"pat-build", "", "-", strings.Repeat("a", 127), strings.Repeat("a", 128), "a b", "ee059b2bb5bc48398a53b168c6cdcb10", "EE059B2BB5BC48398A53B168C6CDCB10", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidSecretName(s), secretNameOracle.MatchString(s); got != want {
+			t.Errorf("ValidSecretName(%q) = %v, regexp says %v", s, got, want)
+		}
+		if got, want := ValidVersion(s), versionOracle.MatchString(s); got != want {
+			t.Errorf("ValidVersion(%q) = %v, regexp says %v", s, got, want)
 		}
 	})
 }

@@ -47,6 +47,8 @@ type Outcome struct {
 	Expires time.Time `json:"expires,omitzero"`
 	// NextCheck is when patrol will look at the secret again.
 	NextCheck time.Time `json:"nextCheck,omitzero"`
+	// RequestedBy is who asked for the operation (RotateNow: the caller's identity).
+	RequestedBy string `json:"requestedBy,omitempty"`
 	// Retryable: a failure that a redelivery of the command may fix.
 	Retryable bool      `json:"retryable,omitempty"`
 	Time      time.Time `json:"time,omitzero"`
@@ -80,6 +82,8 @@ func (o Outcome) Properties() map[string]any {
 const (
 	DeadLetterMalformed = "patrol.MalformedMessage" // the body or metadata cannot be understood
 	DeadLetterRejected  = "patrol.Rejected"         // understood, but can never succeed
+	// DeadLetterUnauthenticated: a command that must be signed was not, or not validly.
+	DeadLetterUnauthenticated = "patrol.Unauthenticated"
 )
 
 // Failure is a message patrol gave up on without dead-lettering it (session queues,

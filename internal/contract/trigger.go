@@ -18,7 +18,8 @@ const (
 	TriggerManual Trigger = "manual"
 	// TriggerSweep: the timer sweep; rotates what is due.
 	TriggerSweep Trigger = "sweep"
-	// TriggerAdopt: start managing a secret with the policy in the command's Policy.
+	// TriggerAdopt: start managing a secret with an operator's policy. Only the
+	// operator's CLI runs it, in process; a RotationCommand carrying it is refused.
 	TriggerAdopt Trigger = "adopt"
 	// TriggerWakeup: patrol's own scheduled wake-up for Version.
 	TriggerWakeup Trigger = "wake-up"
@@ -28,10 +29,11 @@ const (
 // not a rotation trigger: a RotationCommand carrying it is refused.
 const TriggerRevoke Trigger = "revoke"
 
-// commandTriggers are the triggers a RotationCommand may carry.
+// commandTriggers are the triggers a RotationCommand may carry (not adopt: see
+// TriggerAdopt).
 var commandTriggers = map[Trigger]bool{
 	TriggerNearExpiry: true, TriggerExpired: true, TriggerOffboarding: true, TriggerManual: true,
-	TriggerSweep: true, TriggerAdopt: true, TriggerWakeup: true,
+	TriggerSweep: true, TriggerWakeup: true,
 }
 
 // needsVersion: triggers raised for one version of the secret; when that version is no

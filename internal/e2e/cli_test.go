@@ -76,7 +76,7 @@ func TestOperatorCLIEndToEnd(t *testing.T) {
 	defer cancel()
 	e.approveDeviceSignIns(ctx)
 
-	out, errOut, code := e.patrol("login", "--service-account", stack.ServiceAccount)
+	out, errOut, code := e.patrol("login", "--service-account", stack.ServiceAccount, "--device-code")
 	if code != 0 || !strings.Contains(out, "enter the code") || !strings.Contains(out, "Signed in "+stack.ServiceAccount) {
 		t.Fatalf("login: exit %d\n%s\n%s", code, out, errOut)
 	}

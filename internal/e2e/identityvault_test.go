@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/identity"
 	kvadapter "github.com/patrol-dev/patrol/internal/keyvault"
 	entraemu "github.com/patrol-dev/patrol/internal/local/emulator/entra"
@@ -169,6 +170,9 @@ func TestMigrateIdentityMovesAnOldDeploymentsCachesOnce(t *testing.T) {
 	if _, err := e.st.KV.Put(stack.Vault, password, kvemu.NewSecret{Value: e.st.ServiceAccountPassword}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := old.Store.CommandKeys().SigningKey(e.ctx); err != nil { // the old app created its key there
+		t.Fatal(err)
+	}
 	if _, ok := e.live(stack.Vault)[cache]; !ok {
 		t.Fatal("the old deployment's cache is not in the secrets vault")
 	}
@@ -186,11 +190,11 @@ func TestMigrateIdentityMovesAnOldDeploymentsCachesOnce(t *testing.T) {
 	}
 
 	out, errOut, code := e.patrol("migrate-identity")
-	if code != 0 || !strings.Contains(out, cache+": ") || !strings.Contains(out, password+": moved") {
+	if code != 0 || !strings.Contains(out, cache+": ") || !strings.Contains(out, password+": moved") || !strings.Contains(out, contract.CommandKeySecret+": moved") {
 		t.Fatalf("migrate-identity: exit %d\n%s\n%s", code, out, errOut)
 	}
 	secrets, identities := e.live(stack.Vault), e.live(stack.IdentityVault)
-	for _, n := range []string{cache, password} {
+	for _, n := range []string{cache, password, contract.CommandKeySecret} {
 		if _, ok := secrets[n]; ok {
 			t.Errorf("%s is still in the secrets vault", n)
 		}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -29,7 +30,17 @@ func TestNoTokenValueAppearsInAnyOutput(t *testing.T) {
 			t.Fatalf("patrol %v: exit %d\n%s%s", args, code, out, errOut)
 		}
 	}
-	run("login", "--service-account", stack.ServiceAccount)
+	// Both sign-ins: the browser's (its authorization code is a credential too) and the
+	// device code's.
+	codes := &codeRecorder{next: e.st.HTTP.Transport}
+	b := e.browserAs(stack.ServiceAccount)
+	b.HTTP = &http.Client{Transport: codes}
+	out, errOut, code := e.patrolWithBrowser(b.Open, "login", "--service-account", stack.ServiceAccount)
+	cliOut.WriteString(out + errOut)
+	if code != 0 || len(codes.values()) != 1 {
+		t.Fatalf("patrol login (browser): exit %d, %d codes seen\n%s%s", code, len(codes.values()), out, errOut)
+	}
+	run("login", "--service-account", stack.ServiceAccount, "--device-code")
 	run("adopt", "leaky", "--org", stack.Organization, "--scopes", "vso.code")
 	run("rotate", "leaky")
 	run("rotate", "leaky", "--revoke-now")
@@ -49,6 +60,7 @@ func TestNoTokenValueAppearsInAnyOutput(t *testing.T) {
 	e.allFaults()["devops"].Reset()
 
 	secrets := append(e.seen.values(), e.st.WorkloadSecret, e.st.ServiceAccountPassword, sbemu.DefaultKey)
+	secrets = append(secrets, codes.values()...)
 	pats := e.st.DevOps.Journal().Count("CreatePat")
 	if len(secrets) < pats+3 || pats < 4 {
 		t.Fatalf("only %d credentials were seen for %d PATs created: the recorder missed the traffic", len(secrets), pats)

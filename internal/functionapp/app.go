@@ -64,8 +64,17 @@ type Options struct {
 	Inventory Inventory
 	Commands  Commands
 	Publisher Publisher
-	PATs      PATLister // optional: orphan clean-up in Sweep
-	Defaults  rotation.Defaults
+	PATs      PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
+	// CommandKeys sign RotateNow's commands and verify signed ones in Rotate. Without
+	// them RotateNow refuses and every command that must be signed is rejected.
+	CommandKeys CommandKeys
+	// History lists a secret's versions for Revoke's record check; without it only the
+	// current version counts.
+	History History
+	// ManualCooldown is the least time between two manual rotations of one secret
+	// (PATROL_MANUAL_COOLDOWN); zero means DefaultManualCooldown, negative none.
+	ManualCooldown time.Duration
+	Defaults       rotation.Defaults
 	// Vault is the vault's name; events from another vault are ignored. Empty: any.
 	Vault string
 	// Clock is the clock; default rotation.SystemClock. The local stack passes the
@@ -120,6 +129,9 @@ func New(o Options) (*App, error) {
 	}
 	if o.FanOut <= 0 {
 		o.FanOut = 8
+	}
+	if o.ManualCooldown == 0 {
+		o.ManualCooldown = DefaultManualCooldown
 	}
 	return &App{o: o, log: o.Logger, recent: map[string]remembered{}}, nil
 }
@@ -181,7 +193,35 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 // reason, and a redelivery could not help), a transient one is returned for a retry:
 // the core has already retried it and sat out throttling, so what is left is the
 // trigger's redelivery.
+//
+// A command that must be signed (manual, revokeNow) is verified first; a refusal is
+// returned as a permanent contract.ErrUnauthenticated error, which the handler reports
+// (failed outcome, reason patrol.Unauthenticated) without running anything. A manual
+// rotation inside the cooldown of the previous one is skipped with an outcome.
 func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
+	if cmd.NeedsSignature() {
+		if err := a.verify(ctx, cmd); err != nil {
+			a.log.WarnContext(ctx, "rotation command refused", "secret", cmd.Secret, "operationId", cmd.OperationID,
+				"trigger", string(cmd.Trigger), "error", err)
+			return err
+		}
+	}
+	if cmd.Trigger == contract.TriggerManual && a.o.ManualCooldown > 0 {
+		in, err := a.o.Rotator.Gather(ctx, cmd.Secret)
+		if err != nil {
+			return fmt.Errorf("functionapp: read secret %q: %w", cmd.Secret, err)
+		}
+		if left := CooldownLeft(in, a.o.ManualCooldown, a.now()); left > 0 && in.Current.Tags[rotation.TagOp] != cmd.OperationID {
+			o := rotation.Outcome{Status: rotation.StatusSkipped, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: cmd.Trigger,
+				Reason: ReasonCooldown, RequestedBy: cmd.RequestedBy, Time: a.now(),
+				Message: fmt.Sprintf("a manual rotation wrote the current version less than %s ago; not rotating again for %s", a.o.ManualCooldown, left.Round(time.Second))}
+			a.remember(o)
+			if err := a.o.Publisher.Publish(ctx, o); err != nil {
+				return fmt.Errorf("functionapp: publish: %w", err)
+			}
+			return nil
+		}
+	}
 	o, err := a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
 	a.remember(o)
 	switch {
@@ -199,9 +239,13 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 }
 
 // Revoke performs a scheduled revocation; a PAT that is already gone is success (the
-// core treats not-found as done). Permanent failures go back to the handler, which
+// core treats not-found as done). Only a PAT patrol has on record for the secret is
+// revoked (OnRecord); anything else is refused with a published outcome. Permanent failures go back to the handler, which
 // dead-letters the message so an operator can replay it after fixing the cause.
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
+	if err := a.checkRevocation(ctx, cmd); err != nil {
+		return err
+	}
 	// Not remembered: a revocation carries the operation id of the rotation that
 	// replaced the PAT, and that rotation's outcome is the operation's.
 	_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))

@@ -81,7 +81,7 @@ func (b *memBus) Publish(_ context.Context, o rotation.Outcome) error {
 
 func newApp(t *testing.T, r *memRotator, b *memBus) *App {
 	t.Helper()
-	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults,
+	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: testKeys,
 		Clock: rotation.NowFunc(func() time.Time { return now }), PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestRotateMapsTheCoreResult(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := &memRotator{run: func(string, rotation.Trigger) (rotation.Outcome, error) { return tc.outcome, tc.err }}
 			a := newApp(t, r, &memBus{})
-			err := a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
+			err := a.Rotate(context.Background(), signed(t, contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual}))
 			if (err != nil) != tc.retry {
 				t.Fatalf("err = %v, want an error: %v", err, tc.retry)
 			}
@@ -200,11 +200,11 @@ func TestRotateLeavesRetriesToTheCoreAndTheQueue(t *testing.T) {
 			&rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: throttledErr{time.Second}}
 	}}
 	b := &memBus{}
-	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults})
+	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: testKeys, Clock: rotation.NowFunc(func() time.Time { return now })})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.Rotate(context.Background(), contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual})
+	err = a.Rotate(context.Background(), signed(t, contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual}))
 	if err == nil || rotation.IsPermanent(err) || runs != 1 {
 		t.Errorf("err %v after %d runs; want a retryable error after one run", err, runs)
 	}

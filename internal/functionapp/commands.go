@@ -174,12 +174,21 @@ func AccountOrgs(versions []rotation.Version, d rotation.Defaults) []AccountOrg 
 }
 
 // OrphanRevocations turns the orphans among one account's PATs (rotation.Orphans) into
-// revocations, each under the operation id its display name carries.
+// revocations, each under the operation id its display name carries. Only orphans named
+// for a managed secret under this account and organization are included: Revoke
+// refuses any other (OnRecord), so an orphan of a deleted or unmanaged secret is left
+// for an operator rather than dead-lettered at every sweep.
 func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d rotation.Defaults, g AccountOrg, now time.Time) []rotation.Revocation {
+	ours := map[string]bool{}
+	for _, v := range versions {
+		if p, err := rotation.ParsePolicy(v.Tags, d); err == nil && strings.EqualFold(p.Org, g.Org) && strings.EqualFold(p.ServiceAccount, g.Account) {
+			ours[strings.ToLower(v.Name)] = true
+		}
+	}
 	var out []rotation.Revocation
 	for _, p := range rotation.Orphans(pats, versions, d, now) {
 		secret, op, ok := rotation.ParseDisplayName(p.DisplayName)
-		if !ok || !contract.ValidSecretName(secret) {
+		if !ok || !contract.ValidSecretName(secret) || !ours[strings.ToLower(secret)] {
 			continue
 		}
 		out = append(out, rotation.Revocation{Secret: secret, Org: g.Org, PATID: p.ID, Owner: g.Account, Account: g.Account, Op: op})
@@ -187,7 +196,8 @@ func OrphanRevocations(pats []rotation.PATInfo, versions []rotation.Version, d r
 	return out
 }
 
-// ManualCommand is the command an emergency rotation (RotateNow) sends.
+// ManualCommand is the command an emergency rotation (RotateNow) sends, unsigned.
+// RequestedBy is the caller's identity as the handler established it.
 func ManualCommand(req handlers.RotateNowRequest, now time.Time) contract.RotationCommand {
 	by := req.RequestedBy
 	if by == "" {
@@ -195,18 +205,20 @@ func ManualCommand(req handlers.RotateNowRequest, now time.Time) contract.Rotati
 	}
 	return contract.RotationCommand{
 		SchemaVersion: contract.SchemaVersion, Secret: req.Secret, OperationID: req.OperationID,
-		Trigger: contract.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, RequestedAt: now,
+		Trigger: contract.TriggerManual, RevokeNow: req.RevokeNow, RequestedBy: by, Reason: req.Reason, RequestedAt: now,
 	}
 }
 
 // CheckRotatable says whether an emergency rotation of the secret can be accepted, by
 // the core's admission checks: handlers.ErrNotFound (404) for a secret that does not
-// exist, handlers.ErrConflict (409) for one patrol does not manage or that is disabled.
+// exist or is one of patrol's own (the same answer, so RotateNow is no oracle for
+// internal secrets), handlers.ErrConflict (409) for one patrol does not manage or that
+// is disabled.
 func CheckRotatable(secret string, in rotation.Input) error {
 	reason, _ := admissionRefuses(in, rotation.Trigger{Kind: rotation.TriggerManual}, time.Time{})
 	switch reason {
-	case rotation.ReasonSecretMissing:
-		return fmt.Errorf("secret %q does not exist in the vault: %w", secret, handlers.ErrNotFound)
+	case rotation.ReasonSecretMissing, rotation.ReasonInternalSecret:
+		return errNoSuchSecret(secret)
 	case rotation.ReasonNotManaged:
 		return fmt.Errorf("secret %q is not managed by patrol (tag %s=true missing); adopt it first with `patrol adopt`: %w",
 			secret, rotation.TagManaged, handlers.ErrConflict)

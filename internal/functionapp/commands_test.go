@@ -242,6 +242,8 @@ func TestOrphanRevocations(t *testing.T) {
 			pat: rotation.PATInfo{ID: pat1, DisplayName: rotation.DisplayName("pat-a", "abcdefghijklmnop"), ValidFrom: old}},
 		"a PAT patrol did not name is never touched": {
 			pat: rotation.PATInfo{ID: pat2, DisplayName: "my laptop", ValidFrom: old}},
+		"an orphan named for a secret patrol does not manage is left (Revoke would refuse it)": {
+			pat: rotation.PATInfo{ID: pat2, DisplayName: rotation.DisplayName("gone", "abcdefghijklmnop"), ValidFrom: old}},
 		"a PAT created minutes ago may belong to a rotation in flight and is kept": {
 			pat: rotation.PATInfo{ID: pat2, DisplayName: rotation.DisplayName("pat-a", "abcdefghijklmnop"), ValidFrom: now.Add(-time.Minute)}},
 	}

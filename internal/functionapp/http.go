@@ -28,11 +28,20 @@ func (a *App) RotateNow(ctx context.Context, req handlers.RotateNowRequest) (han
 	if err := CheckRotatable(req.Secret, in); err != nil {
 		return res, err
 	}
+	if left := CooldownLeft(in, a.o.ManualCooldown, a.now()); left > 0 {
+		a.log.WarnContext(ctx, "emergency rotation refused: cooldown", "secret", req.Secret, "operationId", req.OperationID,
+			"requestedBy", req.RequestedBy, "retryAfter", left)
+		return res, &TooManyRequests{Secret: req.Secret, After: left}
+	}
 	cmd := ManualCommand(req, a.now())
+	if err := a.sign(ctx, &cmd); err != nil {
+		return res, err
+	}
 	if err := a.o.Commands.SendRotation(ctx, cmd, time.Time{}); err != nil {
 		return res, fmt.Errorf("functionapp: enqueue rotation of %q: %w", req.Secret, err)
 	}
-	a.log.InfoContext(ctx, "emergency rotation enqueued", "secret", req.Secret, "operationId", req.OperationID, "revokeNow", req.RevokeNow)
+	a.log.InfoContext(ctx, "emergency rotation enqueued", "secret", req.Secret, "operationId", req.OperationID, "revokeNow", req.RevokeNow,
+		"requestedBy", req.RequestedBy, "reason", req.Reason)
 	if req.Wait > 0 {
 		res.Outcome = a.wait(ctx, req.Secret, req.OperationID, req.Wait)
 	}
@@ -71,8 +80,9 @@ func (a *App) lookup(ctx context.Context, secret, op string) (contract.Outcome, 
 	return OperationOf(secret, op, in)
 }
 
-// Status reports one secret (404 when it does not exist), optionally one operation's
-// outcome, or every managed secret.
+// Status reports one managed secret (404, the same answer, when it does not exist, is
+// not managed or is one of patrol's own), optionally one operation's outcome, or every
+// managed secret.
 func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (contract.StatusResult, error) {
 	now := a.now()
 	if req.Secret == "" {
@@ -86,13 +96,21 @@ func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (contract.
 			byName[rows[i].Secret] = &rows[i]
 		}
 		res := contract.StatusResult{Secrets: make([]contract.SecretStatus, 0, len(rows))}
+		internal := map[string]bool{}
+		for _, v := range versions {
+			if rotation.IsInternalSecret(v.Name, v.Tags) {
+				internal[v.Name] = true
+			}
+		}
 		// Plan's order: soonest action first.
 		idx := map[string]rotation.Version{}
 		for _, v := range versions {
 			idx[v.Name] = v
 		}
 		for _, r := range rows {
-			res.Secrets = append(res.Secrets, rotation.StatusOf(idx[r.Secret], byName[r.Secret]))
+			if !internal[r.Secret] {
+				res.Secrets = append(res.Secrets, rotation.StatusOf(idx[r.Secret], byName[r.Secret]))
+			}
 		}
 		return res, nil
 	}
@@ -100,15 +118,12 @@ func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (contract.
 	if err != nil {
 		return contract.StatusResult{}, fmt.Errorf("functionapp: read secret %q: %w", req.Secret, err)
 	}
-	if !in.Exists {
-		return contract.StatusResult{}, fmt.Errorf("secret %q does not exist in the vault: %w", req.Secret, handlers.ErrNotFound)
+	// Unmanaged, internal and absent: one answer (errNoSuchSecret).
+	if !in.Exists || !rotation.IsManaged(in.Current.Tags) || rotation.IsInternalSecret(req.Secret, in.Current.Tags) {
+		return contract.StatusResult{}, errNoSuchSecret(req.Secret)
 	}
-	var row *rotation.PlanRow
-	if rotation.IsManaged(in.Current.Tags) {
-		rows := rotation.Plan([]rotation.Version{in.Current}, a.o.Defaults, now)
-		row = &rows[0]
-	}
-	res := contract.StatusResult{Secrets: []contract.SecretStatus{rotation.StatusOf(in.Current, row)}}
+	rows := rotation.Plan([]rotation.Version{in.Current}, a.o.Defaults, now)
+	res := contract.StatusResult{Secrets: []contract.SecretStatus{rotation.StatusOf(in.Current, &rows[0])}}
 	if req.OperationID != "" {
 		o, ok := OperationOf(req.Secret, req.OperationID, in)
 		if !ok {

@@ -11,8 +11,9 @@ import (
 // TriggerOf maps a queued command to the core's trigger (whose kinds are the
 // contract's trigger words).
 func TriggerOf(cmd contract.RotationCommand) rotation.Trigger {
+	// Policy is never taken from a queued command (the decoder refuses it).
 	t := rotation.Trigger{Kind: cmd.Trigger, Op: cmd.OperationID, Version: cmd.Version,
-		RevokeNow: cmd.RevokeNow, Policy: cmd.Policy}
+		RevokeNow: cmd.RevokeNow, RequestedBy: cmd.RequestedBy, Reason: cmd.Reason}
 	if cmd.Person != nil {
 		t.Person = rotation.Person{UPN: cmd.Person.UPN, ObjectID: cmd.Person.ObjectID}
 	}
@@ -33,7 +34,7 @@ func RevocationOf(cmd contract.RevocationCommand) rotation.Revocation {
 // not the details pat-events carries.
 func OutcomeOf(o rotation.Outcome) contract.Outcome {
 	return contract.Outcome{Status: o.Status, Secret: o.Secret, OperationID: o.Op, Reason: string(o.Reason),
-		Message: o.Message, Version: o.Version, Time: o.Time}
+		Message: o.Message, Version: o.Version, RequestedBy: o.RequestedBy, Time: o.Time}
 }
 
 // Finished reports whether an outcome ends its operation: anything but a failure that
@@ -50,7 +51,8 @@ func OperationOf(secret, op string, in rotation.Input) (contract.Outcome, bool) 
 		return contract.Outcome{}, false
 	}
 	return contract.Outcome{Status: contract.StatusRotated, Secret: secret, OperationID: op,
-		Reason: in.Current.Tags[rotation.TagReason], Version: in.Current.ID, Time: in.Current.Created}, true
+		Reason: in.Current.Tags[rotation.TagReason], Version: in.Current.ID, RequestedBy: in.Current.Tags[rotation.TagRequestedBy],
+		Time: in.Current.Created}, true
 }
 
 // StatusOf describes one secret; row is its plan row (nil for an unmanaged secret).

@@ -23,7 +23,7 @@ const (
 	BadPassword          // the stored password is wrong (AADSTS50126)
 	PasswordExpired      // AADSTS50055
 	Locked               // AADSTS50053
-	WrongAccount         // a device-code sign-in completed as someone else
+	WrongAccount         // a sign-in (browser or device code) completed as someone else
 )
 
 func (k Kind) String() string {
@@ -59,8 +59,10 @@ func (e *SignInError) Error() string {
 func (e *SignInError) Fix() string {
 	login := fmt.Sprintf("run `patrol login --service-account %s`", e.Account)
 	switch e.Kind {
-	case NotSignedIn, SignInExpired, WrongAccount:
+	case NotSignedIn, SignInExpired:
 		return login
+	case WrongAccount:
+		return login + " and sign in as " + e.Account + " (in the browser, choose \"Use another account\" if another one is offered)"
 	case MFARequired:
 		return "exclude the service account from MFA Conditional Access for Azure DevOps, or sign it in with MFA: " + login
 	case Disabled:

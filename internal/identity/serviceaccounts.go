@@ -3,8 +3,9 @@
 // principals and managed identities on the PAT lifecycle API), and the workload identity
 // patrol itself runs as (azidentity).
 //
-// A service account signs in once with the device-code flow (`patrol login`); its MSAL
-// token cache is then kept in Key Vault, one secret per account, and refreshed silently.
+// A service account signs in once (`patrol login`: in a browser, or with the device-code
+// flow where no browser is at hand); its MSAL token cache is then kept in Key Vault, one
+// secret per account, and refreshed silently.
 // A stored password (ROPC) is used only where the operator enabled it, because ROPC
 // fails for accounts under MFA or Conditional Access and is deprecated by Microsoft.
 package identity
@@ -239,9 +240,5 @@ func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(Devic
 	if err != nil {
 		return classify(upn, err)
 	}
-	if !strings.EqualFold(res.Account.PreferredUsername, upn) {
-		_ = a.client.RemoveAccount(ctx, res.Account)
-		return &SignInError{Account: upn, Kind: WrongAccount, Detail: "signed in as " + res.Account.PreferredUsername}
-	}
-	return nil
+	return requireAccount(ctx, a, upn, res.Account)
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -155,9 +156,10 @@ func classify(status int, body []byte, h http.Header, now time.Time) *Error {
 	return e
 }
 
+// Compiled on first use: they only read refusals, and the handler's start-up counts.
 var (
-	rbacAction = regexp.MustCompile(`Action: '([^']+)'`)
-	rbacCaller = regexp.MustCompile(`oid=([0-9A-Fa-f-]{1,64})`)
+	rbacAction = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`Action: '([^']+)'`) })
+	rbacCaller = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`oid=([0-9A-Fa-f-]{1,64})`) })
 )
 
 // summariseForbidden turns Key Vault's multi-line RBAC refusal into one line naming
@@ -166,10 +168,10 @@ func summariseForbidden(inner, msg string) string {
 	switch inner {
 	case "ForbiddenByRbac":
 		s := "access denied by Azure RBAC"
-		if m := rbacCaller.FindStringSubmatch(msg); m != nil {
+		if m := rbacCaller().FindStringSubmatch(msg); m != nil {
 			s += ": principal " + m[1]
 		}
-		if m := rbacAction.FindStringSubmatch(msg); m != nil {
+		if m := rbacAction().FindStringSubmatch(msg); m != nil {
 			s += " may not " + m[1]
 		}
 		return s + " (assign it Key Vault Secrets Officer on the vault)"

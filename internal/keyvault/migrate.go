@@ -8,6 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -33,9 +34,15 @@ const (
 	passwordPrefix = "patrol-password-"
 )
 
+// belongsInIdentityVault reports whether a secret of this name is one of patrol's
+// identity secrets: a token cache, a password or the command-signing key.
+func belongsInIdentityVault(name string) bool {
+	return strings.HasPrefix(name, cachePrefix) || strings.HasPrefix(name, passwordPrefix) || name == contract.CommandKeySecret
+}
+
 // IdentitySecretNames lists the secrets of this vault that belong in the identity
-// vault: token caches (patrol-msal-*) and passwords (patrol-password-*). One list, no
-// values.
+// vault: token caches (patrol-msal-*), passwords (patrol-password-*) and the
+// command-signing key (patrol-command-key). One list, no values.
 func (s *Store) IdentitySecretNames(ctx context.Context) ([]string, error) {
 	var names []string
 	p := s.c.NewListSecretPropertiesPager(nil)
@@ -48,7 +55,7 @@ func (s *Store) IdentitySecretNames(ctx context.Context) ([]string, error) {
 			if sp == nil || sp.ID == nil {
 				continue
 			}
-			if n := sp.ID.Name(); strings.HasPrefix(n, cachePrefix) || strings.HasPrefix(n, passwordPrefix) {
+			if n := sp.ID.Name(); belongsInIdentityVault(n) {
 				names = append(names, n)
 			}
 		}
@@ -56,13 +63,16 @@ func (s *Store) IdentitySecretNames(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// MoveIdentitySecrets moves every token cache and password from the secrets vault to
-// the identity vault: copy (value, content type, tags) unless the identity vault holds
+// MoveIdentitySecrets moves every token cache, password and the command key from the
+// secrets vault to the identity vault: copy (value, content type, tags) unless the identity vault holds
 // that name already — then its copy is the newer one (a sign-in or refresh since) and
 // is kept — and delete the secrets vault's. Running it again moves nothing more, and a
 // run cut short is finished by the next. It leaves in place a patrol-msal-* secret not
-// tagged patrol-kind=msal-cache (not patrol's) and a disabled one (its value cannot be
-// read; delete it by hand if it was withdrawn).
+// tagged patrol-kind=msal-cache or a patrol-command-key not tagged
+// patrol-kind=command-key (not patrol's), and a disabled one (its value cannot be read;
+// delete it by hand if it was withdrawn). Commands signed with the old command key fail
+// verification once the app reads the identity vault's (a new Key Vault version);
+// `RotateNow` signs afresh, so only commands in flight at the upgrade are refused.
 //
 // Deletion is Key Vault's soft delete: with purge protection the old versions stay
 // recoverable by the vault's Secrets Officers until the retention ends. Secrets Users
@@ -99,6 +109,9 @@ func moveOne(ctx context.Context, from, to *Store, name string) (Moved, error) {
 	tags := tagsIn(src.Tags)
 	if strings.HasPrefix(name, cachePrefix) && tags[TagKind] != KindMSALCache {
 		return Moved{Name: name, Outcome: MovedSkipped, Why: "not tagged " + TagKind + "=" + KindMSALCache + ", so not patrol's"}, nil
+	}
+	if name == contract.CommandKeySecret && tags[TagKind] != contract.KindCommandKey {
+		return Moved{Name: name, Outcome: MovedSkipped, Why: "not tagged " + TagKind + "=" + contract.KindCommandKey + ", so not patrol's"}, nil
 	}
 	outcome := MovedCopied
 	_, err = to.c.GetSecret(ctx, name, "", nil)

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,9 +16,18 @@ import (
 // what the Rotate worker's Decide would; they let needs-attention through, for the
 // worker to publish as an outcome.
 //
-// Order matters: identity (exists, managed, enabled) before the state tags, which the
-// idempotency checks (already done, then stale) read.
-func Admission() Chain {
+// Order matters: patrol's own secrets first (never rotated, whatever their tags say);
+// identity (exists, managed, enabled) before the state tags, which the idempotency
+// checks (already done, then stale) read.
+func Admission() Chain { return slices.Concat(Chain{internal}, admission()) }
+
+// internal is the first check of every chain: patrol's own secrets (token caches,
+// passwords, the command key) are never rotated or adopted (boundary.go).
+var internal = Check{Name: "Internal", Eval: checkInternal}
+
+// admission is Admission after its first check: Decide runs adopt's own rules in
+// between.
+func admission() Chain {
 	return Chain{
 		{Name: "SecretMissing", Eval: checkSecretMissing},            // nothing to rotate
 		{Name: "NotManaged", Eval: checkNotManaged},                  // never touch what is not ours

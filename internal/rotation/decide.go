@@ -109,12 +109,13 @@ type Decision struct {
 }
 
 // decision is the chain Decide runs; the first check that decides wins. Order matters
-// (TestChainOrder): adopt has its own rules; then admission (identity before
-// idempotency); then the policy; then the reasons to rotate, operators first; then the
-// PAT's dates.
+// (TestChainOrder): patrol's own secrets are never touched, not even by adopt; adopt
+// has its own rules; then admission (identity before idempotency); then the policy;
+// then the reasons to rotate, operators first; then the PAT's dates.
 var decision = slices.Concat(
+	Chain{internal},                          // patrol's own secrets: never (boundary.go)
 	Chain{{Name: "Adopt", Eval: checkAdopt}}, // adopt has its own rules
-	Admission(),
+	admission(),
 	Chain{
 		{Name: "BadPolicy", Eval: checkPolicy, validates: parsedPolicy}, // the checks below act on the policy
 		{Name: "Manual", Eval: checkManual},                             // operators always win

@@ -295,11 +295,11 @@ func TestDecideDefaultServiceAccountFillsAMissingTag(t *testing.T) {
 // TestChainOrder guards the order of the checks: reordering them changes behaviour
 // (e.g. AlreadyDone must precede StaleVersion and policy parsing).
 func TestChainOrder(t *testing.T) {
-	want := "Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
+	want := "Internal Adopt SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion BadPolicy Manual Offboarding OwnerOffboarded NotIssued Expired OwnerNotServiceAccount NoExpiry RenewWindow"
 	if got := strings.Join(decision.Names(), " "); got != want {
 		t.Errorf("chain = %s\nwant    %s", got, want)
 	}
-	wantAdmission := "SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion"
+	wantAdmission := "Internal SecretMissing NotManaged Disabled BadState AlreadyDone StaleVersion"
 	if got := strings.Join(Admission().Names(), " "); got != wantAdmission {
 		t.Errorf("admission = %s\nwant        %s", got, wantAdmission)
 	}

@@ -1,6 +1,6 @@
 // Package rotation is patrol's core: it decides whether a managed Key Vault secret's
 // PAT must be replaced (Decide, pure, with `now` passed in) and runs the crash-safe
-// rotation protocol of DESIGN.md (Rotator) behind small interfaces it owns
+// rotation protocol of docs/design.md (Rotator) behind small interfaces it owns
 // (SecretStore, PATs, Identities, Effects). Adapters for Key Vault, Azure DevOps,
 // MSAL and Service Bus implement those interfaces; this package imports no Azure SDK
 // so that every decision and every protocol step is testable without I/O.

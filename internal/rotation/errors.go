@@ -73,7 +73,7 @@ func RetryAfter(err error) time.Duration {
 // Step names a protocol step in errors and logs.
 type Step string
 
-// Protocol steps (DESIGN.md "The rotation protocol").
+// Protocol steps (docs/design.md "The rotation protocol").
 const (
 	StepGather             Step = "gather"
 	StepSignIn             Step = "sign in"

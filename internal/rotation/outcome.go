@@ -46,6 +46,8 @@ type Outcome struct {
 	Expires time.Time
 	// NextCheck is when patrol will look at the secret again.
 	NextCheck time.Time
+	// RequestedBy is who asked (manual rotations).
+	RequestedBy string
 	// Retryable: a failure that a redelivery of the command may fix.
 	Retryable bool
 	Time      time.Time
@@ -71,7 +73,7 @@ func OutcomeOf(c contract.Outcome) Outcome {
 		Status: c.Status, Secret: c.Secret, Op: c.OperationID, Trigger: c.Trigger, Reason: Reason(c.Reason),
 		Message: c.Message, Step: Step(c.Step), Org: c.Org, Owner: c.Owner, PATID: c.PATID,
 		PreviousPATID: c.PreviousPATID, Version: c.Version, Expires: c.Expires, NextCheck: c.NextCheck,
-		Retryable: c.Retryable, Time: c.Time,
+		RequestedBy: c.RequestedBy, Retryable: c.Retryable, Time: c.Time,
 	}
 }
 
@@ -81,7 +83,7 @@ func (o Outcome) Contract() contract.Outcome {
 		Status: o.Status, Secret: o.Secret, OperationID: o.Op, Trigger: o.Trigger, Reason: string(o.Reason),
 		Message: o.Message, Step: string(o.Step), Org: o.Org, Owner: o.Owner, PATID: o.PATID,
 		PreviousPATID: o.PreviousPATID, Version: o.Version, Expires: o.Expires, NextCheck: o.NextCheck,
-		Retryable: o.Retryable, Time: o.Time,
+		RequestedBy: o.RequestedBy, Retryable: o.Retryable, Time: o.Time,
 	}
 }
 

@@ -22,7 +22,7 @@ type Options struct {
 	Clock Clock
 }
 
-// Rotator runs the rotation protocol of DESIGN.md for one secret at a time. The
+// Rotator runs the rotation protocol of docs/design.md for one secret at a time. The
 // caller serialises commands per secret (Service Bus session = secret name); the
 // protocol itself is idempotent per operation id and crash-safe:
 //
@@ -82,7 +82,7 @@ func (r *Rotator) Gather(ctx context.Context, secret string) (Input, error) {
 // failed; IsPermanent(err) tells the caller whether a redelivery can help.
 func (r *Rotator) Run(ctx context.Context, secret string, trig Trigger) (Outcome, error) {
 	now := r.clock.Now().UTC()
-	o := Outcome{Secret: secret, Op: trig.Op, Trigger: trig.Kind, Time: now}
+	o := Outcome{Secret: secret, Op: trig.Op, Trigger: trig.Kind, RequestedBy: trig.RequestedBy, Time: now}
 	if err := trig.Validate(); err != nil {
 		o.Status, o.Message, o.Step = StatusFailed, err.Error(), StepGather
 		return o, &StepError{Secret: secret, Step: StepGather, Err: permanentError{err}}
@@ -175,6 +175,9 @@ func (r *Rotator) rotate(ctx context.Context, log *slog.Logger, secret string, t
 		base = in.Current.Tags
 	}
 	tags, err := VersionTags(base, trig.Policy, st)
+	if err == nil {
+		tags = AuditTags(tags, trig)
+	}
 	if err != nil {
 		return r.compensate(ctx, log, o, tok, pol.Org, pat.ID, StepStore, err)
 	}

@@ -3,7 +3,6 @@ package rotation
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/rules"
 )
 
-// Tag names (DESIGN.md "Key Vault is the inventory"). Key Vault keeps tags per
+// Tag names (docs/design.md "Key Vault is the inventory"). Key Vault keeps tags per
 // version, so every version patrol writes carries the policy tags forward.
 const (
 	// Policy.
@@ -77,7 +76,20 @@ func IsManaged(tags map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(tags[TagManaged]), "true")
 }
 
-var scope = regexp.MustCompile(`^vso\.[a-z0-9_]+$`)
+// isScope reports whether s names an Azure DevOps scope: "vso." and then lower-case
+// letters, digits and '_'. (Hand-written: the handler's start-up counts.)
+func isScope(s string) bool {
+	rest, ok := strings.CutPrefix(s, "vso.")
+	if !ok || rest == "" {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // ParsePolicy reads the policy tags. A missing tag takes its default; a bad one gives
 // a *TagError naming the tag and the value. Full access (app_token) is refused unless
@@ -107,7 +119,7 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		switch {
 		case s == FullScope && !p.AllowFullScope:
 			return Policy{}, &TagError{Tag: TagScopes, Value: raw, Problem: "full access (" + FullScope + ") is refused; list vso.* scopes or set " + TagAllowFullScope + "=true", Err: ErrFullScopeRefused}
-		case s != FullScope && !scope.MatchString(s):
+		case s != FullScope && !isScope(s):
 			return Policy{}, &TagError{Tag: TagScopes, Value: raw, Problem: fmt.Sprintf("%q is not a vso.* scope", s)}
 		}
 		if !slices.Contains(p.Scopes, s) {
@@ -242,7 +254,7 @@ func VersionTags(base, policy map[string]string, s State) (map[string]string, er
 	for _, k := range stateTags {
 		delete(t, k)
 	}
-	maps.Copy(t, policy)
+	maps.Copy(t, PolicyOnly(policy))
 	maps.Copy(t, s.Tags())
 	t[TagManaged] = "true"
 	if err := CheckTags(t); err != nil {

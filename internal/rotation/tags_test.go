@@ -159,3 +159,26 @@ func FuzzParseDisplayName(f *testing.F) {
 		}
 	})
 }
+
+func TestIsScope(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want bool
+	}{
+		"a read scope is a scope":                         {"vso.build", true},
+		"a scope with digits and underscores is a scope":  {"vso.code_write2", true},
+		"the prefix alone is not a scope":                 {"vso.", false},
+		"upper case is not a scope":                       {"vso.Build", false},
+		"a dotted suffix is not a scope":                  {"vso.code.write", false},
+		"full access is not a vso scope (checked apart)":  {"app_token", false},
+		"a scope without its prefix is not a scope":       {"build", false},
+		"a scope with trailing whitespace is not a scope": {"vso.build ", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := isScope(tc.in); got != tc.want {
+				t.Errorf("isScope(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}

@@ -51,6 +51,10 @@ type Trigger struct {
 	RevokeNow bool `json:"revokeNow,omitempty"`
 	// Policy holds the policy tags to apply (adopt), e.g. Policy.Tags().
 	Policy map[string]string `json:"policy,omitempty"`
+	// RequestedBy and Reason are who asked and why (manual); recorded in the new
+	// version's audit tags and the outcome (boundary.go).
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // Validate checks a trigger received from outside (a queue message, an HTTP call).

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +107,24 @@ func TestIsOrgName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The regexps the hand-written rules stand for; the fuzz test holds them together.
+var (
+	upnOracle     = regexp.MustCompile(`^[^@\s"<>,;]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
+	orgNameOracle = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,48}[A-Za-z0-9])?$`)
+)
+
+func FuzzRulesAgreeWithTheirRegexps(f *testing.F) {
+	for _, s := range []string{"svc-build@contoso.com", "a@b", "@b.c", "a@-b.c", "a@b-.c", "a b@c.d", "a\v@c.d", "x#EXT#@contoso.onmicrosoft.com", "a@b..c", "a@@b.c", "contoso", "contoso-", "-contoso", strings.Repeat("a", 50), strings.Repeat("a", 51)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := IsUPN(s), len(s) <= MaxUPNLength && upnOracle.MatchString(s); got != want {
+			t.Errorf("IsUPN(%q) = %v, regexp says %v", s, got, want)
+		}
+		if got, want := IsOrgName(s), orgNameOracle.MatchString(s); got != want {
+			t.Errorf("IsOrgName(%q) = %v, regexp says %v", s, got, want)
+		}
+	})
 }

@@ -113,7 +113,8 @@ func BenchmarkHandlerStartToReady(b *testing.B) {
 // and the adoptions here spend some already. Past the budget, rotations wait for
 // Retry-After and the figure measures the throttle, not patrol.
 func BenchmarkRotationsThroughTheQueue(b *testing.B) {
-	sys := start(b, options{sessionIdle: 500 * time.Millisecond})
+	// Back-to-back manual rotations of one secret: no cooldown.
+	sys := start(b, options{sessionIdle: 500 * time.Millisecond, settings: map[string]string{"PATROL_MANUAL_COOLDOWN": "0"}})
 	ctx := context.Background()
 	const secrets = 8
 	if err := sys.SignIn(ctx, stack.ServiceAccount); err != nil {
@@ -125,12 +126,21 @@ func BenchmarkRotationsThroughTheQueue(b *testing.B) {
 		}
 	}
 	settle(b, sys)
+	// Manual commands must be signed (docs/security.md); the operator's side reads the
+	// same key the handler does.
+	key, err := sys.Ops.IdentityStore.CommandKeys().SigningKey(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
 	from := sys.Outcomes.Len()
 	n := 0
 	begin := time.Now()
 	for b.Loop() {
 		cmd := contract.RotationCommand{SchemaVersion: contract.SchemaVersion, Secret: fmt.Sprintf("bench-%02d", n%secrets),
-			OperationID: rotation.NewOpID(), Trigger: contract.TriggerManual, RequestedBy: "bench"}
+			OperationID: rotation.NewOpID(), Trigger: contract.TriggerManual, RequestedBy: "bench", RequestedAt: sys.Stack.Clock.Now()}
+		if err := cmd.Sign(key); err != nil {
+			b.Fatal(err)
+		}
 		if err := sys.Ops.Bus.SendRotation(ctx, cmd, time.Time{}); err != nil {
 			b.Fatal(err)
 		}

@@ -152,7 +152,7 @@ func active(sys *demo.System) int {
 	return n
 }
 
-// requireInvariants checks DESIGN.md's invariants after a test.
+// requireInvariants checks docs/design.md's invariants after a test.
 func requireInvariants(tb testing.TB, sys *demo.System) {
 	tb.Helper()
 	checks, err := sys.CheckInvariants(context.Background())

@@ -29,7 +29,7 @@ type Check struct {
 // OK reports whether the invariant holds.
 func (c Check) OK() bool { return len(c.Failures) == 0 }
 
-// Invariant names (DESIGN.md "The rotation protocol").
+// Invariant names (docs/design.md "The rotation protocol").
 const (
 	InvWorkingPAT    = "the current version of every managed secret holds a working PAT"
 	InvOnePATPerOp   = "at most one new PAT per operation (a crashed attempt's PAT is revoked by the retry)"
@@ -87,7 +87,7 @@ func (s *System) CheckInvariants(ctx context.Context, extraText ...string) ([]Ch
 
 	// 2. At most one PAT per operation (the operation id is in the display name) that
 	// is not revoked: an attempt that crashed after creating a PAT leaves one, and the
-	// retry revokes it before creating its own (DESIGN.md step 3).
+	// retry revokes it before creating its own (docs/design.md step 3).
 	perOp := Check{Name: InvOnePATPerOp}
 	ops := map[string][]string{}
 	for _, p := range pats {

@@ -1,7 +1,7 @@
 // Package demo runs patrol's whole system on one machine — the emulators, the local
 // Functions host (devhost) and the real `patrol serve` process — seeds a demo vault and
 // organization, and plays the scripted tour of `patrol-dev local --demo`, checking the
-// invariants of DESIGN.md at the end.
+// invariants of docs/design.md at the end.
 //
 // System is also what the end-to-end tests (internal/systemtest) start: the same
 // assembly, so what the demo shows is what the tests exercise. Everything the demo does

@@ -258,7 +258,7 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	fmt.Fprintln(w, "\nInvariants (DESIGN.md):")
+	fmt.Fprintln(w, "\nInvariants (docs/design.md):")
 	for _, c := range checks {
 		mark := "ok  "
 		if !c.OK() {

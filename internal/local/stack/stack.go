@@ -136,7 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			TenantID: TenantID, Domain: Domain,
 			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
-				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)"},
+				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)", RedirectURIs: []string{"http://localhost"}},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
 			Users: []entraemu.User{

@@ -203,7 +203,8 @@ func decideApproval(d *Directory, f approvalForm) (*User, string) {
 	return u, ""
 }
 
-// pageData feeds the approval page template.
+// pageData feeds the sign-in page template. Ctx is set when the page serves an
+// authorization request (authorize.go) rather than a device code.
 type pageData struct {
 	Code    string
 	User    string
@@ -211,40 +212,60 @@ type pageData struct {
 	Error   string
 	Done    string
 	Pending []DeviceSignIn
+	Ctx     string
+	App     string
+	Scope   string
 }
 
 var approvalPage = template.Must(template.New("devicelogin").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in to your account (Entra ID emulator)</title>
 <style>body{font-family:sans-serif;max-width:32rem;margin:3rem auto}label{display:block;margin:.8rem 0 .2rem}
 input{width:100%;padding:.4rem}.err{color:#a00}.ok{color:#060}button{margin:1rem .5rem 0 0;padding:.4rem 1rem}</style></head>
-<body><h1>Enter code</h1>
+<body>{{if .Ctx}}<h1>Sign in</h1>
+<p>Local Entra ID emulator: sign in to {{.App}} ({{.Scope}}). Multi-factor authentication counts as done here.</p>
+{{else}}<h1>Enter code</h1>
 <p>Local Entra ID emulator: approve a device sign-in. Multi-factor authentication counts as done here.</p>
-{{if .Error}}<p class="err">{{.Error}}</p>{{end}}
+{{end}}{{if .Error}}<p class="err">{{.Error}}</p>{{end}}
 {{if .Done}}<p class="ok">{{.Done}}</p>{{end}}
-<form method="post" action="/devicelogin" autocomplete="off">
+{{if .Ctx}}<form method="post" action="/devicelogin?ctx={{.Ctx}}" autocomplete="off">
+{{else}}<form method="post" action="/devicelogin" autocomplete="off">
 <label for="user_code">Code</label><input id="user_code" name="user_code" value="{{.Code}}" required>
-<label for="username">Account</label><input id="username" name="username" list="users" value="{{.User}}">
+{{end}}<label for="username">Account</label><input id="username" name="username" list="users" value="{{.User}}">
 <datalist id="users">{{range .Users}}<option value="{{.}}">{{end}}</datalist>
 <label for="password">Password</label><input id="password" name="password" type="password">
-<button name="action" value="approve">Sign in</button><button name="action" value="deny">Deny</button>
+<button name="action" value="approve">Sign in</button><button name="action" value="deny">{{if .Ctx}}Cancel{{else}}Deny{{end}}</button>
 </form>
-{{if .Pending}}<h2>Waiting</h2><ul>{{range .Pending}}<li>{{.UserCode}} for app {{.ClientID}} ({{.Scope}})</li>{{end}}</ul>{{end}}
+{{if and .Pending (not .Ctx)}}<h2>Waiting</h2><ul>{{range .Pending}}<li>{{.UserCode}} for app {{.ClientID}} ({{.Scope}})</li>{{end}}</ul>{{end}}
 </body></html>
 `))
 
-// serveDeviceLogin is the page a person uses to approve a device-code sign-in.
+// serveDeviceLogin is the sign-in page: a person approves a device-code sign-in, or
+// (with ?ctx=, see authorize.go) signs in for an authorization request.
 func (e *Emulator) serveDeviceLogin(w http.ResponseWriter, r *http.Request) {
 	data := pageData{Code: normalizeUserCode(r.URL.Query().Get("code"))}
 	status := http.StatusOK
+	ctxID := r.URL.Query().Get("ctx")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		if ctxID != "" && !e.signInFor(ctxID, &data) {
+			data.Error, status = "This sign-in page has expired. Go back to the application and sign in again.", http.StatusBadRequest
+		}
 	case http.MethodPost:
+		if ctxID != "" {
+			e.serveBrowserSignIn(w, r, ctxID)
+			return
+		}
 		status = e.handleApproval(r, &data)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	e.writeSignInPage(w, &data, status)
+}
+
+// writeSignInPage renders the sign-in page with the accounts a person may pick.
+func (e *Emulator) writeSignInPage(w http.ResponseWriter, data *pageData, status int) {
 	e.mu.Lock()
 	for _, u := range e.dir.Users {
 		if !u.Disabled {

@@ -51,7 +51,7 @@ func fixtureDirectory() Directory {
 		Domain:   "contoso.localhost",
 		AppRegistrations: []AppRegistration{
 			{ClientID: confidentialID, Secret: confSecret, DisplayName: "patrol-ci"},
-			{ClientID: publicID, PublicClient: true, DisplayName: "patrol"},
+			{ClientID: publicID, PublicClient: true, DisplayName: "patrol", RedirectURIs: []string{"http://localhost"}},
 			{ClientID: systemMIID, ManagedIdentity: true, DisplayName: "patrol-func"},
 			{ClientID: userMIID, ManagedIdentity: true, ResourceID: userMIResource, DisplayName: "patrol-uami"},
 		},

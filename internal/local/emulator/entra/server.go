@@ -8,8 +8,9 @@
 //	GET  /{tenant}/discovery/v2.0/keys                     op "jwks"
 //	POST /{tenant}/oauth2/v2.0/token                       op "token"
 //	POST /{tenant}/oauth2/v2.0/devicecode                  op "devicecode"
+//	GET  /{tenant}/oauth2/v2.0/authorize                   op "authorize" (auth code + PKCE, authorize.go)
 //	GET  /common/UserRealm/{user}?api-version=1.0          op "userrealm"
-//	GET|POST /devicelogin                                  op "devicelogin" (the approval page)
+//	GET|POST /devicelogin                                  op "devicelogin" (the sign-in page of both flows)
 //
 // and, over plain HTTP on loopback, an App Service style managed identity endpoint
 // (op "msi"). The op names are the fault-injection and journal operation names.
@@ -94,6 +95,7 @@ type Emulator struct {
 	refreshInserts int
 	devices        map[[32]byte]*deviceAuth
 	userCodes      map[string][32]byte // user code → device code hash
+	authz          authorizations      // authorization-code flow (authorize.go)
 
 	msiMu   sync.Mutex
 	msiSrvs []*ManagedIdentityServer
@@ -210,8 +212,8 @@ func (e *Emulator) issuer() string { return "https://" + e.host + "/" + e.dir.Te
 // CA is the certificate authority the server certificate was issued by.
 func (e *Emulator) CA() *tlsca.CA { return e.ca }
 
-// Faults is the fault injector (operations: openid, jwks, token, devicecode, userrealm,
-// devicelogin, msi).
+// Faults is the fault injector (operations: openid, jwks, token, devicecode, authorize,
+// userrealm, devicelogin, msi).
 func (e *Emulator) Faults() *fault.Injector { return e.faults }
 
 // Journal is the request journal (no headers, bodies, queries or tokens).
@@ -247,6 +249,7 @@ func (e *Emulator) routes() http.Handler {
 	mux.Handle("GET /{tenant}/discovery/v2.0/keys", e.op("jwks", e.tenantJSONFault, e.serveJWKS))
 	mux.Handle("POST /{tenant}/oauth2/v2.0/token", e.op("token", e.tenantJSONFault, e.serveToken))
 	mux.Handle("POST /{tenant}/oauth2/v2.0/devicecode", e.op("devicecode", e.tenantJSONFault, e.serveDeviceCode))
+	mux.Handle("GET /{tenant}/oauth2/v2.0/authorize", e.op("authorize", textFault, e.serveAuthorize))
 	mux.Handle("GET /common/UserRealm/{user}", e.op("userrealm", e.tenantJSONFault, e.serveUserRealm))
 	mux.Handle("/devicelogin", e.op("devicelogin", textFault, e.serveDeviceLogin))
 	mux.Handle("GET /error", e.op("error", textFault, serveErrorPage))
@@ -366,7 +369,7 @@ func (e *Emulator) serveOpenID(w http.ResponseWriter, r *http.Request) {
 		MSGraphHost:                 "graph.microsoft.com",
 		HTTPLogoutSupported:         true,
 		FrontchannelLogoutSupported: true,
-		GrantTypesSupported:         []string{"client_credentials", "password", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", "device_code"},
+		GrantTypesSupported:         []string{"authorization_code", "client_credentials", "password", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", "device_code"},
 	})
 }
 
@@ -452,9 +455,11 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		if aerr == nil {
 			auth.Status = deviceRedeemed // one redemption per sign-in
 		}
+	case "authorization_code":
+		is, aerr = e.redeemAuthCodeLocked(req, now)
 	default:
 		aerr = &aadError{Status: http.StatusBadRequest, Err: "unsupported_grant_type", Code: CodeUnsupportedGrantType,
-			Description: fmt.Sprintf("The provided value for the 'grant_type' is not valid. The emulator supports client_credentials, password, refresh_token and device_code, not '%s'.", sanitize(req.GrantType))}
+			Description: fmt.Sprintf("The provided value for the 'grant_type' is not valid. The emulator supports authorization_code, client_credentials, password, refresh_token and device_code, not '%s'.", sanitize(req.GrantType))}
 	}
 	var refresh string
 	if aerr == nil && is.RefreshToken {

@@ -43,6 +43,10 @@ type AppRegistration struct {
 	ResourceID string `json:"resourceId,omitempty"`
 	// Roles are app roles put in the roles claim of app-only tokens.
 	Roles []string `json:"roles,omitempty"`
+	// RedirectURIs are the registered redirect URIs of the authorization-code flow, e.g.
+	// "http://localhost" (the "Mobile and desktop applications" platform): for localhost
+	// and 127.0.0.1 any port matches, as in Entra.
+	RedirectURIs []string `json:"redirectUris,omitempty"`
 }
 
 // User is a user account and the sign-in conditions the emulator enforces for it.
@@ -54,7 +58,7 @@ type User struct {
 	// Disabled makes every sign-in and refresh fail with AADSTS50057.
 	Disabled bool `json:"disabled,omitempty"`
 	// RequiresMFA makes ROPC, and refreshing a token not obtained interactively, fail with
-	// AADSTS50076; device-code sign-in (a person at a browser) satisfies it.
+	// AADSTS50076; device-code and browser sign-ins (a person at a browser) satisfy it.
 	RequiresMFA bool `json:"requiresMfa,omitempty"`
 }
 
@@ -112,6 +116,12 @@ func (a AppRegistration) normalize() (AppRegistration, error) {
 		a.DisplayName = a.ClientID
 	}
 	a.Roles = append([]string(nil), a.Roles...)
+	for _, u := range a.RedirectURIs {
+		if !validRedirectURI(u) {
+			return AppRegistration{}, fmt.Errorf("redirect URI %q of %s: want https, or http on localhost or 127.0.0.1", u, a.ClientID)
+		}
+	}
+	a.RedirectURIs = append([]string(nil), a.RedirectURIs...)
 	return a, nil
 }
 

@@ -28,6 +28,9 @@ type tokenRequest struct {
 	Password     string
 	DeviceCode   string
 	RefreshToken string
+	Code         string // authorization_code grant (authorize.go)
+	CodeVerifier string
+	RedirectURI  string
 	Claims       string
 	ClientInfo   bool // client_info=1: answer with client_info so MSAL can key its cache
 	Assertion    bool // a client_assertion was sent (certificate/federated credential)
@@ -90,6 +93,9 @@ func decodeTokenForm(contentType string, body []byte) (tokenRequest, *aadError) 
 		Password:     v.Get("password"),
 		DeviceCode:   v.Get("device_code"),
 		RefreshToken: v.Get("refresh_token"),
+		Code:         v.Get("code"),
+		CodeVerifier: v.Get("code_verifier"),
+		RedirectURI:  v.Get("redirect_uri"),
 		Claims:       v.Get("claims"),
 		ClientInfo:   v.Get("client_info") == "1",
 		Assertion:    v.Get("client_assertion") != "",
