@@ -55,7 +55,7 @@ func (s *System) Seed(ctx context.Context) error {
 
 // SignIn completes a service account's device-code sign-in (what `patrol login --device-code` asks a
 // person to do in a browser), approving the code through the Entra emulator so no
-// person is needed. The MSAL cache lands in Key Vault, where the handler reads it.
+// person is needed. The MSAL cache lands in the identity vault, where the handler reads it.
 func (s *System) SignIn(ctx context.Context, upn string) error {
 	var approveErr error
 	err := s.Ops.Accounts.Login(ctx, upn, func(dc identity.DeviceCode) {

@@ -271,7 +271,7 @@ func (s *System) startOps(ctx context.Context) error {
 // access token cached before a clock jump is used after it. patrol copes with such tokens
 // on its own (Key Vault's claims challenge, a refresh after Azure DevOps refuses one);
 // tests call this when they must not depend on that recovery path.
-// The service accounts' MSAL caches live in Key Vault; sign them in again with SignIn
+// The service accounts' MSAL caches live in the identity vault; sign them in again with SignIn
 // after calling this.
 func (s *System) RefreshCredentials(ctx context.Context) error {
 	if err := s.startOps(ctx); err != nil {
