@@ -188,6 +188,30 @@ param offboardingSenderPrincipalType string = 'ServicePrincipal'
 @description('Create the pat-events subscription "operators" for reading outcomes.')
 param createOperatorsSubscription bool = true
 
+// ---------------------------------------------------------------- identity vault (refresh tokens kept apart)
+// The service accounts' MSAL caches and passwords live in a second vault that only the
+// app's identity and the operator can reach (modules/identityvault.bicep; docs/deploy.md
+// "The identity vault"). The defaults keep `azd up` and `patrol login` from a laptop
+// working on a Flex Consumption app without VNet integration; harden with these.
+
+@description('Public network access of the identity vault. Disabled needs identityVaultPrivateEndpointSubnetId and VNet integration of the app (virtualNetworkSubnetId), and the operator on that network for patrol login.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param identityVaultPublicNetworkAccess string = 'Enabled'
+
+@description('Public IP ranges (CIDR) allowed into the identity vault, e.g. the operator\'s egress. Empty: any address, access by RBAC role only. Non-empty: the app must come in through VNet integration (virtualNetworkSubnetId with the Microsoft.KeyVault service endpoint) or the private endpoint.')
+param identityVaultAllowedIpRanges array = []
+
+@description('Subnet for a private endpoint to the identity vault. Empty: none.')
+param identityVaultPrivateEndpointSubnetId string = ''
+
+@description('Existing privatelink.vaultcore.azure.net zone for that endpoint. Empty: one is created in this resource group.')
+param identityVaultPrivateDnsZoneId string = ''
+
+var identityVaultName = take('kvid-${toLower(namePrefix)}-${toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))}', 24)
+
 // ---------------------------------------------------------------- names
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -255,6 +279,24 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+module identityVault 'modules/identityvault.bicep' = {
+  name: 'identityvault'
+  params: {
+    name: identityVaultName
+    location: location
+    tags: allTags
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    appPrincipalId: identity.properties.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+    publicNetworkAccess: identityVaultPublicNetworkAccess
+    allowedIpRanges: identityVaultAllowedIpRanges
+    appSubnetId: virtualNetworkSubnetId
+    privateEndpointSubnetId: identityVaultPrivateEndpointSubnetId
+    privateDnsZoneId: identityVaultPrivateDnsZoneId
+  }
+}
+
 module serviceBus 'modules/servicebus.bicep' = {
   name: 'servicebus'
   params: {
@@ -287,6 +329,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUrl: keyVault.outputs.uri
+    identityKeyVaultUrl: identityVault.outputs.uri
     tenantId: serviceAccountTenantId
     signInClientId: signInClientId
     defaultServiceAccount: defaultServiceAccount
@@ -336,6 +379,9 @@ output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.properties.principa
 // Named exactly like the settings, so `azd env get-values > .env` gives the patrol CLI
 // what it needs (patrol --env-file .env ...).
 output PATROL_KEYVAULT_URL string = keyVault.outputs.uri
+output PATROL_IDENTITY_KEYVAULT_URL string = identityVault.outputs.uri
+output IDENTITY_KEY_VAULT_NAME string = identityVault.outputs.name
+output KEY_VAULT_ID string = keyVault.outputs.id
 output PATROL_TENANT_ID string = serviceAccountTenantId
 output PATROL_CLIENT_ID string = signInClientId
 output ServiceBusConnection__fullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace

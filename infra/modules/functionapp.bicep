@@ -57,6 +57,10 @@ param serviceBusFullyQualifiedNamespace string
 @minLength(1)
 param keyVaultUrl string
 
+@description('PATROL_IDENTITY_KEYVAULT_URL: the identity vault (service accounts\' token caches and passwords).')
+@minLength(1)
+param identityKeyVaultUrl string
+
 @description('PATROL_TENANT_ID: tenant of the service accounts.')
 @minLength(36)
 @maxLength(36)
@@ -218,6 +222,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ServiceBusConnection__credential: 'managedidentity'
     ServiceBusConnection__clientId: identityClientId
     PATROL_KEYVAULT_URL: keyVaultUrl
+    PATROL_IDENTITY_KEYVAULT_URL: identityKeyVaultUrl
     PATROL_TENANT_ID: tenantId
     PATROL_CLIENT_ID: signInClientId
     PATROL_DEFAULT_SERVICE_ACCOUNT: defaultServiceAccount

@@ -19,9 +19,11 @@ func newLoginCmd() *cobra.Command {
 	var deviceCode bool
 	cmd := &cobra.Command{
 		Use:   "login --service-account UPN [--device-code]",
-		Short: "Sign a service account in (browser, or --device-code) and keep its token cache in Key Vault",
-		Long: "Signs the service account in and keeps its MSAL token cache in the Key Vault secret\n" +
-			"patrol-msal-<account>; patrol refreshes it silently from then on.\n\n" +
+		Short: "Sign a service account in (browser, or --device-code) and keep its token cache in the identity vault",
+		Long: "Signs the service account in and keeps its MSAL token cache in the identity vault\n" +
+			"(PATROL_IDENTITY_KEYVAULT_URL) as secret patrol-msal-<account>; patrol refreshes it silently\n" +
+			"from then on. Running it again replaces the stored sign-in; running instances take it up\n" +
+			"without a restart.\n\n" +
 			"By default the sign-in happens in your web browser (authorization code with PKCE): patrol\n" +
 			"opens the Entra sign-in page and listens on http://localhost:<port> for the answer, so run it\n" +
 			"on a machine with a browser. This works in tenants whose Conditional Access blocks the\n" +
@@ -61,7 +63,8 @@ func newLoginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s.\n", account, keyvault.CacheSecretName(account))
+			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s of the identity vault %s.\n",
+				account, keyvault.CacheSecretName(account), VaultName(identityVaultURL(s.Config)))
 			return nil
 		},
 	}

@@ -54,6 +54,7 @@ func newRotateCmd() *cobra.Command {
 func newAdoptCmd() *cobra.Command {
 	var org, scopes, account, lifetime, grace, op string
 	var allowFull bool
+	var readers []string
 	cmd := &cobra.Command{
 		Use:   "adopt SECRET --org ORG --scopes \"vso.code vso.packaging\"",
 		Short: "Start managing a secret: tag it with its policy and issue its first PAT",
@@ -84,6 +85,9 @@ func newAdoptCmd() *cobra.Command {
 					return UsageError(fmt.Errorf("%s %q: %w", d.flag, d.raw, err))
 				}
 				*d.dst = v
+			}
+			if err := checkReaders(readers); err != nil {
+				return UsageError(err)
 			}
 			if op == "" {
 				op = rotation.NewOpID()
@@ -117,10 +121,14 @@ func newAdoptCmd() *cobra.Command {
 			defer closeServices(cmd, s)
 			o, err := s.Rotator.Run(cmd.Context(), args[0], rotation.Trigger{Kind: rotation.TriggerAdopt, Op: op, Policy: tags})
 			printOutcome(cmd.OutOrStdout(), o)
+			if err == nil {
+				printReaderGrants(cmd.OutOrStdout(), VaultName(cfg.KeyVaultURL), args[0], readers)
+			}
 			return err
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&readers, "reader", nil, "object id of a principal that will read this secret (a pipeline's identity): prints the role assignment that grants it this one secret (repeatable)")
 	f.StringVar(&org, "org", "", "Azure DevOps organization (required)")
 	f.StringVar(&scopes, "scopes", "", "space-separated vso.* scopes (required)")
 	f.StringVar(&account, "service-account", "", "UPN of the service account that owns the PATs")

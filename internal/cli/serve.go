@@ -58,6 +58,9 @@ flight and exits.`,
 			}
 			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
 			app := newFunctionHost(cfg, log, os.Getenv(config.LocalClockURL), wiringOptions(cmd.Context()))
+			if app.clock != nil {
+				app.clock.token = os.Getenv(config.LocalAdminToken)
+			}
 			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
 			err = handlers.ServeListener(cmd.Context(), ln, app.syncClock(h))
 			app.close()
@@ -131,7 +134,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	app, err := functionapp.New(functionapp.Options{
 		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
-		CommandKeys: svc.Store.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
+		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
 	})
 	if err != nil {
 		return handlers.Deps{}, err
@@ -191,6 +194,7 @@ func (p patLister) PatrolPATs(ctx context.Context, account, org string) ([]rotat
 // about the server, not the emulated calendar.
 type localClock struct {
 	url    string
+	token  string // the admin API's bearer token (config.LocalAdminToken)
 	client *http.Client
 	offset atomic.Int64 // nanoseconds
 	synced atomic.Bool
@@ -209,6 +213,9 @@ func (c *localClock) Sync(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return fmt.Errorf("serve: %s: %w", config.LocalClockURL, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	res, err := c.client.Do(req)
 	if err != nil {

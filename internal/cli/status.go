@@ -65,6 +65,7 @@ func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) 
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	warnIdentityVault(cmd, s)
 	now := s.Clock.Now().UTC()
 	return statuses(rotation.Plan(versions, s.Defaults, now)), now, nil
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"maps"
 	"regexp"
 	"strings"
@@ -184,8 +186,8 @@ func TestNamesListsEverySettingOnce(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if len(seen) != 21 {
-		t.Errorf("%d settings, want the 21 of docs/architecture.md", len(seen))
+	if len(seen) != 22 {
+		t.Errorf("%d settings, want the 22 of docs/architecture.md", len(seen))
 	}
 }
 
@@ -303,6 +305,43 @@ func FuzzParseEnv(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAMalformedConnectionStringNeverReachesAMessageUnredacted(t *testing.T) {
+	const key = "c2VjcmV0LWtleS12YWx1ZQ=="
+	cases := map[string]string{
+		"a comma instead of a semicolon runs the key into the Endpoint":   "Endpoint=sb://x.servicebus.windows.net/,SharedAccessKeyName=k,SharedAccessKey=" + key,
+		"a newline instead of a semicolon":                                "Endpoint=sb://x.servicebus.windows.net/\nSharedAccessKey=" + key,
+		"a key pasted without its name":                                   "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;" + key,
+		"a misspelt key name":                                             "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;Shared Access Key=" + key,
+		"a key in the key name's place":                                   "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=" + key,
+		"a signature with its own '=' signs":                              "Endpoint=sb://x/;SharedAccessSignature=SharedAccessSignature sr=x&sig=" + key,
+		"both Service Bus settings, the string malformed":                 "Endpoint=sb://x/,SharedAccessKey=" + key,
+		"credentials in the Endpoint URL":                                 "Endpoint=sb://k:" + key + "@x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=" + key,
+		"an emulator string whose key ran into the emulator flag's value": "Endpoint=sb://localhost/;UseDevelopmentEmulator=true," + key,
+	}
+	for name, cs := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := RedactConnectionString(cs); strings.Contains(got, key) || strings.Contains(got, "c2VjcmV0") {
+				t.Errorf("RedactConnectionString kept the key: %q", got)
+			}
+			env := minimal()
+			env[SettingServiceBusConnection] = cs
+			if name == "both Service Bus settings, the string malformed" {
+				env[SettingServiceBusNamespace] = "x.servicebus.windows.net"
+			}
+			_, err := Load(func(k string) string { return env[k] })
+			if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+				t.Errorf("Load's error carries the key: %v", err)
+			}
+			if got := fmt.Sprint(slog.GroupValue(Config{ServiceBusConnection: cs}.LogValue().Group()...)); strings.Contains(got, "c2VjcmV0") {
+				t.Errorf("the logged settings carry the key: %s", got)
+			}
+		})
+	}
+	if got := RedactConnectionString(testConn); !strings.Contains(got, "Endpoint=sb://localhost:5672/") || !strings.Contains(got, "SharedAccessKeyName=RootManageSharedAccessKey") {
+		t.Errorf("a well-formed string lost what locates the namespace: %q", got)
+	}
 }
 
 // dnsNameOracle is the rule isDNSName hand-writes, as the regexp it replaced.

@@ -259,9 +259,9 @@ func (c *Client) VerifyPAT(ctx context.Context, org string, token secret.Value) 
 	var res connectionData
 	cl := call{op: op, org: org, method: http.MethodGet,
 		url:   c.dev + "/" + org + "/_apis/connectionData?" + url.Values{"api-version": {apiVersion}}.Encode(),
-		basic: "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token.Reveal()))}
+		basic: "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token.Reveal())), pat: token.Reveal()}
 	if err := c.do(ctx, cl, &res); err != nil {
-		return User{}, scrub(err, token.Reveal())
+		return User{}, err
 	}
 	u := res.AuthenticatedUser
 	if u.ID == "" {
@@ -367,6 +367,7 @@ type call struct {
 	body        any
 	bearer      bool   // authenticate with Options.Token
 	basic       string // or with this Authorization header (a PAT)
+	pat         string // the PAT in basic, to scrub from errors
 }
 
 func (c *Client) do(ctx context.Context, cl call, out any) error {
@@ -380,7 +381,15 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	return c.once(ctx, cl, payload, out)
 }
 
+// once sends the call. Whatever error it returns is scrubbed of the credential it sent
+// (scrub.go): error bodies are the service's free text.
 func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) error {
+	var sent []string
+	err := c.send(ctx, cl, payload, out, &sent)
+	return scrub(err, append(sent, credentialForms(cl.pat)...)...)
+}
+
+func (c *Client) send(ctx context.Context, cl call, payload []byte, out any, sent *[]string) error {
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
@@ -401,6 +410,7 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) err
 		if err != nil {
 			return fmt.Errorf("devops: %s in %s: get access token: %w", cl.op, cl.org, err)
 		}
+		*sent = append(*sent, tok)
 		req.Header.Set("Authorization", "Bearer "+tok)
 	case cl.basic != "":
 		req.Header.Set("Authorization", cl.basic)

@@ -80,8 +80,9 @@ var _ rotation.Effects = (*Bus)(nil)
 func NewFromConnectionString(cs string, o Options) (*Bus, error) {
 	c, err := azservicebus.NewClientFromConnectionString(cs, clientOptions(o))
 	if err != nil {
-		// azservicebus's parse errors do not echo the key, but say which setting it was.
-		return nil, fmt.Errorf("servicebus: ServiceBusConnection: %w", err)
+		// azservicebus's parse errors quote the Endpoint, and in a malformed string (a
+		// ',' instead of ';') the key runs into it: name the setting, never the text.
+		return nil, errors.New("servicebus: ServiceBusConnection is not a valid Service Bus connection string (want Endpoint=sb://<namespace>/;SharedAccessKeyName=…;SharedAccessKey=…)")
 	}
 	return newBus(c, o), nil
 }

@@ -274,3 +274,16 @@ func TestADroppedConnectionIsRecovered(t *testing.T) {
 		t.Fatalf("a later publish: %v", err)
 	}
 }
+
+func TestAMalformedConnectionStringIsNotEchoed(t *testing.T) {
+	const key = "c2VjcmV0LWtleS12YWx1ZQ"
+	// A ',' instead of ';' runs the key into the value before it, which the SDK's
+	// parse error quotes.
+	_, err := servicebus.NewFromConnectionString("Endpoint=sb://localhost:5672/;SharedAccessKeyName=k;UseDevelopmentEmulator=true,SharedAccessKey="+key, servicebus.Options{})
+	if err == nil {
+		t.Fatal("a malformed connection string was accepted")
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("the error carries the key: %v", err)
+	}
+}

@@ -128,7 +128,7 @@ func BenchmarkRotationsThroughTheQueue(b *testing.B) {
 	settle(b, sys)
 	// Manual commands must be signed (docs/security.md); the operator's side reads the
 	// same key the handler does.
-	key, err := sys.Ops.Store.CommandKeys().SigningKey(ctx)
+	key, err := sys.Ops.IdentityStore.CommandKeys().SigningKey(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -69,14 +69,17 @@ type Services struct {
 	HTTPClient *http.Client
 	Credential azcore.TokenCredential
 	Store      *keyvault.Store
-	DevOps     *devops.Client
-	Accounts   *identity.ServiceAccounts
-	PATs       PATs
-	Identities Identities
-	Bus        *servicebus.Bus
-	Effects    rotation.Effects
-	Defaults   rotation.Defaults
-	Rotator    *rotation.Rotator
+	// IdentityStore is the identity vault's (PATROL_IDENTITY_KEYVAULT_URL): the service
+	// accounts' token caches and passwords. It is Store when the setting is empty.
+	IdentityStore *keyvault.Store
+	DevOps        *devops.Client
+	Accounts      *identity.ServiceAccounts
+	PATs          PATs
+	Identities    Identities
+	Bus           *servicebus.Bus
+	Effects       rotation.Effects
+	Defaults      rotation.Defaults
+	Rotator       *rotation.Rotator
 }
 
 // Build wires everything from cfg (already validated by config.Load).
@@ -119,6 +122,12 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		return nil, fmt.Errorf("wiring: %s: %w", config.SettingKeyVaultURL, err)
 	}
 	s.Store = store
+	caches, err := s.identityVault(cfg, keyvault.Options{
+		ClientOptions: wo.ClientOptions(), DisableChallengeResourceVerification: o.DisableChallengeResourceVerification, Clock: s.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	dc, err := devops.NewClient(devops.Options{
 		BaseURL: cfg.DevOpsURL, HTTPClient: s.HTTPClient, Token: TokenFromContext,
@@ -135,7 +144,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	}
 	sa, err := identity.NewServiceAccounts(identity.Options{
 		Authority: strings.TrimSuffix(authority, "/") + "/" + cfg.TenantID, ClientID: cfg.ClientID,
-		HTTPClient: s.HTTPClient, Store: store, AllowROPC: cfg.AllowROPC, Logger: s.Logger.With("component", "identity"),
+		HTTPClient: s.HTTPClient, Store: caches, AllowROPC: cfg.AllowROPC, Logger: s.Logger.With("component", "identity"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wiring: %w", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +55,7 @@ func (s *System) Seed(ctx context.Context) error {
 
 // SignIn completes a service account's device-code sign-in (what `patrol login --device-code` asks a
 // person to do in a browser), approving the code through the Entra emulator so no
-// person is needed. The MSAL cache lands in Key Vault, where the handler reads it.
+// person is needed. The MSAL cache lands in the identity vault, where the handler reads it.
 func (s *System) SignIn(ctx context.Context, upn string) error {
 	var approveErr error
 	err := s.Ops.Accounts.Login(ctx, upn, func(dc identity.DeviceCode) {
@@ -164,21 +165,26 @@ func (s *System) CreatePAT(ctx context.Context, tok, org, displayName, scope str
 // memCache keeps a person's MSAL cache in memory (only the service accounts' caches
 // belong in Key Vault).
 type memCache struct {
-	mu   sync.Mutex
-	blob []byte
+	mu      sync.Mutex
+	blob    []byte
+	version int
 }
 
-func (m *memCache) LoadCache(context.Context, string) ([]byte, error) {
+func (m *memCache) LoadCache(context.Context, string) (identity.StoredCache, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.blob, nil
+	if m.version == 0 {
+		return identity.StoredCache{}, nil
+	}
+	return identity.StoredCache{Blob: m.blob, Version: strconv.Itoa(m.version)}, nil
 }
 
-func (m *memCache) SaveCache(_ context.Context, _ string, blob []byte) error {
+func (m *memCache) SaveCache(_ context.Context, _ string, blob []byte, _ string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.blob = append([]byte(nil), blob...)
-	return nil
+	m.version++
+	return strconv.Itoa(m.version), nil
 }
 
 func (m *memCache) Password(context.Context, string) (string, bool, error) { return "", false, nil }

@@ -218,7 +218,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 // HandlerSettings are the function app's settings under devhost: the stack's, minus
 // the workload client's AZURE_* credentials (the app must authenticate as its managed
 // identity, as in Azure, not with the operator's credentials), plus the emulated
-// clock's URL. The handler also inherits this process's environment (as under the real
+// clock's URL and the admin API token that reading it needs. The handler also inherits this process's environment (as under the real
 // host), so a caller that may have AZURE_* variables set — a shell that sourced
 // patrol.env — must unset them first (`patrol-dev local` does).
 func HandlerSettings(env map[string]string, admin string) map[string]string {
@@ -230,6 +230,7 @@ func HandlerSettings(env map[string]string, admin string) map[string]string {
 		}
 	}
 	out[config.LocalClockURL] = admin + "/clock"
+	out[config.LocalAdminToken] = env[config.LocalAdminToken]
 	if _, ok := out[config.SettingSweepSchedule]; !ok {
 		out[config.SettingSweepSchedule] = config.DefaultSweepSchedule
 	}
@@ -270,7 +271,7 @@ func (s *System) startOps(ctx context.Context) error {
 // access token cached before a clock jump is used after it. patrol copes with such tokens
 // on its own (Key Vault's claims challenge, a refresh after Azure DevOps refuses one);
 // tests call this when they must not depend on that recovery path.
-// The service accounts' MSAL caches live in Key Vault; sign them in again with SignIn
+// The service accounts' MSAL caches live in the identity vault; sign them in again with SignIn
 // after calling this.
 func (s *System) RefreshCredentials(ctx context.Context) error {
 	if err := s.startOps(ctx); err != nil {

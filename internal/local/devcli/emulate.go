@@ -76,14 +76,15 @@ func printEndpoints(w io.Writer, s *stack.Stack, caFile, envFile, admin string) 
 	fmt.Fprintf(w, `Emulators running (Ctrl-C stops them):
   Entra ID      %s  (tenant %s)
   Key Vault     %s  (challenge resource %s)
+                %s  (identity vault: token caches)
   Azure DevOps  %s/%s
   Service Bus   %s
   Managed identity endpoint  %s
   Device sign-in page        %s
-  Inspection/control API     %s
+  Inspection/control API     %s   (send Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN)
 CA certificate  %s
 Settings        %s   (load with: set -a; . %s; set +a)
-`, env["AZURE_AUTHORITY_HOST"], stack.TenantID, s.VaultURL, env["PATROL_LOCAL_KEYVAULT_RESOURCE"],
+`, env["AZURE_AUTHORITY_HOST"], stack.TenantID, s.VaultURL, env["PATROL_LOCAL_KEYVAULT_RESOURCE"], s.IdentityVaultURL,
 		s.DevOpsURL, stack.Organization, "sb://"+s.SB.Addr().String()+"  (connection string: ServiceBusConnection in the settings file)", s.MSI.Endpoint, env["PATROL_LOCAL_DEVICE_LOGIN_URL"],
 		admin, caFile, envFile, envFile)
 	if _, err := os.Stat(envFile); err != nil {

@@ -151,7 +151,8 @@ Emulators
   Managed identity for the app: served by the devhost (IDENTITY_ENDPOINT)
   Device sign-in page        %s
   Inspection/control API     %s   (POST %s/clock/advance?by=1440h moves time 60 days
-                             ahead: Key Vault raises SecretNearExpiry, patrol rotates)
+                             ahead: Key Vault raises SecretNearExpiry, patrol rotates;
+                             send Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN)
 
 Seeded: %s signed in; %s adopted (90-day PATs, renewed 30 days before they expire);
         %s holds a PAT created by %s (send an offboarding message to see it re-issued).
@@ -162,7 +163,7 @@ Settings        %s   (load with: set -a; . %s; set +a)
 Try:
   curl -s '%s?code=%s'
   curl -s -X POST '%s?code=%s&wait=30s' -d '{"revokeNow":true,"reason":"leaked"}'
-  curl -s -X POST '%s/clock/advance?by=1440h'
+  curl -s -H "Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN" -X POST '%s/clock/advance?by=1440h'
 `, took.Round(100*time.Millisecond), h.HandlerPID(),
 		rotate, key, status, key, h.URL(), sys.Settings["PATROL_SWEEP_SCHEDULE"], sys.LogFile,
 		env["AZURE_AUTHORITY_HOST"], stack.TenantID, sys.Stack.VaultURL, sys.Stack.DevOpsURL, stack.Organization,

@@ -42,6 +42,10 @@ const (
 	Person           = "alice@contoso.com"
 	Organization     = "contoso"
 	Vault            = "patrol"
+	// IdentityVault holds the service accounts' token caches and passwords, apart from
+	// the PATs (PATROL_IDENTITY_KEYVAULT_URL), with the same roles as in Azure: the
+	// app's identity and the operator only.
+	IdentityVault = "patrol-identity"
 )
 
 // LocalAddrs are the fixed loopback ports `patrol-dev local` and `patrol-dev emulate` use by
@@ -80,12 +84,17 @@ type Stack struct {
 	SB     *sbemu.Emulator
 	MSI    *entraemu.ManagedIdentityServer
 
-	DevOpsURL      string
-	VaultURL       string
-	WorkloadSecret string
+	DevOpsURL        string
+	VaultURL         string
+	IdentityVaultURL string
+	WorkloadSecret   string
 	// ServiceAccountPassword is the seeded service account's password: tests and the
 	// demo complete device-code sign-ins with it.
 	ServiceAccountPassword string
+
+	// AdminToken is the per-run token the inspection/control API requires (ServeAdmin),
+	// written to patrol.env as PATROL_LOCAL_ADMIN_TOKEN.
+	AdminToken string
 
 	// SBFaults injects faults into the Service Bus broker (the other emulators own theirs).
 	SBFaults *fault.Injector
@@ -121,6 +130,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
+	s.AdminToken = randomSecret()
 
 	s.Entra, err = entraemu.New(entraemu.Options{
 		Directory: entraemu.Directory{
@@ -159,7 +169,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	sessions := authn.NewSessions()
 	s.KV, err = kvemu.New(kvemu.Options{Sessions: sessions,
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
-		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
+		Vaults: []string{Vault, IdentityVault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stack: key vault: %w", err)
@@ -167,10 +177,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err = s.KV.Start(addr("keyvault")); err != nil {
 		return nil, fmt.Errorf("stack: key vault: %w", err)
 	}
-	s.VaultURL = s.KV.VaultURL(Vault)
-	for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
-		if err = s.KV.Grant(Vault, who, kvemu.RoleSecretsOfficer); err != nil {
-			return nil, fmt.Errorf("stack: key vault grant: %w", err)
+	s.VaultURL, s.IdentityVaultURL = s.KV.VaultURL(Vault), s.KV.VaultURL(IdentityVault)
+	for _, vault := range []string{Vault, IdentityVault} {
+		for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
+			if err = s.KV.Grant(vault, who, kvemu.RoleSecretsOfficer); err != nil {
+				return nil, fmt.Errorf("stack: key vault grant: %w", err)
+			}
 		}
 	}
 
@@ -245,6 +257,7 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"NODE_EXTRA_CA_CERTS": caFile,
 		// patrol's settings (docs/architecture.md).
 		"PATROL_KEYVAULT_URL":            s.VaultURL,
+		"PATROL_IDENTITY_KEYVAULT_URL":   s.IdentityVaultURL,
 		"ServiceBusConnection":           s.SB.ConnectionString(),
 		"PATROL_TENANT_ID":               TenantID,
 		"PATROL_CLIENT_ID":               PublicClientID,
@@ -261,6 +274,7 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"PATROL_LOCAL_DEVICE_LOGIN_URL":    s.Entra.VerificationURI(),
 		"PATROL_LOCAL_ORGANIZATION":        Organization,
 		"PATROL_LOCAL_SERVICE_ACCOUNT_PWD": s.ServiceAccountPassword,
+		AdminTokenSetting:                  s.AdminToken,
 		"IDENTITY_ENDPOINT_LOCAL":          s.MSI.Endpoint,
 	}
 }
