@@ -29,6 +29,18 @@ param deadLetterContainerName string
 @maxLength(36)
 param appPrincipalId string
 
+@description('Object id of the operator (person, group or pipeline) who reads dead-lettered events. Empty: no operator role.')
+@maxLength(36)
+param operatorPrincipalId string
+
+@description('Kind of principal operatorPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string
+
 // The roles Microsoft's Flex Consumption samples grant the app's identity on its host
 // storage (Azure-Samples/azure-functions-flex-consumption-samples IaC/bicep/rbac.bicep):
 // - Storage Blob Data Owner: the host creates its own containers (azure-webjobs-hosts,
@@ -43,6 +55,8 @@ param appPrincipalId string
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+// The operator reads (only) the events Event Grid dead-lettered: docs/deploy.md "Where to look".
+var storageBlobDataReaderRoleId = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -121,6 +135,16 @@ resource appTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+resource operatorReadsDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(deadLetterContainer.id, operatorPrincipalId, storageBlobDataReaderRoleId)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReaderRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }
 
