@@ -348,4 +348,3 @@ output EVENT_GRID_SUBSCRIPTION string = eventGrid.outputs.subscriptionName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceCustomerId
 output WORKBOOK_ID string = workbook.outputs.id
-output ALERT_ACTION_GROUP_ID string = createAlerts ? alerts.outputs.actionGroupId : ''

@@ -52,7 +52,7 @@ var actionGroupIds = !empty(actionGroupId)
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (createActionGroup) {
   name: actionGroupName
-  location: 'Global'
+  location: 'global'
   tags: tags
   properties: {
     enabled: true
