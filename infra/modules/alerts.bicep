@@ -46,9 +46,8 @@ var outcomesQuery = loadTextContent('queries/outcomes.kql')
 var actionGroupName = 'ag-${namePrefix}'
 // resourceId() rather than the conditional resource's .id: valid whether or not the
 // group is created, and only used when it is.
-var actionGroupIds = !empty(actionGroupId)
-  ? [actionGroupId]
-  : (createActionGroup ? [resourceId('Microsoft.Insights/actionGroups', actionGroupName)] : [])
+var createdActionGroupIds = createActionGroup ? [resourceId('Microsoft.Insights/actionGroups', actionGroupName)] : []
+var actionGroupIds = empty(actionGroupId) ? createdActionGroupIds : [actionGroupId]
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (createActionGroup) {
   name: actionGroupName
