@@ -18,7 +18,7 @@ import (
 
 var (
 	yamlDist    = regexp.MustCompile(`(?m)^\s+dist:\s*(\S+)\s*$`)
-	yamlHookRun = regexp.MustCompile(`(?m)^\s+run:\s*(infra/hooks/\S+)\s*$`)
+	yamlHookRun = regexp.MustCompile(`(?m)^\s+run:\s*(?:sh\s+)?(infra/hooks/\S+)`)
 	outFlag     = regexp.MustCompile(`patrol-dev package --out (\S+)`)
 )
 
