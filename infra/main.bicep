@@ -159,6 +159,18 @@ param eventGridMaxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventGridEventTimeToLiveInMinutes int = 1440
 
+// ---------------------------------------------------------------- alerts (docs/deploy.md "Where to look")
+
+@description('Create the alert rules: failed or needs-attention outcomes, messages in a Service Bus dead-letter queue, Key Vault events Event Grid dead-lettered or dropped.')
+param createAlerts bool = true
+
+@description('Resource id of an existing action group the alerts notify (your on-call rotation). Empty: alertEmailAddress decides.')
+param alertActionGroupId string = ''
+
+@description('E-mail address of a new action group the alerts notify, used when alertActionGroupId is empty. Both empty: the alerts fire without notifying anyone (they still show in Azure Monitor > Alerts).')
+@maxLength(254)
+param alertEmailAddress string = ''
+
 // ---------------------------------------------------------------- people and systems
 
 @description('Object id of the operator who signs service accounts in, adopts secrets and reads outcomes (azd passes your own). Empty: no operator roles.')
@@ -263,6 +275,8 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     appPrincipalId: identity.properties.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
   }
 }
 
@@ -367,6 +381,30 @@ module eventGrid 'modules/eventgrid.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = if (createAlerts) {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: allTags
+    namePrefix: '${prefix}-${token}'
+    appInsightsId: monitoring.outputs.appInsightsId
+    serviceBusNamespaceId: serviceBus.outputs.id
+    systemTopicId: eventGrid.outputs.systemTopicId
+    actionGroupId: alertActionGroupId
+    emailAddress: alertEmailAddress
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: allTags
+    displayName: 'patrol (${environmentName})'
+    appInsightsId: monitoring.outputs.appInsightsId
+  }
+}
+
 // ---------------------------------------------------------------- outputs (docs/deploy.md uses these)
 
 output AZURE_LOCATION string = location
@@ -394,3 +432,4 @@ output EVENT_GRID_SYSTEM_TOPIC string = eventGrid.outputs.systemTopicName
 output EVENT_GRID_SUBSCRIPTION string = eventGrid.outputs.subscriptionName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceCustomerId
+output WORKBOOK_ID string = workbook.outputs.id

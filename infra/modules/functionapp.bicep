@@ -191,8 +191,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
-      // Flex Consumption replaces the FUNCTIONS_WORKER_RUNTIME app setting with this;
-      // setting that app setting (or FUNCTIONS_EXTENSION_VERSION) fails the deployment.
+      // Flex Consumption replaces the FUNCTIONS_WORKER_RUNTIME app setting with this
+      // ("Flex Consumption plan deprecations" in the Functions app settings reference),
+      // and ARM refuses that app setting on a Flex site with 400 BadRequest
+      // (microsoft/vscode-azurefunctions#4142, #4761). FUNCTIONS_EXTENSION_VERSION is
+      // "set by the backend": deprecated, not known to be refused.
       runtime: {
         name: 'custom'
         version: '1.0'

@@ -266,6 +266,10 @@ func (a *App) Sweep(ctx context.Context, tick handlers.SweepTick) error {
 	rows := rotation.Plan(versions, a.o.Defaults, now)
 	cmds := SweepCommands(rows, now)
 	for _, r := range rows {
+		// One record per managed secret and sweep: the workbook's "days to expiry"
+		// (infra/modules/queries/expiry.kql) reads these.
+		a.log.InfoContext(ctx, "sweep: secret", "secret", r.Secret, "expires", r.Expires, "daysLeft", r.DaysLeft,
+			"action", string(r.Action), "reason", string(r.Reason))
 		if r.Action == rotation.ActionAttention {
 			a.log.WarnContext(ctx, "sweep: secret needs attention", "secret", r.Secret, "reason", string(r.Reason), "message", r.Message)
 		}

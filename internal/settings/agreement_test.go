@@ -519,8 +519,8 @@ func appSettings(t *testing.T, files map[string]string) (map[string]string, stri
 var forbiddenAppSettings = map[string]string{
 	"AzureWebJobsStorage":         "a connection string with the account key; use AzureWebJobsStorage__accountName with the identity",
 	"ServiceBusConnection":        "a connection string with a SAS key; use ServiceBusConnection__fullyQualifiedNamespace",
-	"FUNCTIONS_WORKER_RUNTIME":    "Flex Consumption rejects it; functionAppConfig.runtime.name says custom",
-	"FUNCTIONS_EXTENSION_VERSION": "Flex Consumption rejects it",
+	"FUNCTIONS_WORKER_RUNTIME":    "Flex Consumption rejects it (400 BadRequest); functionAppConfig.runtime.name says custom",
+	"FUNCTIONS_EXTENSION_VERSION": "deprecated on Flex Consumption: the platform sets it",
 	"WEBSITE_RUN_FROM_PACKAGE":    "Flex Consumption deploys from functionAppConfig.deployment.storage",
 	"AzureWebJobsDashboard":       "retired; a connection string",
 }
