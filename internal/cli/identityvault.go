@@ -26,7 +26,7 @@ func newMigrateIdentityCmd() *cobra.Command {
 			"revoke the service accounts' sessions and run `patrol login` again (docs/deploy.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := services(cmd)
+			s, err := services(cmd, readsKeyVault)
 			if err != nil {
 				return err
 			}

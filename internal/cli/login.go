@@ -38,7 +38,7 @@ func newLoginCmd() *cobra.Command {
 			if !rules.IsUPN(account) {
 				return UsageError(fmt.Errorf("--service-account %q: want a user principal name such as svc-build@contoso.com", account))
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, readsKeyVault)
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func newOffboardCmd() *cobra.Command {
 					return UsageError(fmt.Errorf("--object-id %q: want the person's Entra object id (a GUID)", objectID))
 				}
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}

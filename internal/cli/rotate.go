@@ -31,7 +31,7 @@ func newRotateCmd() *cobra.Command {
 			} else if err := rotation.ValidateOpID(op); err != nil {
 				return UsageError(fmt.Errorf("--op: %w", err))
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ func newAdoptCmd() *cobra.Command {
 			} else if err := rotation.ValidateOpID(op); err != nil {
 				return UsageError(fmt.Errorf("--op: %w", err))
 			}
-			cfg, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd, sends)
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,7 @@ func newAdoptCmd() *cobra.Command {
 			if err := defaults.Bounds.Check(pol); err != nil {
 				return fmt.Errorf("adopt %s: %w", args[0], err)
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}

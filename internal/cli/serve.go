@@ -51,7 +51,7 @@ flight and exits.`,
 			jsonOut := slog.NewJSONHandler(cmd.OutOrStdout(), &slog.HandlerOptions{Level: slog.LevelInfo})
 			protoLog := slog.New(jsonOut)
 			log := slog.New(handlers.LogHandler(jsonOut))
-			cfg, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd, sends)
 			if err != nil {
 				_ = ln.Close()
 				return err

@@ -56,7 +56,7 @@ func newPlanCmd() *cobra.Command {
 // the sweep would, at the core's clock, in the status shape the SecretStatus function
 // answers with too.
 func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) {
-	s, err := services(cmd)
+	s, err := services(cmd, readsKeyVault)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

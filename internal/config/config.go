@@ -177,10 +177,30 @@ func (e *SettingError) Error() string {
 	return fmt.Sprintf("config: %s=%q: %s", e.Setting, e.Value, e.Problem)
 }
 
+// Needs names the settings a command uses beyond the ones every command does (the
+// vault, the tenant and the client id). A command that never sends a message must not
+// refuse to start because the Service Bus setting is missing: an operator running
+// `patrol status` on a laptop has no reason to know the namespace.
+type Needs struct {
+	// ServiceBus: one of ServiceBusConnection and
+	// ServiceBusConnection__fullyQualifiedNamespace is required. Without it a Service
+	// Bus setting that is present is still checked, and used.
+	ServiceBus bool
+}
+
+// Everything is what the function app (`patrol serve`) needs: every setting.
+var Everything = Needs{ServiceBus: true}
+
 // Load reads and validates every setting through getenv (os.Getenv, or a dotenv file
-// layered over it with WithEnvFile). All problems are reported together so one run
-// shows everything that needs fixing.
+// layered over it with WithEnvFile), all of them required as `patrol serve` needs them.
+// All problems are reported together so one run shows everything that needs fixing.
 func Load(getenv func(string) string) (Config, error) {
+	return LoadFor(getenv, Everything)
+}
+
+// LoadFor is Load for a command that needs only some settings: a setting outside needs
+// is validated when present and otherwise left empty.
+func LoadFor(getenv func(string) string, needs Needs) (Config, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	var errs []error
 	bad := func(setting, value, problem string) {
@@ -217,6 +237,9 @@ func Load(getenv func(string) string) (Config, error) {
 
 	switch {
 	case c.ServiceBusConnection == "" && c.ServiceBusNamespace == "":
+		if !needs.ServiceBus {
+			break
+		}
 		bad(SettingServiceBusConnection, "", "required: set it or "+SettingServiceBusNamespace)
 	case c.ServiceBusConnection != "" && c.ServiceBusNamespace != "":
 		bad(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection),

@@ -357,3 +357,36 @@ func FuzzIsDNSNameAgreesWithItsRegexp(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadForAsksOnlyForWhatTheCommandNeeds(t *testing.T) {
+	noBus := with(map[string]string{SettingServiceBusConnection: "<unset>"})
+	for name, tc := range map[string]struct {
+		getenv  func(string) string
+		needs   Needs
+		wantErr string // "" = loads
+	}{
+		"a command that sends nothing starts without a Service Bus setting": {
+			getenv: noBus, needs: Needs{}},
+		"a command that sends needs one": {
+			getenv: noBus, needs: Needs{ServiceBus: true}, wantErr: SettingServiceBusConnection},
+		"a Service Bus setting that is present is still checked when not needed": {
+			getenv: with(map[string]string{SettingServiceBusNamespace: "sb://x/"}), needs: Needs{}, wantErr: "set only one"},
+		"the vault is needed by every command": {
+			getenv: with(map[string]string{SettingKeyVaultURL: "<unset>", SettingServiceBusConnection: "<unset>"}), needs: Needs{}, wantErr: SettingKeyVaultURL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := LoadFor(tc.getenv, tc.needs)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("LoadFor: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("LoadFor: error %v, want one naming %q", err, tc.wantErr)
+			case tc.wantErr == "" && (c.ServiceBusConnection != "" || c.ServiceBusNamespace != ""):
+				t.Errorf("Service Bus = %q / %q, want none", c.ServiceBusConnection, c.ServiceBusNamespace)
+			}
+		})
+	}
+	if _, err := Load(noBus); err == nil || !strings.Contains(err.Error(), SettingServiceBusConnection) {
+		t.Errorf("Load without Service Bus: %v, want it required (patrol serve)", err)
+	}
+}

@@ -163,11 +163,14 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		return nil, fmt.Errorf("wiring: %w", err)
 	}
 	s.Effects = o.Effects
-	if s.Effects == nil {
-		if s.Bus == nil {
-			return nil, fmt.Errorf("wiring: no Service Bus connection: set %s or %s", config.SettingServiceBusConnection, config.SettingServiceBusNamespace)
-		}
+	switch {
+	case s.Effects != nil:
+	case s.Bus != nil:
 		s.Effects = s.Bus
+	default:
+		// Settings loaded for a command that sends nothing (config.LoadFor): it never
+		// reaches the core's last steps, and if it did it is told which setting is missing.
+		s.Effects = noBus{}
 	}
 
 	s.Rotator = rotation.NewRotator(s.Store, s.PATs, s.Identities, s.Effects, rotation.Options{
@@ -187,3 +190,16 @@ func (s *Services) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNoServiceBus is what the core's Service Bus steps return when the settings were
+// loaded without a Service Bus connection.
+var ErrNoServiceBus = errors.New("no Service Bus connection: set " + config.SettingServiceBusConnection + " or " + config.SettingServiceBusNamespace)
+
+// noBus stands in for the Service Bus effects of a command loaded without them.
+type noBus struct{}
+
+func (noBus) ScheduleRevocation(context.Context, rotation.Revocation, time.Time) error {
+	return ErrNoServiceBus
+}
+func (noBus) ScheduleWakeup(context.Context, rotation.Wakeup, time.Time) error { return ErrNoServiceBus }
+func (noBus) Publish(context.Context, rotation.Outcome) error                  { return ErrNoServiceBus }
