@@ -201,5 +201,7 @@ type noBus struct{}
 func (noBus) ScheduleRevocation(context.Context, rotation.Revocation, time.Time) error {
 	return ErrNoServiceBus
 }
-func (noBus) ScheduleWakeup(context.Context, rotation.Wakeup, time.Time) error { return ErrNoServiceBus }
-func (noBus) Publish(context.Context, rotation.Outcome) error                  { return ErrNoServiceBus }
+func (noBus) ScheduleWakeup(context.Context, rotation.Wakeup, time.Time) error {
+	return ErrNoServiceBus
+}
+func (noBus) Publish(context.Context, rotation.Outcome) error { return ErrNoServiceBus }
