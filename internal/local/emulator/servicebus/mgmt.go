@@ -177,6 +177,10 @@ func (c *conn) mgmtRequest(l *link, op string, req *goamqp.Message) response {
 	body := asStringMap(req.Value)
 	st := c.b.store
 	addr := l.entity
+	need := claimFor(op)
+	if ok, _ := c.authorized(addr, need); !ok {
+		return response{status: 401, desc: missingClaim(need, addr), condition: "amqp:unauthorized-access"}
+	}
 	sessionID, _ := body["session-id"].(string)
 	if sessionID == "" {
 		if name, ok := req.ApplicationProperties["associated-link-name"].(string); ok {
