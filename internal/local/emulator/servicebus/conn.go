@@ -58,9 +58,9 @@ type conn struct {
 	grants       []grant
 	// plainKey is the key a SASL PLAIN login named: its Rights cover the whole
 	// connection, without CBS tokens ("" = no PLAIN login).
-	plainKey string
-	closed       bool
-	nextOwner    uint64
+	plainKey  string
+	closed    bool
+	nextOwner uint64
 }
 
 type session struct {

@@ -71,8 +71,8 @@ type Options struct {
 	// Rights limit what a key's tokens (or a PLAIN login with it) may do, per entity;
 	// a key not named here may do everything.
 	Rights map[string]Rights
-	Logger *slog.Logger      // default: discard
-	Faults *fault.Injector   // optional
+	Logger *slog.Logger    // default: discard
+	Faults *fault.Injector // optional
 }
 
 // Emulator is a running (or ready to run) Service Bus emulator.
