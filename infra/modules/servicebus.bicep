@@ -210,7 +210,8 @@ resource appSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// --- the operator: send a test offboarding message / a rotation from the CLI, read outcomes ---
+// --- the operator: send a test offboarding message / a rotation from the CLI, finish a
+// rotation run by the CLI (outcome, scheduled revocation), read outcomes ---
 
 resource operatorSendsOffboarding 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(hrOffboarding.id, operatorPrincipalId, serviceBusDataSenderRoleId)
@@ -225,6 +226,32 @@ resource operatorSendsOffboarding 'Microsoft.Authorization/roleAssignments@2022-
 resource operatorSendsRotations 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(patRotations.id, operatorPrincipalId, serviceBusDataSenderRoleId)
   scope: patRotations
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// patrol adopt and patrol rotate run the rotation protocol in the operator's process, so
+// its last steps are the operator's too: publish the outcome on pat-events and schedule
+// the replaced PAT's revocation on pat-revocations. Without these two the new PAT is
+// stored and the command then fails, and nothing retries a CLI run. internal/settings
+// holds these assignments in agreement with the local operator's rights
+// (internal/local/stack OperatorRights), which the Service Bus emulator enforces.
+resource operatorSendsRevocations 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(patRevocations.id, operatorPrincipalId, serviceBusDataSenderRoleId)
+  scope: patRevocations
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(patEvents.id, operatorPrincipalId, serviceBusDataSenderRoleId)
+  scope: patEvents
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
     principalId: operatorPrincipalId

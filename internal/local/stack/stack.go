@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/authn"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
 	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
@@ -47,6 +48,24 @@ const (
 	// app's identity and the operator only.
 	IdentityVault = "patrol-identity"
 )
+
+// OperatorKeyName is the Service Bus key of the local operator: `patrol` run with
+// operator.env (Stack.OperatorEnv) may do exactly what OperatorRights say, so a command
+// that needs a right the operator is not given in Azure fails here too.
+const OperatorKeyName = "patrol-operator"
+
+// OperatorRights mirror the Service Bus roles infra/modules/servicebus.bicep assigns to
+// operatorPrincipalId (Data Sender: Send, Data Receiver: Listen); internal/settings
+// holds the two in agreement. adopt and rotate run the rotation in the operator's
+// process, so their last steps publish to pat-events and schedule on pat-revocations
+// (and a wake-up on pat-rotations); offboard sends to hr-offboarding; the operator
+// follows outcomes on pat-events.
+var OperatorRights = sbemu.Rights{
+	contract.QueueOffboarding: sbemu.Send,
+	contract.QueueRotations:   sbemu.Send,
+	contract.QueueRevocations: sbemu.Send,
+	contract.TopicEvents:      sbemu.Send | sbemu.Listen,
+}
 
 // LocalAddrs are the fixed loopback ports `patrol-dev local` and `patrol-dev emulate` use by
 // default, so local.settings.json.example and a person's bookmarks stay valid between
@@ -218,7 +237,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 	s.SBFaults = fault.New()
-	if s.SB, err = sbemu.New(sbemu.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
+	// The app keeps the emulator's documented key with every right; the operator gets
+	// a key of its own with only the operator's rights.
+	keys := map[string]string{sbemu.DefaultKeyName: sbemu.DefaultKey, OperatorKeyName: randomSecret()}
+	if s.SB, err = sbemu.New(sbemu.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults,
+		Keys: keys, Rights: map[string]sbemu.Rights{OperatorKeyName: OperatorRights}}); err != nil {
 		return nil, fmt.Errorf("stack: service bus: %w", err)
 	}
 	if err = s.SB.Start(addr("servicebus")); err != nil {
@@ -279,7 +302,19 @@ func (s *Stack) Env(caFile string) map[string]string {
 	}
 }
 
-// WriteFiles writes ca.pem and patrol.env into dir and returns their paths.
+// OperatorEnv is Env for the operator's commands: the Service Bus connection is the
+// operator's key (OperatorRights), not the app's.
+func (s *Stack) OperatorEnv(caFile string) map[string]string {
+	env := s.Env(caFile)
+	env["ServiceBusConnection"] = s.SB.KeyConnectionString(OperatorKeyName)
+	return env
+}
+
+// OperatorEnvFile is the name WriteFiles gives OperatorEnv's dotenv file, beside patrol.env.
+const OperatorEnvFile = "operator.env"
+
+// WriteFiles writes ca.pem, patrol.env (the app's settings) and operator.env (the
+// operator's, OperatorEnv) into dir and returns the paths of the first two.
 func (s *Stack) WriteFiles(dir string) (caFile, envFile string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("stack: %w", err)
@@ -294,6 +329,10 @@ func (s *Stack) WriteFiles(dir string) (caFile, envFile string, err error) {
 	}
 	if err := os.WriteFile(envFile, []byte(Dotenv(s.Env(caFile))), 0o600); err != nil {
 		return "", "", fmt.Errorf("stack: write %s: %w", envFile, err)
+	}
+	operatorFile := filepath.Join(dir, OperatorEnvFile)
+	if err := os.WriteFile(operatorFile, []byte(Dotenv(s.OperatorEnv(caFile))), 0o600); err != nil {
+		return "", "", fmt.Errorf("stack: write %s: %w", operatorFile, err)
 	}
 	return caFile, envFile, nil
 }
