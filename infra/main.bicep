@@ -45,10 +45,10 @@ param serviceAccountTenantId string = tenant().tenantId
 @maxLength(256)
 param defaultServiceAccount string = ''
 
-@description('PATROL_GRACE: how long a replaced PAT stays valid before it is revoked (Go duration such as 36h, or whole days such as 2d).')
+@description('PATROL_GRACE: how long a replaced PAT stays valid before it is revoked (Go duration such as 36h, or whole days such as 2d). The default outlasts the 24 h refresh of App Service Key Vault references (docs/consumers.md).')
 @minLength(2)
 @maxLength(16)
-param grace string = '24h'
+param grace string = '72h'
 
 @description('PATROL_RENEW_BEFORE: rotate this long before a PAT expires (capped at a third of the PAT\'s lifetime).')
 @minLength(2)

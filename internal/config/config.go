@@ -79,7 +79,11 @@ func Names() []string {
 
 // Defaults, as documented.
 const (
-	DefaultGrace         = 24 * time.Hour
+	// DefaultGrace outlasts the slowest refresh a documented consumer makes: App
+	// Service and Functions re-fetch a Key Vault reference every 24 hours
+	// (docs/consumers.md), so a 24 h grace would race the revocation; three refresh
+	// intervals leave a missed refresh or a weekend of pipeline runs room.
+	DefaultGrace         = 72 * time.Hour
 	DefaultRenewBefore   = 30 * rules.Day
 	DefaultLifetime      = 90 * rules.Day
 	DefaultSweepSchedule = "0 0 */6 * * *"

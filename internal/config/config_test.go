@@ -50,8 +50,8 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 	}{
 		"the minimal settings get the documented defaults": {
 			check: func(t *testing.T, c Config) {
-				if c.Grace != 24*time.Hour || c.RenewBefore != 30*rules.Day || c.Lifetime != 90*rules.Day {
-					t.Errorf("durations = %v %v %v, want 24h 30d 90d", c.Grace, c.RenewBefore, c.Lifetime)
+				if c.Grace != 72*time.Hour || c.RenewBefore != 30*rules.Day || c.Lifetime != 90*rules.Day {
+					t.Errorf("durations = %v %v %v, want 72h 30d 90d", c.Grace, c.RenewBefore, c.Lifetime)
 				}
 				if c.SweepSchedule != "0 0 */6 * * *" || c.AllowROPC {
 					t.Errorf("schedule %q allowROPC %v, want defaults", c.SweepSchedule, c.AllowROPC)
@@ -388,5 +388,23 @@ func TestLoadForAsksOnlyForWhatTheCommandNeeds(t *testing.T) {
 	}
 	if _, err := Load(noBus); err == nil || !strings.Contains(err.Error(), SettingServiceBusConnection) {
 		t.Errorf("Load without Service Bus: %v, want it required (patrol serve)", err)
+	}
+}
+
+// App Service and Functions re-fetch a Key Vault reference every 24 hours
+// (docs/consumers.md): a consumer that refreshes just before a rotation holds the
+// replaced PAT for up to a day, so the default grace must outlast that, and the
+// default bound must admit the default.
+func TestTheDefaultGraceOutlastsAKeyVaultReferenceRefresh(t *testing.T) {
+	const appServiceRefresh = 24 * time.Hour
+	if DefaultGrace <= appServiceRefresh {
+		t.Errorf("DefaultGrace %v does not outlast the 24 h Key Vault reference refresh", DefaultGrace)
+	}
+	if DefaultGrace > DefaultMaxGrace {
+		t.Errorf("DefaultGrace %v exceeds DefaultMaxGrace %v", DefaultGrace, DefaultMaxGrace)
+	}
+	c, err := Load(with(nil))
+	if err != nil || c.Grace != DefaultGrace || c.MaxGrace != DefaultMaxGrace {
+		t.Fatalf("Load with no grace settings: grace %v, max %v, %v", c.Grace, c.MaxGrace, err)
 	}
 }

@@ -628,7 +628,7 @@ func functionsIfPresent(root string) (map[string]functionJSON, error) {
 var paramDecl = regexp.MustCompile(`(?m)^param\s+(\w+)\s+(\w+)\s*=\s*(.+?)\s*$`)
 
 // paramDefaults maps a functionapp module parameter to the default of the main.bicep
-// parameter passed to it (grace: grace -> param grace string = '24h').
+// parameter passed to it (grace: grace -> param grace string = '72h').
 func paramDefaults(files map[string]string) map[string]string {
 	main := files["infra/main.bicep"]
 	mainDefaults := map[string]string{}

@@ -300,7 +300,7 @@ func TestOffboardingFiftyOfFiveHundred(t *testing.T) {
 		t.Errorf("%d PATs created, want %d", created, len(owned))
 	}
 	if n := len(sys.Stack.DevOps.ActivePATs(stack.Organization, stack.Person)); n != len(owned) {
-		// Alice's PATs are revoked after the grace period (a day), not yet.
+		// Alice's PATs are revoked after the grace period (3 days), not yet.
 		t.Errorf("alice has %d active PATs, want %d until the grace period ends", n, len(owned))
 	}
 }

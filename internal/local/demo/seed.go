@@ -21,7 +21,7 @@ import (
 const (
 	// SecretBuild is adopted by patrol under the service account with the default
 	// policy: 90-day PATs, replaced when Key Vault says they are near expiry (30 days
-	// before exp), the old one revoked a day later.
+	// before exp), the old one revoked after the default grace (3 days).
 	SecretBuild = "pat-build"
 	// SecretLegacy holds a PAT a person (alice) created by hand long ago, tagged for
 	// patrol: the offboarding part of the tour re-issues it under the service account.

@@ -62,7 +62,7 @@ func (t *timeline) detail(format string, a ...any) {
 // The returned error is for a tour that could not run; failed invariants are in the
 // Report.
 //
-// The demo secrets use patrol's defaults (90-day PATs, a 30-day renew window, a day
+// The demo secrets use patrol's defaults (90-day PATs, a 30-day renew window, three days
 // of grace), and the tour moves the emulated clock by months. That used to be unsafe:
 // the SDKs judge a cached access token's expiry by the wall clock, the emulators by
 // the emulated one, so after a jump every cached token looked valid to its client and
