@@ -20,6 +20,7 @@ func NewRoot() *cobra.Command {
 		Short:         "Keep Azure DevOps PATs working without depending on any person's account",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Version(),
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
 	root.AddCommand(newServeCmd())

@@ -56,7 +56,7 @@ flight and exits.`,
 				_ = ln.Close()
 				return err
 			}
-			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
+			log.Info("patrol handler listening", "addr", ln.Addr().String(), "version", Version(), "settings", cfg)
 			app := newFunctionHost(cfg, log, os.Getenv(config.LocalClockURL), wiringOptions(cmd.Context()))
 			if app.clock != nil {
 				app.clock.token = os.Getenv(config.LocalAdminToken)
