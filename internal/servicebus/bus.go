@@ -143,18 +143,23 @@ func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at 
 	return b.SendRevocation(ctx, cmd, r.MessageID(), at)
 }
 
-// signRevocation signs an early revocation. Without a key it leaves the revocation
-// unsigned (Revoke then defers it to the grace end) rather than fail the rotation that
-// already stored its new version; a key that cannot be read now is a transient error.
+// signRevocation signs an early revocation. Without a key (none configured, or one this
+// identity may not read) it leaves the revocation unsigned — Revoke then defers it to
+// the grace end — rather than fail for good a rotation that already stored its new
+// version; a key that cannot be read just now is a transient error, retried.
 func (b *Bus) signRevocation(ctx context.Context, cmd *contract.RevocationCommand) error {
-	if b.keys == nil {
-		b.log.WarnContext(ctx, "no command key: the early revocation is sent unsigned and will wait for the grace period",
-			"secret", cmd.Secret, "patId", cmd.PATID)
-		return nil
+	var key contract.CommandKey
+	err := errors.New("no command key configured")
+	if b.keys != nil {
+		key, err = b.keys.SigningKey(ctx)
 	}
-	key, err := b.keys.SigningKey(ctx)
-	if err != nil {
+	switch {
+	case err != nil && b.keys != nil && !rotation.IsPermanent(err):
 		return fmt.Errorf("servicebus: sign the revocation of %s: read the command key: %w", cmd.PATID, err)
+	case err != nil:
+		b.log.WarnContext(ctx, "the early revocation is sent unsigned and will wait for the grace period",
+			"secret", cmd.Secret, "patId", cmd.PATID, "error", err)
+		return nil
 	}
 	cmd.RequestedAt = b.clock.Now().UTC()
 	if err := cmd.Sign(key); err != nil {

@@ -59,3 +59,49 @@ func TestOnlyAnEarlyRevocationIsSigned(t *testing.T) {
 		}
 	}
 }
+
+type keyErr struct{ permanent bool }
+
+func (e keyErr) Error() string   { return "keyvault: get secret patrol-command-key: 403 Forbidden" }
+func (e keyErr) Permanent() bool { return e.permanent }
+
+type failingKeys struct{ err error }
+
+func (f failingKeys) SigningKey(context.Context) (contract.CommandKey, error) {
+	return contract.CommandKey{}, f.err
+}
+
+// A key patrol may not read leaves the early revocation unsigned (Revoke defers it to
+// the grace end) instead of failing the rotation for good; a passing failure is retried.
+func TestAnEarlyRevocationWithoutAReadableKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	early := rotation.Revocation{Secret: "feed", Org: "contoso", PATID: patID, Account: "svc-build@contoso.com", Op: "op1", GraceEnd: start.Add(24 * time.Hour)}
+	for name, tc := range map[string]struct {
+		err     error
+		wantErr bool
+	}{
+		"a key this identity may not read: sent unsigned": {keyErr{permanent: true}, false},
+		"a key that cannot be read just now: retried":     {keyErr{permanent: false}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bus, err := servicebus.NewFromConnectionString(f.b.ConnectionString(), servicebus.Options{
+				Clock: rotation.NowFunc(f.clk.Now), RetryDelay: time.Millisecond, CommandKeys: failingKeys{tc.err}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = bus.Close(ctx) })
+			if err := bus.ScheduleRevocation(ctx, early, start); (err != nil) != tc.wantErr {
+				t.Errorf("ScheduleRevocation: %v, want an error %v", err, tc.wantErr)
+			}
+		})
+	}
+	r, err := f.client.NewReceiverForQueue(contract.QueueRevocations, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.receive(t, r, 1)[0]
+	if cmd, err := contract.DecodeRevocationCommand(m.Body); err != nil || cmd.Signature != nil {
+		t.Errorf("sent %+v (%v), want the revocation unsigned", cmd, err)
+	}
+}
