@@ -193,6 +193,8 @@ func goldenCases() map[string]*goldenCase {
 
 		"a scheduled revocation reaches the app": {
 			file: "Revoke/scheduled"},
+		"a signed emergency revocation reaches the app with its requestedAt and signature": {
+			file: "Revoke/signed-emergency"},
 		"a permanent app error dead-letters the revocation": {
 			file: "Revoke/permanent-failure", app: fakeApp{err: fmt.Errorf("devops: revoke: organization contoso: %w", ErrPermanent)}},
 

@@ -52,6 +52,11 @@ type RevocationCommand struct {
 	// Account is the service account whose sign-in performs the revocation.
 	Account     string `json:"account,omitempty"`
 	OperationID string `json:"operationId"` // the operation that replaced the PAT
+	// RequestedAt is when patrol signed the revocation (signed revocations only).
+	RequestedAt time.Time `json:"requestedAt,omitzero"`
+	// Signature proves the revocation comes from patrol; only a revocation carried out
+	// before the replaced PAT's grace period ends needs one (an emergency, revokeNow).
+	Signature *CommandSignature `json:"signature,omitempty"`
 }
 
 // Validate checks a rotation command (also used before sending one).
@@ -169,7 +174,10 @@ func (c *RevocationCommand) Validate() error {
 			}
 		}
 	}
-	return CheckOpID(doc, "operationId", c.OperationID)
+	if err := CheckOpID(doc, "operationId", c.OperationID); err != nil {
+		return err
+	}
+	return checkSignature(doc, c.Signature)
 }
 
 // DecodeRevocationCommand parses and validates a `pat-revocations` message body.
@@ -177,12 +185,17 @@ func DecodeRevocationCommand(body []byte) (RevocationCommand, error) {
 	const doc = "revocation command"
 	var w struct {
 		RevocationCommand
-		Op string `json:"op"`
+		Op          string `json:"op"`
+		RequestedAt string `json:"requestedAt"`
 	}
 	if err := DecodeObject(doc, body, &w); err != nil {
 		return RevocationCommand{}, err
 	}
 	c := w.RevocationCommand
+	var err error
+	if c.RequestedAt, err = optionalTime(doc, "requestedAt", strings.TrimSpace(w.RequestedAt)); err != nil {
+		return RevocationCommand{}, err
+	}
 	switch {
 	case c.OperationID == "":
 		c.OperationID = w.Op

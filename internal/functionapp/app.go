@@ -40,10 +40,12 @@ type Inventory interface {
 
 // Commands sends patrol's commands (the Service Bus adapter). SendRotation puts cmd on
 // the session queue with SessionId = cmd.Secret and MessageId = cmd.OperationID;
-// ScheduleRevocation uses rev.MessageID(). A zero `at` means now.
+// ScheduleRevocation uses rev.MessageID(); SendRevocation sends cmd as it is with
+// MessageId id. A zero `at` means now.
 type Commands interface {
 	SendRotation(ctx context.Context, cmd contract.RotationCommand, at time.Time) error
 	ScheduleRevocation(ctx context.Context, rev rotation.Revocation, at time.Time) error
+	SendRevocation(ctx context.Context, cmd contract.RevocationCommand, id string, at time.Time) error
 }
 
 // Publisher publishes outcomes on the pat-events topic.
@@ -200,7 +202,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 // rotation inside the cooldown of the previous one is skipped with an outcome.
 func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 	if cmd.NeedsSignature() {
-		if err := a.verify(ctx, cmd); err != nil {
+		err := a.verify(ctx, "", cmd.Signature, func(k contract.CommandKey) error { return cmd.Verify(k, a.now()) })
+		if err != nil {
 			a.log.WarnContext(ctx, "rotation command refused", "secret", cmd.Secret, "operationId", cmd.OperationID,
 				"trigger", string(cmd.Trigger), "error", err)
 			return err
@@ -240,15 +243,21 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 
 // Revoke performs a scheduled revocation; a PAT that is already gone is success (the
 // core treats not-found as done). Only a PAT patrol has on record for the secret is
-// revoked (OnRecord); anything else is refused with a published outcome. Permanent failures go back to the handler, which
-// dead-letters the message so an operator can replay it after fixing the cause.
+// revoked (OnRecord); anything else is refused with a published outcome. Before the
+// replaced PAT's grace end only a revocation patrol signed is carried out; any other is
+// deferred to the grace end (checkEarly). Permanent failures go back to the handler,
+// which dead-letters the message so an operator can replay it after fixing the cause.
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
-	if err := a.checkRevocation(ctx, cmd); err != nil {
+	versions, err := a.checkRevocation(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if deferred, err := a.checkEarly(ctx, cmd, versions); deferred || err != nil {
 		return err
 	}
 	// Not remembered: a revocation carries the operation id of the rotation that
 	// replaced the PAT, and that rotation's outcome is the operation's.
-	_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
+	_, err = a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
 	}

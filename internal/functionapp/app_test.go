@@ -20,6 +20,7 @@ type memRotator struct {
 	mu      sync.Mutex
 	secrets map[string]rotation.Version
 	run     func(secret string, trig rotation.Trigger) (rotation.Outcome, error)
+	revoked []rotation.Revocation // what the core was asked to revoke
 }
 
 func (m *memRotator) Gather(_ context.Context, secret string) (rotation.Input, error) {
@@ -33,7 +34,10 @@ func (m *memRotator) Run(_ context.Context, secret string, trig rotation.Trigger
 	return m.run(secret, trig)
 }
 
-func (m *memRotator) Revoke(context.Context, rotation.Revocation) (rotation.Outcome, error) {
+func (m *memRotator) Revoke(_ context.Context, rev rotation.Revocation) (rotation.Outcome, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.revoked = append(m.revoked, rev)
 	return rotation.Outcome{}, rotation.ErrNotFound
 }
 
@@ -48,10 +52,17 @@ func (m *memRotator) ListManaged(context.Context) ([]rotation.Version, error) {
 }
 
 type memBus struct {
-	mu        sync.Mutex
-	sent      []contract.RotationCommand
-	published []rotation.Outcome
-	onSend    func(contract.RotationCommand)
+	mu          sync.Mutex
+	sent        []contract.RotationCommand
+	revocations []sentRevocation
+	published   []rotation.Outcome
+	onSend      func(contract.RotationCommand)
+}
+
+type sentRevocation struct {
+	cmd contract.RevocationCommand
+	id  string
+	at  time.Time
 }
 
 func (b *memBus) SendRotation(_ context.Context, c contract.RotationCommand, _ time.Time) error {
@@ -69,6 +80,16 @@ func (b *memBus) SendRotation(_ context.Context, c contract.RotationCommand, _ t
 }
 
 func (b *memBus) ScheduleRevocation(context.Context, rotation.Revocation, time.Time) error {
+	return nil
+}
+
+func (b *memBus) SendRevocation(_ context.Context, c contract.RevocationCommand, id string, at time.Time) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.revocations = append(b.revocations, sentRevocation{c, id, at})
 	return nil
 }
 

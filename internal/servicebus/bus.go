@@ -51,6 +51,15 @@ type Options struct {
 	// RetryDelay is the SDK's first back-off, doubling after each retry; zero keeps its
 	// default (4s). Tests shorten it.
 	RetryDelay time.Duration
+	// CommandKeys sign a revocation scheduled before the replaced PAT's grace period
+	// ends (revokeNow); without them it is sent unsigned, and Revoke defers it to the
+	// grace end.
+	CommandKeys SigningKeys
+}
+
+// SigningKeys hands out the command-signing key (the Key Vault adapter's CommandKeys).
+type SigningKeys interface {
+	SigningKey(ctx context.Context) (contract.CommandKey, error)
 }
 
 // MaxRetries is how often the SDK retries one failed operation (see the Decision in the
@@ -67,6 +76,7 @@ type Bus struct {
 	c     *azservicebus.Client
 	log   *slog.Logger
 	clock rotation.Clock
+	keys  SigningKeys
 
 	mu        sync.Mutex
 	senders   map[string]*azservicebus.Sender
@@ -104,7 +114,7 @@ func newBus(c *azservicebus.Client, o Options) *Bus {
 	if o.Clock == nil {
 		o.Clock = rotation.SystemClock
 	}
-	return &Bus{c: c, log: o.Logger, clock: o.Clock, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
+	return &Bus{c: c, log: o.Logger, clock: o.Clock, keys: o.CommandKeys, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
 }
 
 // Close closes every link and the connection.
@@ -117,14 +127,54 @@ func (b *Bus) Close(ctx context.Context) error {
 
 // ScheduleRevocation enqueues the revocation on pat-revocations at `at`. MessageId is
 // Revocation.MessageID (one per PAT), so a repeat inside the duplicate-detection window
-// is dropped by the broker.
+// is dropped by the broker. A revocation due before r.GraceEnd (revokeNow) does more
+// than the schedule would, so it is signed with the command key.
 func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at time.Time) error {
 	cmd := contract.RevocationCommand{SchemaVersion: contract.SchemaVersion, Secret: r.Secret, Org: r.Org, PATID: r.PATID,
 		Owner: r.Owner, Account: r.Account, OperationID: r.Op}
 	if err := cmd.Validate(); err != nil {
 		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
 	}
-	m, err := b.message(cmd, r.MessageID(), "", at)
+	if at.Before(r.GraceEnd) {
+		if err := b.signRevocation(ctx, &cmd); err != nil {
+			return err
+		}
+	}
+	return b.SendRevocation(ctx, cmd, r.MessageID(), at)
+}
+
+// signRevocation signs an early revocation. Without a key (none configured, or one this
+// identity may not read) it leaves the revocation unsigned — Revoke then defers it to
+// the grace end — rather than fail for good a rotation that already stored its new
+// version; a key that cannot be read just now is a transient error, retried.
+func (b *Bus) signRevocation(ctx context.Context, cmd *contract.RevocationCommand) error {
+	var key contract.CommandKey
+	err := errors.New("no command key configured")
+	if b.keys != nil {
+		key, err = b.keys.SigningKey(ctx)
+	}
+	switch {
+	case err != nil && b.keys != nil && !rotation.IsPermanent(err):
+		return fmt.Errorf("servicebus: sign the revocation of %s: read the command key: %w", cmd.PATID, err)
+	case err != nil:
+		b.log.WarnContext(ctx, "the early revocation is sent unsigned and will wait for the grace period",
+			"secret", cmd.Secret, "patId", cmd.PATID, "error", err)
+		return nil
+	}
+	cmd.RequestedAt = b.clock.Now().UTC()
+	if err := cmd.Sign(key); err != nil {
+		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
+	}
+	return nil
+}
+
+// SendRevocation enqueues a revocation command as it is (signed or not) with MessageId
+// id, now or at `at` when that is in the future.
+func (b *Bus) SendRevocation(ctx context.Context, cmd contract.RevocationCommand, id string, at time.Time) error {
+	if err := cmd.Validate(); err != nil {
+		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
+	}
+	m, err := b.message(cmd, id, "", at)
 	if err != nil {
 		return err
 	}

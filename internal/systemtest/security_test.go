@@ -179,6 +179,79 @@ func TestRevocationOfAPATNotOnRecordIsRefused(t *testing.T) {
 	}
 }
 
+// A queue sender cannot have a replaced PAT revoked before its grace period ends: only
+// the revocation patrol signs for an emergency (revokeNow) is carried out early; any
+// other waits for the grace end, when the schedule revokes the PAT anyway.
+func TestRevocationBeforeTheGraceEndNeedsPatrolsSignature(t *testing.T) {
+	// No cooldown: each case rotates pat-build by hand, whatever the other did.
+	sys := start(t, options{seed: true, disable: []string{"Sweep"}, settings: map[string]string{"PATROL_MANUAL_COOLDOWN": "0"}})
+	ctx := context.Background()
+	settle(t, sys)
+	rotateNow := func(t *testing.T, body string) (op, replaced string) {
+		t.Helper()
+		res, err := sys.RotateNow(ctx, demo.SecretBuild, body, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome == nil || res.Outcome.Status != contract.StatusRotated {
+			t.Fatalf("RotateNow: HTTP %d, outcome %+v", res.Status, res.Outcome)
+		}
+		_, tags, _ := currentOf(t, sys, demo.SecretBuild)
+		return res.Body.OperationID, tags[rotation.TagPreviousPATID]
+	}
+
+	t.Run("an unsigned revocation of a replaced PAT before its grace end does not revoke it", func(t *testing.T) {
+		_, replaced := rotateNow(t, `{"reason":"routine"}`)
+		if replaced == "" || !sys.Stack.DevOps.IsActive(replaced) {
+			t.Fatalf("the replaced PAT %q is not active during its grace period", replaced)
+		}
+		const op = "evilearlyrevoke"
+		rev := contract.RevocationCommand{SchemaVersion: "1", Secret: demo.SecretBuild, Org: stack.Organization, PATID: replaced,
+			Owner: stack.ServiceAccount, Account: stack.ServiceAccount, OperationID: op}
+		sendRaw(t, sys, contract.QueueRevocations, "", "msg-"+op, mustJSON(t, rev))
+		o := waitOutcome(t, sys, "the early revocation", func(o rotation.Outcome) bool {
+			return o.Trigger == rotation.TriggerRevoke && o.Op == op
+		})
+		if o.Status != rotation.StatusSkipped || o.Reason != "revocation-deferred" || o.NextCheck.IsZero() {
+			t.Errorf("outcome %s/%s next %v (%s), want skipped/revocation-deferred to the grace end", o.Status, o.Reason, o.NextCheck, o.Message)
+		}
+		settle(t, sys)
+		if !sys.Stack.DevOps.IsActive(replaced) {
+			t.Fatal("the replaced PAT was revoked before its grace period ended")
+		}
+		// At the grace end the schedule revokes it (and the deferred message finds it gone).
+		sys.Stack.Clock.Advance(o.NextCheck.Sub(sys.Stack.Clock.Now()) + time.Minute)
+		if err := sys.RefreshCredentials(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := sys.SignIn(ctx, stack.ServiceAccount); err != nil {
+			t.Fatal(err)
+		}
+		waitOutcome(t, sys, "the revocation at the grace end", func(o rotation.Outcome) bool {
+			return o.Trigger == rotation.TriggerRevoke && o.PreviousPATID == replaced && o.Status == rotation.StatusRevoked
+		})
+		settle(t, sys)
+		if sys.Stack.DevOps.IsActive(replaced) {
+			t.Error("the replaced PAT is still active after its grace period")
+		}
+	})
+
+	t.Run("a signed emergency revocation revokes at once", func(t *testing.T) {
+		op, replaced := rotateNow(t, `{"revokeNow":true,"reason":"leaked in a build log"}`)
+		o := waitOutcome(t, sys, "the emergency revocation", func(o rotation.Outcome) bool {
+			return o.Trigger == rotation.TriggerRevoke && o.Op == op
+		})
+		if o.Status != rotation.StatusRevoked || o.PreviousPATID != replaced {
+			t.Errorf("outcome %s/%s for %s (%s), want %s revoked", o.Status, o.Reason, o.PreviousPATID, o.Message, replaced)
+		}
+		settle(t, sys)
+		if sys.Stack.DevOps.IsActive(replaced) {
+			t.Error("the leaked PAT is still active")
+		}
+	})
+	requireInvariants(t, sys)
+}
+
 // call makes an HTTP call to a function with the function key, as any key holder.
 func call(t *testing.T, sys *demo.System, method, function string, params map[string]string, query, body string) (int, http.Header, string) {
 	t.Helper()

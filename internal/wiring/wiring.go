@@ -152,7 +152,9 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	s.Accounts, s.Identities = sa, NewIdentities(sa)
 	s.PATs = s.PATs.WithTokens(s.Identities.Challenged, s.Identities.TokenAdmin)
 
-	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay}
+	// The command key signs the revocation a revokeNow schedules before the grace end.
+	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay,
+		CommandKeys: s.IdentityStore.CommandKeys()}
 	switch {
 	case cfg.ServiceBusConnection != "":
 		s.Bus, err = servicebus.NewFromConnectionString(cfg.ServiceBusConnection, bo)
