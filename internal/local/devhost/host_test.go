@@ -69,7 +69,7 @@ type logCapture struct {
 
 func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
 func (c *logCapture) Handle(_ context.Context, r slog.Record) error {
-	m := map[string]string{"msg": r.Message, "time": r.Time.Format("05.000")}
+	m := map[string]string{"msg": r.Message, "time": r.Time.Format("05.000"), "level": r.Level.String()}
 	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
 	c.mu.Lock()
 	c.records = append(c.records, m)

@@ -320,24 +320,17 @@ func (t *serviceBusTriggers) process(f Function, settle settlement, renew lockRe
 	stopRenew()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(t.h.ctx), settleTimeout)
 	defer scancel()
+	// A failed settlement is an error, as the Functions host logs it: the message comes
+	// back (or was settled by someone else, which a handler must not do: the host owns
+	// the lock), so it is never quietly ignored.
 	if err == nil {
 		if serr := settle.CompleteMessage(sctx, m, nil); serr != nil {
-			if isLockLost(serr) {
-				// The handler settled it itself (e.g. dead-lettered a bad message), or the
-				// lock expired; either way the broker owns the message now.
-				log.Debug("devhost: complete: message already settled or lock lost", "err", serr)
-				return
-			}
-			log.Warn("devhost: complete message", "err", serr)
+			log.Error("devhost: complete message", "err", serr, "lockLost", isLockLost(serr))
 		}
 		return
 	}
 	if serr := settle.AbandonMessage(sctx, m, nil); serr != nil {
-		if isLockLost(serr) {
-			log.Debug("devhost: abandon: message already settled or lock lost", "err", serr)
-			return
-		}
-		log.Warn("devhost: abandon message", "err", serr)
+		log.Error("devhost: abandon message", "err", serr, "lockLost", isLockLost(serr))
 	}
 }
 
