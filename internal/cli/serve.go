@@ -139,7 +139,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	f.mu.Lock()
 	f.svc = svc
 	f.mu.Unlock()
-	return handlers.Deps{App: app, DeadLetterer: svc.Bus, Failures: svc.Bus}, nil
+	return handlers.Deps{App: app, Failures: svc.Bus}, nil
 }
 
 func (f *functionHost) close() {

@@ -3,13 +3,11 @@ package servicebus_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/google/uuid"
 
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
@@ -200,43 +198,6 @@ func TestOutcomesArePublishedWithStatusAsSubject(t *testing.T) {
 	}
 	if got[0].Status != rotation.StatusRotated || got[1].Status != rotation.StatusFailed || !strings.Contains(got[1].Message, "bad body") {
 		t.Fatalf("outcomes = %+v", got)
-	}
-}
-
-func TestDeadLetterByLockTokenSettlesAMessageAnotherLinkHolds(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	rev := rotation.Revocation{Secret: "feed", Org: "contoso", PATID: patID, Account: "svc-build@contoso.com", Op: "op1"}
-	if err := f.bus.ScheduleRevocation(ctx, rev, start); err != nil {
-		t.Fatal(err)
-	}
-	// The Functions host holds the message under a peek-lock and hands patrol only
-	// its lock token, as a GUID string.
-	host, err := f.client.NewReceiverForQueue(contract.QueueRevocations, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := f.receive(t, host, 1)[0]
-	token := `"` + uuid.UUID(m.LockToken).String() + `"`
-	if err := f.bus.DeadLetter(ctx, contract.QueueRevocations, token, contract.DeadLetterRejected, "the PAT belongs to someone else"); err != nil {
-		t.Fatal(err)
-	}
-	if c := f.counts(t, contract.QueueRevocations); c.DeadLettered != 1 || c.Locked != 0 {
-		t.Fatalf("counts = %+v, want the message dead-lettered", c)
-	}
-	dlq, err := f.client.NewReceiverForQueue(contract.QueueRevocations, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := f.receive(t, dlq, 1)[0]
-	if d.DeadLetterReason == nil || *d.DeadLetterReason != contract.DeadLetterRejected || d.MessageID != rev.MessageID() {
-		t.Fatalf("dead-lettered %q with reason %v", d.MessageID, d.DeadLetterReason)
-	}
-
-	err = f.bus.DeadLetter(ctx, contract.QueueRevocations, "not-a-guid", "r", "d")
-	var se *servicebus.Error
-	if !errors.As(err, &se) || !se.Permanent() || !strings.Contains(err.Error(), "not a GUID") {
-		t.Fatalf("a bad lock token: %v", err)
 	}
 }
 
