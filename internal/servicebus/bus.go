@@ -154,11 +154,21 @@ func (b *Bus) Publish(ctx context.Context, o rotation.Outcome) error {
 }
 
 // publish sends an outcome to pat-events as the contract says: the body, the status as
-// Subject, and the properties subscription filters use.
+// Subject, and the properties subscription filters use. An outcome that ends a rotation
+// operation goes to pat-replies first (session = operation id), so the HTTP functions,
+// on other instances, can report it (Reply); a repeat after a failed topic send is
+// dropped there by duplicate detection (same MessageId).
 func (b *Bus) publish(ctx context.Context, o contract.Outcome, id string) error {
 	body, err := json.Marshal(o)
 	if err != nil {
 		return &Error{Op: "publish outcome", Entity: contract.TopicEvents, Err: err, permanent: true}
+	}
+	if o.Replies() {
+		r := &azservicebus.Message{Body: body, ContentType: to(contentJSON), Subject: to(o.Subject()), MessageID: to(id),
+			SessionID: to(o.OperationID), TimeToLive: to(contract.ReplyTTL), ApplicationProperties: o.Properties()}
+		if err := b.send(ctx, "reply", contract.QueueReplies, r); err != nil {
+			return err
+		}
 	}
 	m := &azservicebus.Message{
 		Body: body, ContentType: to(contentJSON), Subject: to(o.Subject()),
@@ -168,6 +178,38 @@ func (b *Bus) publish(ctx context.Context, o contract.Outcome, id string) error 
 		m.CorrelationID = to(o.OperationID)
 	}
 	return b.send(ctx, "publish outcome", contract.TopicEvents, m)
+}
+
+// Reply returns the outcome that ended operation op, from pat-replies: it accepts the
+// operation's session, peeks (replies are never consumed, so every reader sees them)
+// and lets the session go. ok is false while there is none. When several ended it
+// (a redelivered command that found its work done), the latest counts.
+func (b *Bus) Reply(ctx context.Context, op string) (contract.Outcome, bool, error) {
+	sr, err := b.c.AcceptSessionForQueue(ctx, contract.QueueReplies, op, nil)
+	if err != nil {
+		return contract.Outcome{}, false, translate("accept reply session", contract.QueueReplies, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = sr.Close(cctx)
+	}()
+	msgs, err := sr.PeekMessages(ctx, 32, nil)
+	if err != nil {
+		return contract.Outcome{}, false, translate("peek replies", contract.QueueReplies, err)
+	}
+	var last contract.Outcome
+	found := false
+	for _, m := range msgs {
+		var o contract.Outcome
+		if err := json.Unmarshal(m.Body, &o); err != nil || o.OperationID != op || !o.Ends() {
+			continue
+		}
+		if !found || !o.Time.Before(last.Time) {
+			last, found = o, true
+		}
+	}
+	return last, found, nil
 }
 
 // outcomeID keys an outcome by what it reports, so subscribers can drop repeats.
