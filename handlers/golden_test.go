@@ -185,6 +185,10 @@ func goldenCases() map[string]*goldenCase {
 			file: "RotateNow/wait-completed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &contract.Outcome{
 				Status: contract.StatusRotated, Secret: "pat-svc1", OperationID: testInvocationID, Reason: "emergency",
 				Version: "0f9e8d7c6b5a49382716f5e4d3c2b1a0", Time: at}}}},
+		"an emergency rotation that fails within ?wait answers status failed with the outcome": {
+			file: "RotateNow/wait-failed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &contract.Outcome{
+				Status: contract.StatusFailed, Secret: "pat-svc1", OperationID: testInvocationID, Trigger: contract.TriggerManual,
+				Reason: "create", Step: "create", Message: "devops: create pat: 503 Service Unavailable", Time: at}}}},
 		"an emergency rotation with an unknown body field answers 400 naming it": {
 			file: "RotateNow/unknown-body-field"},
 		"an emergency rotation of an unknown secret answers 404": {

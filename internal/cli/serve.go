@@ -129,7 +129,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 		cooldown = -1 // PATROL_MANUAL_COOLDOWN=0: off
 	}
 	app, err := functionapp.New(functionapp.Options{
-		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
+		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, Replies: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
 		CommandKeys: svc.Store.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
 	})

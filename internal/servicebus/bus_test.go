@@ -235,3 +235,35 @@ func TestADroppedConnectionIsRecovered(t *testing.T) {
 		t.Fatalf("a later publish: %v", err)
 	}
 }
+
+// The outcome that ends a rotation operation is readable by operation id from any
+// connection, as often as asked (peeked, not consumed); a revocation's outcome, which
+// carries the id of the rotation that replaced its PAT, is not the operation's.
+func TestReplyReportsHowAnOperationEndedToAnyReader(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	failed := rotation.Outcome{Secret: "feed", Op: "op9", Trigger: rotation.TriggerManual, Status: rotation.StatusFailed,
+		Reason: "create", Message: "devops: 400", Time: start}
+	retrying := failed
+	retrying.Op, retrying.Retryable = "op10", true
+	revoked := rotation.Outcome{Secret: "feed", Op: "op11", Trigger: rotation.TriggerRevoke, Status: rotation.StatusRevoked, Time: start}
+	for _, o := range []rotation.Outcome{failed, failed, retrying, revoked} {
+		if err := f.bus.Publish(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		o, ok, err := f.bus.Reply(ctx, "op9")
+		if err != nil || !ok || o.Status != contract.StatusFailed || o.Message != "devops: 400" || o.Secret != "feed" {
+			t.Fatalf("reply for op9 = %+v, %v, %v; want the failure", o, ok, err)
+		}
+	}
+	if c := f.counts(t, contract.QueueReplies); c.Active != 1 {
+		t.Errorf("pat-replies counts %+v, want the one reply (the repeat dropped as a duplicate)", c)
+	}
+	for _, op := range []string{"op10", "op11", "never-sent"} {
+		if o, ok, err := f.bus.Reply(ctx, op); err != nil || ok {
+			t.Errorf("reply for %s = %+v, %v, %v; want none", op, o, ok, err)
+		}
+	}
+}
