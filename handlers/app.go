@@ -78,6 +78,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	ErrNotFound   = errors.New("not found")
 	ErrConflict   = errors.New("conflict")
+	// ErrRecorded marks a message failure the App has already recorded itself (a failed
+	// outcome naming the reason, published at the message's first delivery): the
+	// handler then publishes no second one and only logs.
+	ErrRecorded = errors.New("failure already recorded")
 	// ErrTooManyRequests: refused for now (RotateNow's cooldown); an error in the chain
 	// with a `RetryAfter() time.Duration` method gives the Retry-After.
 	ErrTooManyRequests = errors.New("too many requests")

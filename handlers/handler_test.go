@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -208,6 +209,20 @@ func TestARejectedMessageIsNeverAcknowledged(t *testing.T) {
 				t.Errorf("status %d: a message patrol gave up on was acknowledged", w.Code)
 			}
 		})
+	}
+}
+
+// A failure the app recorded itself (its own failed outcome) is not recorded twice:
+// the handler only logs it, and still fails the message.
+func TestAFailureTheAppRecordedIsNotReportedAgain(t *testing.T) {
+	rep := &fakeReporter{}
+	app := &fakeApp{err: fmt.Errorf("revocation refused: not on record: %w (%w)", ErrPermanent, ErrRecorded)}
+	h := New(Options{Deps: staticDeps(app, rep)})
+	if w := invoke(h, "Revoke", mustRead(t, "testdata/Revoke/scheduled.request.json")); w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	if len(rep.calls) != 0 {
+		t.Errorf("failures reported: %+v, want none (the app published its own)", rep.calls)
 	}
 }
 

@@ -99,6 +99,9 @@ func (c call) reject(ctx context.Context, mi MessageInfo, d delivery, reason str
 		return fail("Service Bus dead-letters it after MaxDeliveryCount")
 	}
 	log.ErrorContext(ctx, "message rejected; Service Bus dead-letters it after MaxDeliveryCount", slog.String("description", description))
+	if errors.Is(cause, ErrRecorded) {
+		return fail("the app published its failed outcome; Service Bus dead-letters it after MaxDeliveryCount")
+	}
 	if deps.Failures == nil {
 		log.ErrorContext(ctx, "cannot report failure: no FailureReporter")
 		return fail("failed outcome not published: no FailureReporter")

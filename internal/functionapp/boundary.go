@@ -186,11 +186,15 @@ func (a *App) checkRevocation(ctx context.Context, cmd contract.RevocationComman
 	if why == "" {
 		return nil
 	}
-	o := rotation.Outcome{Status: rotation.StatusFailed, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: rotation.TriggerRevoke,
-		Reason: ReasonNotOnRecord, Org: cmd.Org, PreviousPATID: cmd.PATID, Message: "revocation refused: " + why, Time: a.now()}
-	if err := a.o.Publisher.Publish(ctx, o); err != nil {
-		return fmt.Errorf("functionapp: publish the refused revocation: %w", err)
+	// The message fails until Service Bus dead-letters it: record the refusal once, at
+	// its first delivery, not at each of the redeliveries.
+	if mi, ok := handlers.MessageFrom(ctx); !ok || mi.DeliveryCount <= 1 {
+		o := rotation.Outcome{Status: rotation.StatusFailed, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: rotation.TriggerRevoke,
+			Reason: ReasonNotOnRecord, Org: cmd.Org, PreviousPATID: cmd.PATID, Message: "revocation refused: " + why, Time: a.now()}
+		if err := a.o.Publisher.Publish(ctx, o); err != nil {
+			return fmt.Errorf("functionapp: publish the refused revocation: %w", err)
+		}
+		a.log.WarnContext(ctx, "revocation refused", "secret", cmd.Secret, "patId", cmd.PATID, "operationId", cmd.OperationID, "reason", why)
 	}
-	a.log.WarnContext(ctx, "revocation refused", "secret", cmd.Secret, "patId", cmd.PATID, "operationId", cmd.OperationID, "reason", why)
-	return fmt.Errorf("revocation refused: %s: %w", why, handlers.ErrPermanent)
+	return fmt.Errorf("revocation refused: %s: %w (%w)", why, handlers.ErrPermanent, handlers.ErrRecorded)
 }
