@@ -267,7 +267,7 @@ func TestOffboardingFiftyOfFiveHundred(t *testing.T) {
 	}
 	waitOffboarded(t, sys, owned)
 	settle(t, sys)
-	t.Logf("handler peak RSS after offboarding 50 of 500: %d KiB", peakRSS(t, sys.Host.HandlerPID()))
+	t.Logf("largest handler peak RSS after offboarding 50 of 500: %d KiB", largestPeakRSS(t, sys))
 
 	rotations := map[string]int{}
 	for _, o := range sys.Outcomes.All() {
