@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -88,23 +87,6 @@ func (a *fakeApp) Status(_ context.Context, r StatusRequest) (contract.StatusRes
 }
 func (a *fakeApp) Sweep(_ context.Context, t SweepTick) error { return a.record("Sweep", t, nil) }
 
-type deadLetterCall struct {
-	Queue, LockToken, Reason, Description string
-}
-
-type fakeDeadLetterer struct {
-	mu    sync.Mutex
-	calls []deadLetterCall
-	err   error
-}
-
-func (d *fakeDeadLetterer) DeadLetter(_ context.Context, queue, lockToken, reason, description string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.calls = append(d.calls, deadLetterCall{queue, lockToken, reason, description})
-	return d.err
-}
-
 type fakeReporter struct {
 	mu    sync.Mutex
 	calls []contract.Failure
@@ -144,10 +126,9 @@ var (
 )
 
 type goldenCase struct {
-	file       string // testdata/<Function>/<case>.request.json
-	app        fakeApp
-	deadLetter error
-	report     error
+	file   string // testdata/<Function>/<case>.request.json
+	app    fakeApp
+	report error
 }
 
 func goldenCases() map[string]*goldenCase {
@@ -169,18 +150,20 @@ func goldenCases() map[string]*goldenCase {
 			file: "Offboarding/quoted-once-more"},
 		"an HR message sent single-encoded (as hand-made fixtures do) decodes": {
 			file: "Offboarding/single-encoded"},
-		"a malformed HR message is dead-lettered naming the field, then acknowledged": {
+		"a malformed HR message is reported naming the field and fails, so Service Bus dead-letters it": {
 			file: "Offboarding/malformed"},
-		"a malformed HR message whose dead-lettering fails is not acknowledged": {
-			file: "Offboarding/malformed-dead-letter-fails", deadLetter: errors.New("servicebus: dead-letter: connection reset")},
-		"an HR message that is not JSON is dead-lettered": {
+		"a malformed HR message whose report fails still fails": {
+			file: "Offboarding/malformed-report-fails", report: errors.New("servicebus: send: connection reset")},
+		"a malformed HR message delivered again is not reported again": {
+			file: "Offboarding/malformed-redelivered"},
+		"an HR message that is not JSON is reported and fails": {
 			file: "Offboarding/not-json"},
 
 		"a rotation command on the session queue reaches the app": {
 			file: "Rotate/session"},
-		"a rotation command whose session is not its secret publishes a failed outcome and completes": {
+		"a rotation command whose session is not its secret publishes a failed outcome and fails": {
 			file: "Rotate/session-mismatch"},
-		"a permanent app error on the session queue publishes a failed outcome and completes": {
+		"a permanent app error on the session queue publishes a failed outcome and fails": {
 			file: "Rotate/permanent-failure", app: fakeApp{err: permanentErr{"rotation: secret \"pat-feed\": gather: tag patrol-scopes=\"app_token\": full-scope PAT refused"}}},
 		"an adopt command on the queue is refused naming the trigger, never reaching the app": {
 			file: "Rotate/adopt-refused"},
@@ -195,7 +178,7 @@ func goldenCases() map[string]*goldenCase {
 			file: "Revoke/scheduled"},
 		"a signed emergency revocation reaches the app with its requestedAt and signature": {
 			file: "Revoke/signed-emergency"},
-		"a permanent app error dead-letters the revocation": {
+		"a permanent app error reports the revocation and fails it, so Service Bus dead-letters it": {
 			file: "Revoke/permanent-failure", app: fakeApp{err: fmt.Errorf("devops: revoke: organization contoso: %w", ErrPermanent)}},
 
 		"an emergency rotation answers 202 with an operation id and a status URL": {
@@ -204,6 +187,10 @@ func goldenCases() map[string]*goldenCase {
 			file: "RotateNow/wait-completed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &contract.Outcome{
 				Status: contract.StatusRotated, Secret: "pat-svc1", OperationID: testInvocationID, Reason: "emergency",
 				Version: "0f9e8d7c6b5a49382716f5e4d3c2b1a0", Time: at}}}},
+		"an emergency rotation that fails within ?wait answers status failed with the outcome": {
+			file: "RotateNow/wait-failed", app: fakeApp{rotateNow: RotateNowResult{Outcome: &contract.Outcome{
+				Status: contract.StatusFailed, Secret: "pat-svc1", OperationID: testInvocationID, Trigger: contract.TriggerManual,
+				Reason: "create", Step: "create", Message: "devops: create pat: 503 Service Unavailable", Time: at}}}},
 		"an emergency rotation with an unknown body field answers 400 naming it": {
 			file: "RotateNow/unknown-body-field"},
 		"an emergency rotation of an unknown secret answers 404": {
@@ -239,11 +226,10 @@ func goldenCases() map[string]*goldenCase {
 // golden is what a golden file holds: the handler's answer to the host and every side
 // effect it caused.
 type golden struct {
-	Status       int                `json:"status"`
-	Response     json.RawMessage    `json:"response"`
-	Calls        []recordedCall     `json:"calls"`
-	DeadLettered []deadLetterCall   `json:"deadLettered"`
-	Reported     []contract.Failure `json:"failuresReported"`
+	Status   int                `json:"status"`
+	Response json.RawMessage    `json:"response"`
+	Calls    []recordedCall     `json:"calls"`
+	Reported []contract.Failure `json:"failuresReported"`
 }
 
 func TestGolden(t *testing.T) {
@@ -257,10 +243,9 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			app := &tc.app
-			dl := &fakeDeadLetterer{err: tc.deadLetter}
 			rep := &fakeReporter{err: tc.report}
 			h := New(Options{Deps: func(context.Context) (Deps, error) {
-				return Deps{App: app, DeadLetterer: dl, Failures: rep}, nil
+				return Deps{App: app, Failures: rep}, nil
 			}})
 			fn, _, _ := strings.Cut(tc.file, "/")
 			r := httptest.NewRequest(http.MethodPost, "/"+fn, bytes.NewReader(req))
@@ -269,7 +254,7 @@ func TestGolden(t *testing.T) {
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 
-			got := golden{Status: w.Code, Response: w.Body.Bytes(), Calls: app.calls, DeadLettered: dl.calls, Reported: rep.calls}
+			got := golden{Status: w.Code, Response: w.Body.Bytes(), Calls: app.calls, Reported: rep.calls}
 			gotBytes := normalize(t, got)
 			path := filepath.Join("testdata", tc.file+".golden.json")
 			if *update {
@@ -330,7 +315,6 @@ func normalize(t *testing.T, g golden) []byte {
 		t.Fatal(err)
 	}
 	g.Response = rb
-	sort.SliceStable(g.DeadLettered, func(i, j int) bool { return g.DeadLettered[i].LockToken < g.DeadLettered[j].LockToken })
 	out, err := json.MarshalIndent(g, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -124,6 +124,24 @@ resource patRevocations 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   }
 }
 
+// The outcome that ends each rotation operation, once more, for the HTTP functions: on
+// Flex Consumption they run on other instances than Rotate, so RotateNow's ?wait= and
+// SecretStatus's ?operation= read the outcome here (session id = operation id; peeked,
+// never consumed). Copies of pat-events outcomes: they expire after a day unrecorded.
+resource patReplies 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
+  parent: namespace
+  name: 'pat-replies'
+  properties: {
+    requiresSession: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+    lockDuration: 'PT1M'
+    maxDeliveryCount: 10
+    defaultMessageTimeToLive: 'P1D'
+    deadLetteringOnMessageExpiration: false
+  }
+}
+
 // Outcomes (rotated, skipped, failed, needs-attention) for whoever wants to be told.
 // Undrained subscriptions do not grow forever: outcomes expire after 14 days.
 resource patEvents 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' = {
@@ -178,7 +196,28 @@ resource appReceivesRevocations 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
+// The HTTP functions peek operation outcomes (a session receiver needs Listen).
+resource appReceivesReplies 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(patReplies.id, appPrincipalId, serviceBusDataReceiverRoleId)
+  scope: patReplies
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiverRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // --- the function app: send commands (incl. scheduled wake-ups) and outcomes ---
+
+resource appSendsReplies 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(patReplies.id, appPrincipalId, serviceBusDataSenderRoleId)
+  scope: patReplies
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 resource appSendsRotations 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(patRotations.id, appPrincipalId, serviceBusDataSenderRoleId)

@@ -132,7 +132,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 		cooldown = -1 // PATROL_MANUAL_COOLDOWN=0: off
 	}
 	app, err := functionapp.New(functionapp.Options{
-		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
+		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, Replies: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
 		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
 	})
@@ -142,7 +142,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	f.mu.Lock()
 	f.svc = svc
 	f.mu.Unlock()
-	return handlers.Deps{App: app, DeadLetterer: svc.Bus, Failures: svc.Bus}, nil
+	return handlers.Deps{App: app, Failures: svc.Bus}, nil
 }
 
 func (f *functionHost) close() {

@@ -54,6 +54,19 @@ type Outcome struct {
 	Time      time.Time `json:"time,omitzero"`
 }
 
+// Ends reports whether the outcome ends its operation: anything but a failure that a
+// redelivery of the command will retry.
+func (o Outcome) Ends() bool {
+	return o.Status != "" && o.Status != StatusPending && !(o.Status == StatusFailed && o.Retryable)
+}
+
+// Replies reports whether the outcome goes to QueueReplies: it ends a rotation
+// operation (a revocation's outcome carries the id of the rotation that replaced the
+// PAT, and that rotation's outcome is the operation's).
+func (o Outcome) Replies() bool {
+	return o.OperationID != "" && o.Trigger != TriggerRevoke && o.Ends()
+}
+
 // Subject is the Subject of the outcome's pat-events message: its status, so a
 // subscription can filter on it with a correlation filter.
 func (o Outcome) Subject() string { return string(o.Status) }
@@ -106,5 +119,9 @@ func (f Failure) Outcome(now time.Time) Outcome {
 	if f.MessageID != "" {
 		msg = fmt.Sprintf("%s (message %s on %s)", msg, f.MessageID, f.Queue)
 	}
-	return Outcome{Status: StatusFailed, Secret: f.Secret, OperationID: f.OperationID, Reason: f.Reason, Message: msg, Time: now}
+	o := Outcome{Status: StatusFailed, Secret: f.Secret, OperationID: f.OperationID, Reason: f.Reason, Message: msg, Time: now}
+	if f.Queue == QueueRevocations {
+		o.Trigger = TriggerRevoke // a revocation command carries its rotation's operation id
+	}
+	return o
 }

@@ -53,6 +53,14 @@ type Publisher interface {
 	Publish(ctx context.Context, o rotation.Outcome) error
 }
 
+// Replies reads the outcome that ended an operation from state every instance shares
+// (the Service Bus adapter: pat-replies, session = operation id). On Flex Consumption
+// RotateNow and SecretStatus run on other instances than Rotate, so nothing in this
+// process's memory could tell them. ok is false while the operation has not ended.
+type Replies interface {
+	Reply(ctx context.Context, op string) (contract.Outcome, bool, error)
+}
+
 // PATLister lists the active PATs that patrol created (display name "patrol <secret>
 // <op>") under a service account in one organization. The sweep needs it to find
 // orphans; without one the sweep only enqueues due rotations.
@@ -66,7 +74,11 @@ type Options struct {
 	Inventory Inventory
 	Commands  Commands
 	Publisher Publisher
-	PATs      PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
+	// Replies tells RotateNow and SecretStatus how an operation ended when it did not
+	// rotate (failed, skipped, needs attention). Without it they know only what the
+	// vault shows (rotated) and report anything else as still pending.
+	Replies Replies
+	PATs    PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
 	// CommandKeys sign RotateNow's commands and verify signed ones in Rotate. Without
 	// them RotateNow refuses and every command that must be signed is rejected.
 	CommandKeys CommandKeys
@@ -94,19 +106,9 @@ type Options struct {
 type App struct {
 	o   Options
 	log *slog.Logger
-
-	// recent remembers outcomes of commands this process ran, so RotateNow's wait and
-	// the status of an operation can report failures too (a failure leaves no trace in
-	// the vault's tags). It is a best-effort cache: another instance's outcomes are
-	// found through the vault (rotated) or not at all (pending).
-	mu     sync.Mutex
-	recent map[string]remembered
-	order  []string
 }
 
 var _ handlers.App = (*App)(nil)
-
-const recentLimit = 4096
 
 // New checks opts and returns an App. It does no I/O.
 func New(o Options) (*App, error) {
@@ -135,7 +137,7 @@ func New(o Options) (*App, error) {
 	if o.ManualCooldown == 0 {
 		o.ManualCooldown = DefaultManualCooldown
 	}
-	return &App{o: o, log: o.Logger, recent: map[string]remembered{}}, nil
+	return &App{o: o, log: o.Logger}, nil
 }
 
 func (a *App) now() time.Time { return a.o.Clock.Now().UTC() }
@@ -218,7 +220,6 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 			o := rotation.Outcome{Status: rotation.StatusSkipped, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: cmd.Trigger,
 				Reason: ReasonCooldown, RequestedBy: cmd.RequestedBy, Time: a.now(),
 				Message: fmt.Sprintf("a manual rotation wrote the current version less than %s ago; not rotating again for %s", a.o.ManualCooldown, left.Round(time.Second))}
-			a.remember(o)
 			if err := a.o.Publisher.Publish(ctx, o); err != nil {
 				return fmt.Errorf("functionapp: publish: %w", err)
 			}
@@ -226,7 +227,6 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 		}
 	}
 	o, err := a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
-	a.remember(o)
 	switch {
 	case err == nil:
 		return nil
@@ -246,7 +246,7 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 // revoked (OnRecord); anything else is refused with a published outcome. Before the
 // replaced PAT's grace end only a revocation patrol signed is carried out; any other is
 // deferred to the grace end (checkEarly). Permanent failures go back to the handler,
-// which dead-letters the message so an operator can replay it after fixing the cause.
+// which fails the message until Service Bus dead-letters it.
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
 	versions, err := a.checkRevocation(ctx, cmd)
 	if err != nil {
@@ -255,8 +255,6 @@ func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error 
 	if deferred, err := a.checkEarly(ctx, cmd, versions); deferred || err != nil {
 		return err
 	}
-	// Not remembered: a revocation carries the operation id of the rotation that
-	// replaced the PAT, and that rotation's outcome is the operation's.
 	_, err = a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
@@ -336,37 +334,4 @@ func (a *App) fanOut(ctx context.Context, n int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-type remembered struct {
-	out       contract.Outcome
-	retryable bool // a failure that a redelivery will retry: not final
-}
-
-func (a *App) remember(o rotation.Outcome) {
-	if o.Op == "" || o.Secret == "" || o.Status == "" {
-		return
-	}
-	key := o.Secret + "/" + o.Op
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.recent[key]; !ok {
-		a.order = append(a.order, key)
-	}
-	a.recent[key] = remembered{out: OutcomeOf(o), retryable: o.Retryable}
-	if len(a.order) > recentLimit {
-		delete(a.recent, a.order[0])
-		a.order = a.order[1:]
-	}
-}
-
-// recall returns a remembered outcome that ends its operation.
-func (a *App) recall(secret, op string) (contract.Outcome, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r, ok := a.recent[secret+"/"+op]
-	if !ok || !Finished(r.out, r.retryable) {
-		return contract.Outcome{}, false
-	}
-	return r.out, true
 }

@@ -230,3 +230,78 @@ func TestRotateLeavesRetriesToTheCoreAndTheQueue(t *testing.T) {
 		t.Errorf("err %v after %d runs; want a retryable error after one run", err, runs)
 	}
 }
+
+// memReplies is pat-replies: the outcomes published that end an operation, by
+// operation id, readable from any App (instance).
+type memReplies struct{ b *memBus }
+
+func (m memReplies) Reply(_ context.Context, op string) (contract.Outcome, bool, error) {
+	m.b.mu.Lock()
+	defer m.b.mu.Unlock()
+	for i := len(m.b.published) - 1; i >= 0; i-- {
+		if o := m.b.published[i].Contract(); o.OperationID == op && o.Replies() {
+			return o, true, nil
+		}
+	}
+	return contract.Outcome{}, false, nil
+}
+
+// On Flex Consumption RotateNow and Rotate run on different instances: the HTTP
+// instance learns a failure only from what both can read (the reply), never from the
+// worker's memory.
+func TestRotateNowReportsAFailureFromAnotherInstance(t *testing.T) {
+	failed := func(secret string, trig rotation.Trigger) rotation.Outcome {
+		return rotation.Outcome{Status: rotation.StatusFailed, Secret: secret, Op: trig.Op, Trigger: rotation.TriggerManual,
+			Reason: "create", Message: "devops: create pat: 400 invalid scope", Time: now}
+	}
+	for name, withReplies := range map[string]bool{
+		"with the replies the failure is reported to the waiting caller and to status": true,
+		"without them the caller hears nothing (no instance memory stands in)":         false,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &memRotator{secrets: map[string]rotation.Version{"pat-a": managed("pat-a", ver1, nil)}}
+			b := &memBus{}
+			worker := newApp(t, r, b)
+			o := Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: testKeys,
+				Clock: rotation.NowFunc(func() time.Time { return now }), PollInterval: time.Millisecond}
+			if withReplies {
+				o.Replies = memReplies{b}
+			}
+			web, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The core publishes its outcome, then returns it with a permanent error.
+			r.run = func(secret string, trig rotation.Trigger) (rotation.Outcome, error) {
+				out := failed(secret, trig)
+				_ = b.Publish(context.Background(), out)
+				return out, &rotation.StepError{Secret: secret, Step: rotation.StepCreate, Err: permanentErr{}}
+			}
+			b.onSend = func(c contract.RotationCommand) { _ = worker.Rotate(context.Background(), c) }
+			wait := 5 * time.Second
+			if !withReplies {
+				wait = 50 * time.Millisecond
+			}
+			res, err := web.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "pat-a", OperationID: "op-f", Wait: wait})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := web.Status(context.Background(), handlers.StatusRequest{Secret: "pat-a", OperationID: "op-f"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !withReplies {
+				if res.Outcome != nil || st.Operation.Status != contract.StatusPending {
+					t.Errorf("outcome %+v, status %s: want none and pending", res.Outcome, st.Operation.Status)
+				}
+				return
+			}
+			if res.Outcome == nil || res.Outcome.Status != contract.StatusFailed || res.Outcome.Message != "devops: create pat: 400 invalid scope" {
+				t.Errorf("RotateNow outcome = %+v, want the failure", res.Outcome)
+			}
+			if st.Operation == nil || st.Operation.Status != contract.StatusFailed {
+				t.Errorf("status of the operation = %+v, want failed", st.Operation)
+			}
+		})
+	}
+}

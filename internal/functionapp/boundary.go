@@ -239,13 +239,17 @@ func (a *App) checkRevocation(ctx context.Context, cmd contract.RevocationComman
 	if why == "" {
 		return versions, nil
 	}
-	o := rotation.Outcome{Status: rotation.StatusFailed, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: rotation.TriggerRevoke,
-		Reason: ReasonNotOnRecord, Org: cmd.Org, PreviousPATID: cmd.PATID, Message: "revocation refused: " + why, Time: a.now()}
-	if err := a.o.Publisher.Publish(ctx, o); err != nil {
-		return nil, fmt.Errorf("functionapp: publish the refused revocation: %w", err)
+	// The message fails until Service Bus dead-letters it: record the refusal once, at
+	// its first delivery, not at each of the redeliveries.
+	if mi, ok := handlers.MessageFrom(ctx); !ok || mi.DeliveryCount <= 1 {
+		o := rotation.Outcome{Status: rotation.StatusFailed, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: rotation.TriggerRevoke,
+			Reason: ReasonNotOnRecord, Org: cmd.Org, PreviousPATID: cmd.PATID, Message: "revocation refused: " + why, Time: a.now()}
+		if err := a.o.Publisher.Publish(ctx, o); err != nil {
+			return nil, fmt.Errorf("functionapp: publish the refused revocation: %w", err)
+		}
+		a.log.WarnContext(ctx, "revocation refused", "secret", cmd.Secret, "patId", cmd.PATID, "operationId", cmd.OperationID, "reason", why)
 	}
-	a.log.WarnContext(ctx, "revocation refused", "secret", cmd.Secret, "patId", cmd.PATID, "operationId", cmd.OperationID, "reason", why)
-	return nil, fmt.Errorf("revocation refused: %s: %w", why, handlers.ErrPermanent)
+	return nil, fmt.Errorf("revocation refused: %s: %w (%w)", why, handlers.ErrPermanent, handlers.ErrRecorded)
 }
 
 // checkEarly lets a revocation through when it comes at or after the replaced PAT's

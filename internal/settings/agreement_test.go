@@ -34,6 +34,7 @@ var (
 		"hr-offboarding":  {},
 		"pat-rotations":   {sessions: true, dedupe: true},
 		"pat-revocations": {dedupe: true},
+		"pat-replies":     {sessions: true, dedupe: true},
 	}
 	wantTopics = []string{"pat-events"}
 	// The Event Grid subscription delivers exactly these, to the eventGridTrigger function.

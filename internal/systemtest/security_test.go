@@ -102,7 +102,9 @@ func TestQueueSenderCannotCommandWhatOnlyPatrolMay(t *testing.T) {
 			if string(o.Reason) != tc.reason {
 				t.Errorf("reason %q, want %q (%s)", o.Reason, tc.reason, o.Message)
 			}
-			settle(t, sys)
+			// The session queue's message ends in its dead-letter queue, its reason
+			// recorded once: patrol cannot settle it (the host holds the session).
+			requireRejectedOnce(t, sys, contract.QueueRotations, id, tc.reason)
 			if after := len(sys.Stack.DevOps.PATs(stack.Organization)); after != before {
 				t.Errorf("%d PATs created", after-before)
 			}
@@ -169,11 +171,19 @@ func TestRevocationOfAPATNotOnRecordIsRefused(t *testing.T) {
 			found := false
 			for _, m := range dl {
 				if m.MessageID == "revoke-"+op {
-					found = deref(m.DeadLetterReason) == contract.DeadLetterRejected && strings.Contains(deref(m.DeadLetterErrorDescription), "revocation refused")
+					found = deref(m.DeadLetterReason) == "MaxDeliveryCountExceeded"
 				}
 			}
 			if !found {
-				t.Errorf("the revocation was not dead-lettered with a reason")
+				t.Errorf("the revocation did not end in the dead-letter queue")
+			}
+			// Recorded once over the ten deliveries: the app's own outcome, no second
+			// one from the handler.
+			refusals := countOutcomes(sys.Outcomes.All(), func(o rotation.Outcome) bool {
+				return o.Op == op && o.Status == rotation.StatusFailed
+			})
+			if refusals != 1 || !strings.Contains(sys.Capture.String(), "revocation refused") {
+				t.Errorf("%d failed outcomes record the refusal of revoke-%s, want exactly 1, and the log names it", refusals, op)
 			}
 		})
 	}

@@ -62,6 +62,9 @@ type Options struct {
 	Settings map[string]string
 	// DisableTriggers is passed to devhost.
 	DisableTriggers []string
+	// OneProcess runs every function in one handler process (devhost.Options.OneProcess);
+	// by default each Flex Consumption scale group has its own, as in Azure.
+	OneProcess bool
 	// Addrs pins emulator listen addresses (stack.Options.Addrs); HTTPAddr the
 	// devhost's.
 	Addrs    map[string]string
@@ -185,6 +188,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	sys.Host, err = devhost.Start(ctx, devhost.Options{
 		Definition: def, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
 		HTTPAddr: o.HTTPAddr, ManagedIdentity: mi, IdentityHeader: header, DisableTriggers: o.DisableTriggers,
+		OneProcess:    o.OneProcess,
 		RestartOnExit: true, // as the Functions host does after a crash
 	})
 	if err != nil {
