@@ -90,6 +90,7 @@ func services(cmd *cobra.Command, needs config.Needs) (*wiring.Services, error) 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	o.NoReplies = true // the command reports its own operations; see wiring.Options
 	return wiring.Build(cmd.Context(), cfg, o)
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	// ends (revokeNow); without them it is sent unsigned, and Revoke defers it to the
 	// grace end.
 	CommandKeys SigningKeys
+	// NoReplies sends outcomes to pat-events only, never to pat-replies: for the
+	// operator's CLI, whose operations no HTTP function waits for.
+	NoReplies bool
 }
 
 // SigningKeys hands out the command-signing key (the Key Vault adapter's CommandKeys).
@@ -75,6 +78,8 @@ type Bus struct {
 	log   *slog.Logger
 	clock rotation.Clock
 	keys  SigningKeys
+	// noReplies: Options.NoReplies.
+	noReplies bool
 
 	mu      sync.Mutex
 	senders map[string]*azservicebus.Sender
@@ -111,7 +116,7 @@ func newBus(c *azservicebus.Client, o Options) *Bus {
 	if o.Clock == nil {
 		o.Clock = rotation.SystemClock
 	}
-	return &Bus{c: c, log: o.Logger, clock: o.Clock, keys: o.CommandKeys, senders: map[string]*azservicebus.Sender{}}
+	return &Bus{c: c, log: o.Logger, clock: o.Clock, keys: o.CommandKeys, noReplies: o.NoReplies, senders: map[string]*azservicebus.Sender{}}
 }
 
 // Close closes every link and the connection.
@@ -214,7 +219,7 @@ func (b *Bus) publish(ctx context.Context, o contract.Outcome, id string) error 
 	if err != nil {
 		return &Error{Op: "publish outcome", Entity: contract.TopicEvents, Err: err, permanent: true}
 	}
-	if o.Replies() {
+	if o.Replies() && !b.noReplies {
 		r := &azservicebus.Message{Body: body, ContentType: to(contentJSON), Subject: to(o.Subject()), MessageID: to(id),
 			SessionID: to(o.OperationID), TimeToLive: to(contract.ReplyTTL), ApplicationProperties: o.Properties()}
 		if err := b.send(ctx, "reply", contract.QueueReplies, r); err != nil {

@@ -43,6 +43,10 @@ const PublicCloudAuthority = "https://login.microsoftonline.com"
 type Options struct {
 	// Logger receives every component's logs; nil discards.
 	Logger *slog.Logger
+	// NoReplies keeps outcomes off pat-replies: the operator's CLI runs its operations in
+	// process and reports them itself, nobody polls pat-replies for them, and the
+	// operator's roles grant no Send on it (servicebus.Options.NoReplies).
+	NoReplies bool
 	// HTTPClient replaces the transport built from PATROL_CA_FILE.
 	HTTPClient *http.Client
 	// Credential replaces the workload credential (DefaultAzureCredential).
@@ -154,7 +158,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 
 	// The command key signs the revocation a revokeNow schedules before the grace end.
 	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay,
-		CommandKeys: s.IdentityStore.CommandKeys()}
+		CommandKeys: s.IdentityStore.CommandKeys(), NoReplies: o.NoReplies}
 	switch {
 	case cfg.ServiceBusConnection != "":
 		s.Bus, err = servicebus.NewFromConnectionString(cfg.ServiceBusConnection, bo)
