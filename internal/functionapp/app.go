@@ -65,6 +65,9 @@ type Options struct {
 	Commands  Commands
 	Publisher Publisher
 	PATs      PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
+	// People lists a person's PATs for the account of a person (account.go); without
+	// it every organization's listing says it was refused.
+	People People
 	// CommandKeys sign RotateNow's commands and verify signed ones in Rotate. Without
 	// them RotateNow refuses and every command that must be signed is rejected.
 	CommandKeys CommandKeys
