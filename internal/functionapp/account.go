@@ -157,13 +157,20 @@ func ClassifyAccount(person contract.Person, eventID string, listings []OrgListi
 	return acc
 }
 
-// Account builds the account of a person now: the managed secrets from the vault, the
-// person's PATs from Azure DevOps. Only a failure to read the vault is an error.
+// Account builds the account of a person now (BuildAccount).
 func (a *App) Account(ctx context.Context, person contract.Person, eventID string) (contract.PersonAccount, error) {
-	versions, err := a.o.Inventory.ListManaged(ctx)
+	return BuildAccount(ctx, a.o.Inventory, a.o.People, person, eventID, a.o.Defaults, a.now())
+}
+
+// BuildAccount gathers and classifies the account of a person: the managed secrets from
+// the vault, the person's PATs from Azure DevOps. Only a failure to read the vault is
+// an error; each organization says itself why it could not be listed. It keeps nothing:
+// every instance, and the operator's CLI, answers alike.
+func BuildAccount(ctx context.Context, inv Inventory, people People, person contract.Person, eventID string, d rotation.Defaults, now time.Time) (contract.PersonAccount, error) {
+	versions, err := inv.ListManaged(ctx)
 	if err != nil {
 		return contract.PersonAccount{}, fmt.Errorf("functionapp: list managed secrets: %w", err)
 	}
-	listings := GatherAccount(ctx, a.o.People, person, a.o.Defaults)
-	return ClassifyAccount(person, eventID, listings, versions, a.o.Defaults, a.now()), nil
+	listings := GatherAccount(ctx, people, person, d)
+	return ClassifyAccount(person, eventID, listings, versions, d, now), nil
 }
