@@ -70,7 +70,7 @@ func TestListingAccount(t *testing.T) {
 		"the default service account lists where the bounds let it work": {def: "SVC-B@contoso.com", org: "contoso", want: "svc-b@contoso.com"},
 		"elsewhere the first bounded account that may work there lists":  {def: "svc-b@contoso.com", org: "tailspin", want: ""},
 		"without a default the first account alphabetically lists":       {org: "fabrikam", want: "svc-a@contoso.com"},
-		"a default the bounds do not admit is passed over":                {def: "someone@contoso.com", org: "contoso", want: "svc-b@contoso.com"},
+		"a default the bounds do not admit is passed over":               {def: "someone@contoso.com", org: "contoso", want: "svc-b@contoso.com"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
