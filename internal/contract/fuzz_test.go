@@ -94,6 +94,7 @@ func FuzzDecodeRotationCommand(f *testing.F) {
 
 func FuzzDecodeRevocationCommand(f *testing.F) {
 	seedBodies(f, "Revoke")
+	f.Add([]byte(unmanagedBody))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c, err := DecodeRevocationCommand(body)
 		if err != nil {

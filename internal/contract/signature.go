@@ -134,22 +134,64 @@ func (c *RotationCommand) Sign(key CommandKey) error {
 // Verify checks c's signature with key (the version c.Signature names) at time now:
 // the MAC in constant time, then the command's age. Errors match ErrUnauthenticated.
 func (c RotationCommand) Verify(key CommandKey, now time.Time) error {
-	if c.Signature == nil {
-		return &AuthError{Problem: "missing; a manual or revokeNow command must be signed by patrol (RotateNow or the CLI)"}
+	return verifyMAC(c.Signature, key, c.Canonical(), c.RequestedAt, now,
+		"missing; a manual or revokeNow command must be signed by patrol (RotateNow or the CLI)")
+}
+
+// Canonical is the byte string a revocation command's signature covers (RevokeUnmanaged
+// commands only), under its own domain label.
+func (c RevocationCommand) Canonical() []byte {
+	var at, upn, oid string
+	if !c.RequestedAt.IsZero() {
+		at = c.RequestedAt.UTC().Format(time.RFC3339Nano)
 	}
-	if !key.Usable() || key.Version != c.Signature.KeyVersion {
-		return &AuthError{Problem: "no usable key of version " + Clip(c.Signature.KeyVersion)}
+	if c.Person != nil {
+		upn, oid = c.Person.UPN, c.Person.ObjectID
 	}
-	got, err := base64.RawURLEncoding.DecodeString(c.Signature.MAC)
-	if err != nil || !hmac.Equal(got, key.mac(c.Canonical())) {
+	b, _ := json.Marshal([]string{
+		"patrol-revocation-command/1", c.SchemaVersion, string(c.Kind), c.Secret, c.Org, c.PATID, c.Owner, c.Account,
+		c.OperationID, c.EventID, at, upn, oid,
+	})
+	return b
+}
+
+// Sign sets c.Signature with key (validate c first).
+func (c *RevocationCommand) Sign(key CommandKey) error {
+	if !key.Usable() {
+		return errors.New("contract: the command key is unusable (no version, or shorter than 32 bytes)")
+	}
+	if c.SchemaVersion == "" {
+		c.SchemaVersion = SchemaVersion
+	}
+	c.Signature = &CommandSignature{KeyVersion: key.Version, MAC: base64.RawURLEncoding.EncodeToString(key.mac(c.Canonical()))}
+	return nil
+}
+
+// Verify checks c's signature with key at time now, as RotationCommand.Verify does;
+// requestedAt is when the revocation was scheduled to run, so a revocation scheduled
+// after a grace period is as fresh as a command sent at once.
+func (c RevocationCommand) Verify(key CommandKey, now time.Time) error {
+	return verifyMAC(c.Signature, key, c.Canonical(), c.RequestedAt, now,
+		"missing; a revocation of an unmanaged PAT must be signed by patrol (the Offboarding function)")
+}
+
+func verifyMAC(sig *CommandSignature, key CommandKey, canonical []byte, requestedAt, now time.Time, missing string) error {
+	if sig == nil {
+		return &AuthError{Problem: missing}
+	}
+	if !key.Usable() || key.Version != sig.KeyVersion {
+		return &AuthError{Problem: "no usable key of version " + Clip(sig.KeyVersion)}
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig.MAC)
+	if err != nil || !hmac.Equal(got, key.mac(canonical)) {
 		return &AuthError{Problem: "does not match the command (altered, or signed with another key)"}
 	}
 	switch {
-	case c.RequestedAt.IsZero():
+	case requestedAt.IsZero():
 		return &AuthError{Problem: "the command has no requestedAt"}
-	case now.Sub(c.RequestedAt) > MaxCommandAge:
-		return &AuthError{Problem: fmt.Sprintf("the command was signed at %s, more than %s ago (a replay?)", c.RequestedAt.UTC().Format(time.RFC3339), MaxCommandAge)}
-	case c.RequestedAt.Sub(now) > maxClockSkew:
+	case now.Sub(requestedAt) > MaxCommandAge:
+		return &AuthError{Problem: fmt.Sprintf("the command was signed at %s, more than %s ago (a replay?)", requestedAt.UTC().Format(time.RFC3339), MaxCommandAge)}
+	case requestedAt.Sub(now) > maxClockSkew:
 		return &AuthError{Problem: "the command's requestedAt is in the future"}
 	}
 	return nil
