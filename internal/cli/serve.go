@@ -130,7 +130,8 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	}
 	app, err := functionapp.New(functionapp.Options{
 		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
-		People:   wiring.People{PATs: svc.PATs, Identities: svc.Identities},
+		People:    wiring.People{PATs: svc.PATs, Identities: svc.Identities},
+		Unmanaged: functionapp.UnmanagedPolicy(f.cfg.OffboardingUnmanaged), Revocations: svc.Bus,
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
 		CommandKeys: svc.Store.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
 	})

@@ -26,8 +26,11 @@ import (
 // person is not a user of the organization. rotation.ErrNotPermitted: the account may
 // not list there (no consent for vso.tokenadministration and vso.graph, or not a
 // Project Collection Administrator).
+// RevokePersonPAT revokes one PAT of another user in org through token administration,
+// signed in as account; an unknown id is success.
 type People interface {
 	PersonPATs(ctx context.Context, account, org string, person contract.Person) ([]contract.AccountPAT, error)
+	RevokePersonPAT(ctx context.Context, account, org, patID string) error
 }
 
 // OrgListing is what gathering found in one organization.
@@ -157,9 +160,15 @@ func ClassifyAccount(person contract.Person, eventID string, listings []OrgListi
 	return acc
 }
 
-// Account builds the account of a person now (BuildAccount).
+// Account builds the account of a person now (BuildAccount), saying what this
+// instance's PATROL_OFFBOARDING_UNMANAGED does with the unmanaged PATs.
 func (a *App) Account(ctx context.Context, person contract.Person, eventID string) (contract.PersonAccount, error) {
-	return BuildAccount(ctx, a.o.Inventory, a.o.People, person, eventID, a.o.Defaults, a.now())
+	acc, err := BuildAccount(ctx, a.o.Inventory, a.o.People, person, eventID, a.o.Defaults, a.now())
+	if err != nil || eventID != "" {
+		return acc, err // an offboarding applies the policy itself (report)
+	}
+	acc, _ = ApplyUnmanaged(acc, a.o.Unmanaged, a.o.Defaults.Grace, a.now())
+	return acc, nil
 }
 
 // BuildAccount gathers and classifies the account of a person: the managed secrets from

@@ -117,3 +117,5 @@ func TestGatherAccountSaysWhyAnOrganizationCouldNotBeListed(t *testing.T) {
 		t.Errorf("no People: problem %q, want a refusal", l[0].Problem)
 	}
 }
+
+func (f fakePeople) RevokePersonPAT(context.Context, string, string, string) error { return nil }

@@ -68,6 +68,11 @@ type Options struct {
 	// People lists a person's PATs for the account of a person (account.go); without
 	// it every organization's listing says it was refused.
 	People People
+	// Unmanaged is what Offboard does with a leaver's PATs no managed secret holds
+	// (PATROL_OFFBOARDING_UNMANAGED); empty means UnmanagedReport. Revocations sends
+	// the revocations it asks for (offboarding.go).
+	Unmanaged   UnmanagedPolicy
+	Revocations Revocations
 	// CommandKeys sign RotateNow's commands and verify signed ones in Rotate. Without
 	// them RotateNow refuses and every command that must be signed is rejected.
 	CommandKeys CommandKeys
@@ -162,8 +167,9 @@ func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) erro
 }
 
 // Offboard enqueues one offboarding command per managed secret whose current PAT
-// belongs to the person, and publishes needs-attention for every secret whose service
-// account is the person (re-issuing under that account would not help).
+// belongs to the person, publishes needs-attention for every secret whose service
+// account is the person (re-issuing under that account would not help), then publishes
+// the account of every PAT the person holds (offboarding.go).
 func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
 	versions, err := a.o.Inventory.ListManaged(ctx)
@@ -172,8 +178,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 	}
 	plan := PlanOffboarding(msg, versions, a.o.Defaults, a.now())
 	if len(plan.Commands) == 0 && len(plan.Attention) == 0 {
-		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to do", "secrets", len(versions))
-		return nil
+		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to re-issue", "secrets", len(versions))
+		return a.report(ctx, msg)
 	}
 	err = a.fanOut(ctx, len(plan.Commands), func(i int) error {
 		return a.o.Commands.SendRotation(ctx, plan.Commands[i], time.Time{})
@@ -188,7 +194,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 		log.WarnContext(ctx, "offboarding: the secret's service account is the person leaving", "secret", o.Secret)
 	}
 	log.InfoContext(ctx, "offboarding: rotations enqueued", "commands", len(plan.Commands), "needsAttention", len(plan.Attention))
-	return nil
+	// Once the re-issues are queued: the account of every PAT of the person.
+	return a.report(ctx, msg)
 }
 
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
@@ -246,6 +253,9 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 // revoked (OnRecord); anything else is refused with a published outcome. Permanent failures go back to the handler, which
 // dead-letters the message so an operator can replay it after fixing the cause.
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
+	if cmd.Kind == contract.RevokeUnmanaged {
+		return a.revokeUnmanaged(ctx, cmd)
+	}
 	if err := a.checkRevocation(ctx, cmd); err != nil {
 		return err
 	}

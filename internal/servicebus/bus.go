@@ -131,6 +131,21 @@ func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at 
 	return b.send(ctx, "schedule revocation", contract.QueueRevocations, m)
 }
 
+// SendRevocation enqueues a revocation command the caller built (an unmanaged PAT of a
+// person who left, signed) on pat-revocations at `at` (zero: now). MessageId is its
+// operation id, one per HR event and PAT.
+func (b *Bus) SendRevocation(ctx context.Context, cmd contract.RevocationCommand, at time.Time) error {
+	if err := cmd.Validate(); err != nil {
+		return &Error{Op: "send revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
+	}
+	m, err := b.message(cmd, cmd.OperationID, "", at)
+	if err != nil {
+		return err
+	}
+	m.Subject = to("revoke")
+	return b.send(ctx, "send revocation", contract.QueueRevocations, m)
+}
+
 // ScheduleWakeup enqueues a wake-up rotation command for the secret's session at `at`.
 // Its MessageId is the wake-up's operation id plus the time: a repeat of the same
 // wake-up collapses, while a wake-up re-planned for another time (a wake-up that finds

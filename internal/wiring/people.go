@@ -73,3 +73,13 @@ func (p People) findUser(ctx context.Context, org string, person contract.Person
 	}
 	return devops.GraphUser{}, err
 }
+
+// RevokePersonPAT revokes another user's PAT in org as account, through token
+// administration (PATs.RevokeAsAdmin asks for its token).
+func (p People) RevokePersonPAT(ctx context.Context, account, org, patID string) error {
+	tok, err := p.Identities.AccessToken(ctx, account)
+	if err != nil {
+		return err
+	}
+	return p.PATs.RevokeAsAdmin(ctx, tok, org, patID)
+}
