@@ -1,6 +1,9 @@
 package contract
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // PATClass is how patrol stands toward one PAT a person holds.
 type PATClass string
@@ -61,4 +64,21 @@ type AccountPAT struct {
 	RevokeAt time.Time `json:"revokeAt,omitzero"`
 	// Action is what patrol did or will do, for people.
 	Action string `json:"action"`
+}
+
+// ParsePerson reads one way of naming a person — an Entra object id (a GUID) or a UPN —
+// as GET /api/offboarding/{person} takes it.
+func ParsePerson(doc, field, v string) (Person, error) {
+	v = strings.TrimSpace(v)
+	if strings.Contains(v, "@") {
+		if err := checkUPN(doc, field, v); err != nil {
+			return Person{}, err
+		}
+		return Person{UPN: v}, nil
+	}
+	id, err := canonicalGUID(doc, field, v)
+	if err != nil {
+		return Person{}, Malformed(doc, field, "%q is neither a user principal name (name@domain) nor an Entra object id (a GUID)", Clip(v))
+	}
+	return Person{ObjectID: id}, nil
 }

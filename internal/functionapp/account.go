@@ -160,12 +160,13 @@ func ClassifyAccount(person contract.Person, eventID string, listings []OrgListi
 	return acc
 }
 
-// Account builds the account of a person now (BuildAccount), saying what this
-// instance's PATROL_OFFBOARDING_UNMANAGED does with the unmanaged PATs.
-func (a *App) Account(ctx context.Context, person contract.Person, eventID string) (contract.PersonAccount, error) {
-	acc, err := BuildAccount(ctx, a.o.Inventory, a.o.People, person, eventID, a.o.Defaults, a.now())
-	if err != nil || eventID != "" {
-		return acc, err // an offboarding applies the policy itself (report)
+// Account builds the account of a person now (BuildAccount), saying what an
+// offboarding would do with the unmanaged PATs under this instance's
+// PATROL_OFFBOARDING_UNMANAGED (OffboardingReport).
+func (a *App) Account(ctx context.Context, person contract.Person) (contract.PersonAccount, error) {
+	acc, err := BuildAccount(ctx, a.o.Inventory, a.o.People, person, "", a.o.Defaults, a.now())
+	if err != nil {
+		return acc, err
 	}
 	acc, _ = ApplyUnmanaged(acc, a.o.Unmanaged, a.o.Defaults.Grace, a.now())
 	return acc, nil

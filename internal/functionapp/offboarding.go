@@ -121,7 +121,7 @@ func Summary(acc contract.PersonAccount) string {
 // revocations of unmanaged PATs the policy asks for, and publishes and logs the account.
 func (a *App) report(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID)
-	acc, err := a.Account(ctx, msg.Person, msg.EventID)
+	acc, err := BuildAccount(ctx, a.o.Inventory, a.o.People, msg.Person, msg.EventID, a.o.Defaults, a.now())
 	if err != nil {
 		return err
 	}
