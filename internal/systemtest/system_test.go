@@ -56,6 +56,9 @@ func TestTheTourHoldsEveryInvariant(t *testing.T) {
 	if !report.OK() {
 		t.Fatalf("invariants failed:\n%s", out.String())
 	}
+	if !strings.Contains(out.String(), "offboarding-report") || !strings.Contains(out.String(), demo.UnmanagedPATName) {
+		t.Errorf("the tour does not show the offboarding report naming alice's unmanaged PAT:\n%s", out.String())
+	}
 	for _, f := range []string{"KeyVaultEvents", "Offboarding", "Rotate", "Revoke", "RotateNow", "SecretStatus"} {
 		if c := sys.Host.Counts(f); c.Succeeded == 0 {
 			t.Errorf("%s was never invoked successfully (%+v)", f, c)
