@@ -146,6 +146,9 @@ func ClassifyAccount(person contract.Person, eventID string, listings []OrgListi
 			case who.Is(h.account):
 				p.Class, p.Secret, p.ServiceAccount = contract.PATServiceAccount, h.secret, h.account
 				p.Action = fmt.Sprintf("needs attention: the service account of %s is this person; set %s to a non-personal account, then rotate", h.secret, rotation.TagServiceAccount)
+			case eventID != "":
+				p.Class, p.Secret, p.ServiceAccount = contract.PATManaged, h.secret, h.account
+				p.Action = fmt.Sprintf("re-issue under %s queued; this PAT is revoked %s after it", h.account, h.grace)
 			default:
 				p.Class, p.Secret, p.ServiceAccount = contract.PATManaged, h.secret, h.account
 				p.Action = fmt.Sprintf("re-issue under %s on offboarding, then revoke this PAT %s later", h.account, h.grace)

@@ -179,7 +179,7 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 	plan := PlanOffboarding(msg, versions, a.o.Defaults, a.now())
 	if len(plan.Commands) == 0 && len(plan.Attention) == 0 {
 		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to re-issue", "secrets", len(versions))
-		return a.report(ctx, msg)
+		return a.report(ctx, msg, versions)
 	}
 	err = a.fanOut(ctx, len(plan.Commands), func(i int) error {
 		return a.o.Commands.SendRotation(ctx, plan.Commands[i], time.Time{})
@@ -195,7 +195,7 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 	}
 	log.InfoContext(ctx, "offboarding: rotations enqueued", "commands", len(plan.Commands), "needsAttention", len(plan.Attention))
 	// Once the re-issues are queued: the account of every PAT of the person.
-	return a.report(ctx, msg)
+	return a.report(ctx, msg, versions)
 }
 
 // Rotate runs the rotation protocol for one command. The core publishes the outcome

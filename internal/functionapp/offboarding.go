@@ -117,15 +117,14 @@ func Summary(acc contract.PersonAccount) string {
 	return s
 }
 
-// report builds the account of the person once the re-issues are queued, sends the
+// report builds the account of the person once the re-issues are queued — from the
+// versions the offboarding already listed, so the vault is read once — sends the
 // revocations of unmanaged PATs the policy asks for, and publishes and logs the account.
-func (a *App) report(ctx context.Context, msg contract.OffboardingMessage) error {
+func (a *App) report(ctx context.Context, msg contract.OffboardingMessage, versions []rotation.Version) error {
 	log := a.log.With("eventId", msg.EventID)
-	acc, err := BuildAccount(ctx, a.o.Inventory, a.o.People, msg.Person, msg.EventID, a.o.Defaults, a.now())
-	if err != nil {
-		return err
-	}
 	now := a.now()
+	listings := GatherAccount(ctx, a.o.People, msg.Person, a.o.Defaults)
+	acc := ClassifyAccount(msg.Person, msg.EventID, listings, versions, a.o.Defaults, now)
 	acc, cmds := ApplyUnmanaged(acc, a.o.Unmanaged, a.o.Defaults.Grace, now)
 	if len(cmds) > 0 {
 		if err := a.sendUnmanaged(ctx, cmds); err != nil {

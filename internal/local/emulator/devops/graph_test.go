@@ -3,6 +3,7 @@ package devops
 import (
 	"net/url"
 	"testing"
+	"time"
 )
 
 func TestGraphUsersListsEveryMemberAcrossPagesWithTheirDescriptors(t *testing.T) {
@@ -61,5 +62,21 @@ func TestGraphUsersListsEveryMemberAcrossPagesWithTheirDescriptors(t *testing.T)
 	}
 	if r := e.call("GET", list, "Bearer "+e.alice(), nil, false); r.status != 401 || !contains(vssMessage(t, r), ScopeGraph) {
 		t.Errorf("a token without vso.graph: status %d, want 401 naming vso.graph", r.status)
+	}
+}
+
+func TestSetRateLimitChangesTheBudgetOfARunningEmulator(t *testing.T) {
+	e := newEnv(t, RateLimit{}) // unlimited
+	tok := "Bearer " + e.scopedToken(bobOID, "bob@contoso.test", ScopeGraph)
+	const list = "/contoso/_apis/graph/users?api-version=7.1-preview.1"
+	e.srv.SetRateLimit(RateLimit{Limit: 2, Window: time.Minute})
+	for i, want := range []int{200, 200, 429} {
+		if r := e.call("GET", list, tok, nil, false); r.status != want {
+			t.Fatalf("call %d: status %d, want %d", i+1, r.status, want)
+		}
+	}
+	e.srv.SetRateLimit(RateLimit{Limit: 3, Window: time.Minute})
+	if r := e.call("GET", list, tok, nil, false); r.status != 200 {
+		t.Errorf("after raising the budget: status %d, want 200", r.status)
 	}
 }

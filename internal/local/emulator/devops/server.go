@@ -137,6 +137,10 @@ func New(o Options) (*Emulator, error) {
 // Faults returns the fault injector (operations are the Op* constants).
 func (s *Emulator) Faults() *fault.Injector { return s.faults }
 
+// SetRateLimit replaces the per-identity budget (Options.RateLimit) of a running
+// emulator; what each identity already spent stays charged.
+func (s *Emulator) SetRateLimit(rl RateLimit) { s.limiter.set(rl) }
+
 // Journal returns the request journal.
 func (s *Emulator) Journal() *journal.Journal { return s.journal }
 
@@ -281,10 +285,11 @@ func (s *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.limiter.take(req.principal, rt.op, s.clock.Now())
-	d.setHeaders(rec.Header(), s.limiter.cfg.Resource)
+	resource := s.limiter.resource()
+	d.setHeaders(rec.Header(), resource)
 	if !d.allowed {
 		writeVSS(rec, http.StatusTooManyRequests, "RequestBlockedException",
-			fmt.Sprintf("TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource '%s' in namespace 'User'.", s.limiter.cfg.Resource))
+			fmt.Sprintf("TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource '%s' in namespace 'User'.", resource))
 		return
 	}
 	if err := checkAPIVersion(rt.op, r.URL.Query()); err != nil {
