@@ -126,6 +126,12 @@ func (a *App) report(ctx context.Context, msg contract.OffboardingMessage, versi
 	listings := GatherAccount(ctx, a.o.People, msg.Person, a.o.Defaults)
 	acc := ClassifyAccount(msg.Person, msg.EventID, listings, versions, a.o.Defaults, now)
 	acc, cmds := ApplyUnmanaged(acc, a.o.Unmanaged, a.o.Defaults.Grace, now)
+	if len(cmds) > 0 && (a.o.Revocations == nil || a.o.CommandKeys == nil) {
+		// A misconfigured instance still reports; it says it revoked nothing.
+		log.WarnContext(ctx, "offboarding: unmanaged PATs not revoked: this instance has no command key or revocation sender", "setting", string(a.o.Unmanaged))
+		acc = notRevoked(acc)
+		cmds = nil
+	}
 	if len(cmds) > 0 {
 		if err := a.sendUnmanaged(ctx, cmds); err != nil {
 			return fmt.Errorf("functionapp: offboarding %s: revocations of unmanaged PATs: %w", msg.EventID, err)
@@ -149,11 +155,24 @@ func (a *App) report(ctx context.Context, msg contract.OffboardingMessage, versi
 	return nil
 }
 
-func (a *App) sendUnmanaged(ctx context.Context, cmds []contract.RevocationCommand) error {
-	if a.o.Revocations == nil || a.o.CommandKeys == nil {
-		return fmt.Errorf("%s=%s needs a command key and a revocation sender, and this instance has none: %w",
-			"PATROL_OFFBOARDING_UNMANAGED", a.o.Unmanaged, handlers.ErrPermanent)
+// notRevoked says in acc that no unmanaged PAT's revocation was sent.
+func notRevoked(acc contract.PersonAccount) contract.PersonAccount {
+	orgs := slices.Clone(acc.Organizations)
+	for i, o := range orgs {
+		pats := slices.Clone(o.PATs)
+		for j, p := range pats {
+			if p.Class == contract.PATUnmanaged {
+				p.RevokeAt, p.Action = time.Time{}, "not revoked: this instance has no command key or revocation sender to revoke it with"
+				pats[j] = p
+			}
+		}
+		orgs[i].PATs = pats
 	}
+	acc.Organizations = orgs
+	return acc
+}
+
+func (a *App) sendUnmanaged(ctx context.Context, cmds []contract.RevocationCommand) error {
 	key, err := a.o.CommandKeys.SigningKey(ctx)
 	if err != nil {
 		return fmt.Errorf("read the command key: %w", err)

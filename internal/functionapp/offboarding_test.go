@@ -1,6 +1,7 @@
 package functionapp
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,25 @@ func TestUnmanagedOnRecord(t *testing.T) {
 				t.Errorf("UnmanagedOnRecord = %q, want it to start %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestAnInstanceThatCannotRevokeStillReportsAndSaysSo(t *testing.T) {
+	r := &memRotator{secrets: map[string]rotation.Version{}}
+	b := &memBus{}
+	a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, People: fakePeople{},
+		Unmanaged: UnmanagedRevokeNow, Clock: rotation.NowFunc(func() time.Time { return now })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Offboard(context.Background(), contract.OffboardingMessage{EventID: "hr-1", Person: alice}); err != nil {
+		t.Fatalf("offboard: %v", err)
+	}
+	if len(b.published) != 1 || b.published[0].Account == nil {
+		t.Fatalf("published %+v, want the report", b.published)
+	}
+	p := b.published[0].Account.Organizations[0].PATs[0]
+	if p.Class != contract.PATUnmanaged || !strings.HasPrefix(p.Action, "not revoked") || !p.RevokeAt.IsZero() {
+		t.Errorf("unmanaged PAT %+v, want it reported as not revoked", p)
 	}
 }
