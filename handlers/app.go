@@ -31,6 +31,8 @@ type App interface {
 	Status(ctx context.Context, req StatusRequest) (contract.StatusResult, error)
 	// Sweep enqueues what policy says is due and cleans up orphaned PATs (Sweep).
 	Sweep(ctx context.Context, tick SweepTick) error
+	// Account answers the account of a person, live (OffboardingReport).
+	Account(ctx context.Context, person contract.Person) (contract.PersonAccount, error)
 }
 
 // RotateNowResult is what RotateNow reports: the operation id always, the outcome when it

@@ -32,6 +32,7 @@ type fakeApp struct {
 	err       error
 	rotateNow RotateNowResult
 	status    contract.StatusResult
+	account   contract.PersonAccount
 }
 
 type recordedCall struct {
@@ -86,6 +87,12 @@ func (a *fakeApp) Status(_ context.Context, r StatusRequest) (contract.StatusRes
 	return a.status, nil
 }
 func (a *fakeApp) Sweep(_ context.Context, t SweepTick) error { return a.record("Sweep", t, nil) }
+func (a *fakeApp) Account(_ context.Context, p contract.Person) (contract.PersonAccount, error) {
+	if err := a.record("Account", p, nil); err != nil {
+		return contract.PersonAccount{}, err
+	}
+	return a.account, nil
+}
 
 type fakeReporter struct {
 	mu    sync.Mutex
@@ -124,6 +131,18 @@ var (
 	statusFeed = contract.SecretStatus{Secret: "pat-feed", Managed: true, Org: "contoso", ServiceAccount: "ada.lovelace@contoso.example",
 		Owner: "ada.lovelace@contoso.example", NeedsAttention: "the configured service account is a person who is leaving"}
 )
+
+var accountAda = contract.PersonAccount{Person: contract.Person{UPN: "ada.lovelace@contoso.example"}, Time: at, Organizations: []contract.OrgAccount{
+	{Org: "contoso", ListedBy: "svc-pipelines@contoso.example", PATs: []contract.AccountPAT{
+		{PATID: "3e1f7c2a-5b4d-4e6f-8a9b-0c1d2e3f4a5b", DisplayName: "feed", Org: "contoso", Scopes: []string{"vso.packaging"},
+			Expires: time.Date(2027, 2, 25, 0, 0, 0, 0, time.UTC), Class: contract.PATManaged, Secret: "pat-feed", ServiceAccount: "svc-pipelines@contoso.example",
+			Action: "re-issue under svc-pipelines@contoso.example on offboarding, then revoke this PAT 24h0m0s later"},
+		{PATID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", DisplayName: "release pipeline", Org: "contoso", Scopes: []string{"vso.release"},
+			Expires: time.Date(2027, 1, 6, 0, 0, 0, 0, time.UTC), Class: contract.PATUnmanaged,
+			Action: "report only: no secret patrol manages holds it; whatever uses it stops working when the account is disabled"}}},
+	{Org: "fabrikam", ListedBy: "svc-pipelines@contoso.example", PATs: []contract.AccountPAT{},
+		Problem: "listing refused: svc-pipelines@contoso.example may not list other people's PATs in fabrikam (it needs consent for vso.tokenadministration and vso.graph, and the Project Collection Administrator role)"},
+}}
 
 type goldenCase struct {
 	file   string // testdata/<Function>/<case>.request.json
@@ -213,6 +232,13 @@ func goldenCases() map[string]*goldenCase {
 		"status of an operation answers with its outcome": {
 			file: "SecretStatus/operation", app: fakeApp{status: contract.StatusResult{Secrets: []contract.SecretStatus{statusV1}, Operation: &contract.Outcome{
 				Status: contract.StatusSkipped, Secret: "pat-svc1", OperationID: "0b8f5e52-3c1d-4a7e-9f60-1d2c3b4a5e6f", Reason: "done-before", Time: at}}}},
+
+		"the account of a person named by UPN answers 200 with every organization, a refused listing included": {
+			file: "OffboardingReport/by-upn", app: fakeApp{account: accountAda}},
+		"the account of a person named by object id reaches the app canonical": {
+			file: "OffboardingReport/by-object-id", app: fakeApp{account: contract.PersonAccount{Person: contract.Person{ObjectID: "6f1c2a4e-8d3b-4c55-9a10-2b7e4d9c0f13"}, Time: at, Organizations: []contract.OrgAccount{}}}},
+		"the account of something that names no person answers 400 without calling the app": {
+			file: "OffboardingReport/invalid-person"},
 
 		"a timer firing with schedule status reaches the app with the host's clock": {
 			file: "Sweep/scheduled"},

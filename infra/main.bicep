@@ -97,6 +97,14 @@ param sweepSchedule string = '0 0 */6 * * *'
 @description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret (RotateNow answers 429 inside it); 0 turns it off.')
 param manualCooldown string = '10m'
 
+@description('PATROL_OFFBOARDING_UNMANAGED: what Offboarding does with a leaver\'s PATs no managed secret holds (docs/offboarding.md).')
+@allowed([
+  'report'
+  'revoke-after-grace'
+  'revoke-now'
+])
+param offboardingUnmanaged string = 'report'
+
 @description('Application (client) id of an Entra app registration for App Service Authentication in front of the HTTP functions; RotateNow then records the caller\'s Entra identity. Empty: off.')
 param httpAuthClientId string = ''
 
@@ -358,6 +366,7 @@ module functionApp 'modules/functionapp.bicep' = {
     allowRopc: allowRopc
     sweepSchedule: sweepSchedule
     manualCooldown: manualCooldown
+    offboardingUnmanaged: offboardingUnmanaged
     httpAuthClientId: httpAuthClientId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount

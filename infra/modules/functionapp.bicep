@@ -124,6 +124,14 @@ param sweepSchedule string
 @description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret.')
 param manualCooldown string
 
+@description('PATROL_OFFBOARDING_UNMANAGED: what Offboarding does with a leaver\'s PATs no managed secret holds.')
+@allowed([
+  'report'
+  'revoke-after-grace'
+  'revoke-now'
+])
+param offboardingUnmanaged string
+
 @description('Application (client) id of an Entra app registration for App Service Authentication in front of the HTTP functions. Empty: off (function keys only; RotateNow records the key name).')
 param httpAuthClientId string = ''
 
@@ -240,6 +248,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PATROL_ALLOW_ROPC: allowRopc ? 'true' : 'false'
     PATROL_SWEEP_SCHEDULE: sweepSchedule
     PATROL_MANUAL_COOLDOWN: manualCooldown
+    PATROL_OFFBOARDING_UNMANAGED: offboardingUnmanaged
   }
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,10 +75,11 @@ func newLoginCmd() *cobra.Command {
 }
 
 func newOffboardCmd() *cobra.Command {
-	var upn, objectID, reason string
+	var upn, objectID, reason, output string
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "offboard --upn UPN [--object-id ID]",
-		Short: "Enqueue an HR-style offboarding message on hr-offboarding (to test a deployment)",
+		Use:   "offboard --upn UPN [--object-id ID] [--dry-run [-o table|json]]",
+		Short: "Enqueue an HR-style offboarding message on hr-offboarding, or with --dry-run print the person's PATs and what patrol would do",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if upn == "" && objectID == "" {
@@ -91,11 +93,17 @@ func newOffboardCmd() *cobra.Command {
 					return UsageError(fmt.Errorf("--object-id %q: want the person's Entra object id (a GUID)", objectID))
 				}
 			}
+			if output != "table" && output != "json" {
+				return UsageError(fmt.Errorf("--output %q: want table or json", output))
+			}
 			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}
 			defer closeServices(cmd, s)
+			if dryRun {
+				return printAccount(cmd, s, contract.Person{UPN: upn, ObjectID: strings.ToLower(objectID)}, output)
+			}
 			if s.Bus == nil {
 				return errors.New("offboard: no Service Bus connection configured")
 			}
@@ -111,5 +119,7 @@ func newOffboardCmd() *cobra.Command {
 	cmd.Flags().StringVar(&upn, "upn", "", "UPN of the person leaving")
 	cmd.Flags().StringVar(&objectID, "object-id", "", "Entra object id of the person leaving")
 	cmd.Flags().StringVar(&reason, "reason", "patrol offboard (test)", "free text carried in the message")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "send nothing: print every active PAT of the person in the allowed organizations and what patrol would do about each")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "with --dry-run: table or json")
 	return OperatorCommand(cmd)
 }

@@ -24,7 +24,7 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
 	root.AddCommand(newServeCmd())
-	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd())
+	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd(), newDiscoverCmd())
 	root.AddCommand(newMigrateIdentityCmd())
 	return root
 }

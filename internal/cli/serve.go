@@ -133,7 +133,9 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	}
 	app, err := functionapp.New(functionapp.Options{
 		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, Replies: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
-		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
+		People:    wiring.People{PATs: svc.PATs, Identities: svc.Identities},
+		Unmanaged: functionapp.UnmanagedPolicy(f.cfg.OffboardingUnmanaged),
+		Defaults:  svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
 		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
 	})
 	if err != nil {

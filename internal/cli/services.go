@@ -35,7 +35,7 @@ var (
 	// sends: adopt, rotate (their last steps publish the outcome and schedule the
 	// revocation), offboard, serve.
 	sends = config.Everything
-	// readsKeyVault: status, plan, login, migrate-identity.
+	// readsKeyVault: status, plan, login, migrate-identity, discover.
 	readsKeyVault = config.Needs{}
 )
 

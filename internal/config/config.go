@@ -41,6 +41,17 @@ const (
 	SettingManualCooldown        = "PATROL_MANUAL_COOLDOWN"
 )
 
+// SettingOffboardingUnmanaged says what the Offboarding function does with a leaver's
+// PATs that no managed secret holds (docs/offboarding.md): one of the Unmanaged* values.
+const SettingOffboardingUnmanaged = "PATROL_OFFBOARDING_UNMANAGED"
+
+// Values of PATROL_OFFBOARDING_UNMANAGED.
+const (
+	UnmanagedReport           = "report"             // name them in the report, touch nothing
+	UnmanagedRevokeAfterGrace = "revoke-after-grace" // revoke each PATROL_GRACE after the offboarding
+	UnmanagedRevokeNow        = "revoke-now"         // revoke each at once
+)
+
 // The operator's bounds on what any secret's tags may ask (rotation.Bounds).
 const (
 	SettingAllowedOrgs            = "PATROL_ALLOWED_ORGS"
@@ -74,6 +85,7 @@ func Names() []string {
 		SettingAllowROPC, SettingSweepSchedule,
 		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
 		SettingManualCooldown,
+		SettingOffboardingUnmanaged,
 	}
 }
 
@@ -128,6 +140,8 @@ type Config struct {
 	// ManualCooldown is the least time between two manual rotations of one secret
 	// (RotateNow answers 429 inside it); zero turns it off.
 	ManualCooldown time.Duration
+	// OffboardingUnmanaged is one of the Unmanaged* values; default UnmanagedReport.
+	OffboardingUnmanaged string
 
 	// The bounds (see ParseAllowedOrgs and friends for the forms). Empty AllowedOrgs
 	// or AllowedServiceAccounts admit nothing.
@@ -158,6 +172,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(SettingDevOpsURL, c.DevOpsURL),
 		slog.String(SettingCAFile, c.CAFile),
 		slog.String(SettingManualCooldown, rules.FormatDuration(c.ManualCooldown)),
+		slog.String(SettingOffboardingUnmanaged, c.OffboardingUnmanaged),
 		slog.String(SettingAllowedOrgs, strings.Join(c.AllowedOrgs, ",")),
 		slog.String(SettingAllowedServiceAccounts, FormatAllowedServiceAccounts(c.AllowedServiceAccounts)),
 		slog.String(SettingAllowedScopes, strings.Join(c.AllowedScopes, " ")),
@@ -308,6 +323,14 @@ func LoadFor(getenv func(string) string, needs Needs) (Config, error) {
 			bad(SettingAllowROPC, raw, "want true or false")
 		}
 		c.AllowROPC = v
+	}
+
+	switch c.OffboardingUnmanaged = strings.ToLower(strings.TrimSpace(get(SettingOffboardingUnmanaged))); c.OffboardingUnmanaged {
+	case "":
+		c.OffboardingUnmanaged = UnmanagedReport
+	case UnmanagedReport, UnmanagedRevokeAfterGrace, UnmanagedRevokeNow:
+	default:
+		bad(SettingOffboardingUnmanaged, c.OffboardingUnmanaged, "want "+UnmanagedReport+", "+UnmanagedRevokeAfterGrace+" or "+UnmanagedRevokeNow)
 	}
 
 	if c.SweepSchedule == "" {

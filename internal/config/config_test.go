@@ -56,6 +56,9 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 				if c.SweepSchedule != "0 0 */6 * * *" || c.AllowROPC {
 					t.Errorf("schedule %q allowROPC %v, want defaults", c.SweepSchedule, c.AllowROPC)
 				}
+				if c.OffboardingUnmanaged != UnmanagedReport {
+					t.Errorf("offboarding unmanaged = %q, want %q", c.OffboardingUnmanaged, UnmanagedReport)
+				}
 			},
 		},
 		"durations in whole days and Go syntax are read": {
@@ -83,9 +86,10 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 				SettingAzureClientID: testClient, SettingAuthorityHost: "https://localhost:9443",
 				SettingDevOpsURL: "https://localhost:9444", SettingCAFile: "/tmp/ca.pem",
 				SettingSweepSchedule: "0 */30 * * * *", SettingTenantID: "contoso.onmicrosoft.com",
+				SettingOffboardingUnmanaged: "Revoke-Now",
 			},
 			check: func(t *testing.T, c Config) {
-				if !c.AllowROPC || c.DefaultServiceAccount != "svc-build@contoso.com" || c.DevOpsURL != "https://localhost:9444" || c.SweepSchedule != "0 */30 * * * *" {
+				if !c.AllowROPC || c.DefaultServiceAccount != "svc-build@contoso.com" || c.DevOpsURL != "https://localhost:9444" || c.SweepSchedule != "0 */30 * * * *" || c.OffboardingUnmanaged != UnmanagedRevokeNow {
 					t.Errorf("config = %+v", c.LogValue())
 				}
 			},
@@ -134,6 +138,8 @@ func TestLoadNamesTheBadSetting(t *testing.T) {
 			env: map[string]string{SettingRenewBefore: "-1h"}, want: []string{SettingRenewBefore, "negative"}},
 		"a lifetime over a year is refused": {
 			env: map[string]string{SettingLifetime: "400d"}, want: []string{SettingLifetime, `"400d"`, "365d"}},
+		"an unknown way of handling a leaver's unmanaged PATs is named": {
+			env: map[string]string{SettingOffboardingUnmanaged: "revoke-later"}, want: []string{SettingOffboardingUnmanaged, `"revoke-later"`, UnmanagedRevokeAfterGrace}},
 		"a non-boolean ROPC switch is named": {
 			env: map[string]string{SettingAllowROPC: "yes please"}, want: []string{SettingAllowROPC, `"yes please"`}},
 		"a five-field cron expression is refused": {
@@ -186,8 +192,8 @@ func TestNamesListsEverySettingOnce(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if len(seen) != 22 {
-		t.Errorf("%d settings, want the 22 of docs/architecture.md", len(seen))
+	if len(seen) != 23 {
+		t.Errorf("%d settings, want the 23 of docs/architecture.md", len(seen))
 	}
 }
 

@@ -16,6 +16,10 @@ const (
 	StatusFailed         Status = "failed"
 	StatusNeedsAttention Status = "needs-attention"
 	StatusRevoked        Status = "revoked"
+	// StatusOffboardingReport is the account of a person who left (Outcome.Account),
+	// published once the Offboarding function has queued its re-issues. It names no
+	// secret.
+	StatusOffboardingReport Status = "offboarding-report"
 )
 
 // StatusPending is what SecretStatus reports for an operation without an outcome yet
@@ -52,6 +56,8 @@ type Outcome struct {
 	// Retryable: a failure that a redelivery of the command may fix.
 	Retryable bool      `json:"retryable,omitempty"`
 	Time      time.Time `json:"time,omitzero"`
+	// Account is the account of the person who left (offboarding-report only).
+	Account *PersonAccount `json:"account,omitempty"`
 }
 
 // Ends reports whether the outcome ends its operation: anything but a failure that a

@@ -154,12 +154,16 @@ func (c RotationCommand) Verify(key CommandKey, now time.Time) error {
 // command: every field, in a fixed order, under a label of its own so that a MAC made
 // for a rotation command never verifies as a revocation, nor the reverse.
 func (c RevocationCommand) Canonical() []byte {
-	var at string
+	var at, upn, oid string
 	if !c.RequestedAt.IsZero() {
 		at = c.RequestedAt.UTC().Format(time.RFC3339Nano)
 	}
+	if c.Person != nil {
+		upn, oid = c.Person.UPN, c.Person.ObjectID
+	}
 	b, _ := json.Marshal([]string{
-		"patrol-revocation-command/1", c.SchemaVersion, c.Secret, c.Org, c.PATID, c.Owner, c.Account, c.OperationID, at,
+		"patrol-revocation-command/1", c.SchemaVersion, string(c.Kind), c.Secret, c.Org, c.PATID, c.Owner, c.Account,
+		c.OperationID, c.EventID, at, upn, oid,
 	})
 	return b
 }
@@ -182,7 +186,7 @@ func (c *RevocationCommand) Sign(key CommandKey) error {
 // age: a signed revocation is delivered at once, so MaxCommandAge bounds it too).
 func (c RevocationCommand) Verify(key CommandKey, now time.Time) error {
 	return verify(c.Signature, key, c.Canonical(), c.RequestedAt, now,
-		revocationDoc, "missing; a revocation before the replaced PAT's grace period ends must be signed by patrol")
+		revocationDoc, "missing; a revocation before the replaced PAT's grace period ends, or of an unmanaged PAT (RevokeUnmanaged), must be signed by patrol")
 }
 
 const revocationDoc = "revocation command"

@@ -79,6 +79,13 @@ type Options struct {
 	// vault shows (rotated) and report anything else as still pending.
 	Replies Replies
 	PATs    PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
+	// People lists a person's PATs for the account of a person (account.go); without
+	// it every organization's listing says it was refused.
+	People People
+	// Unmanaged is what Offboard does with a leaver's PATs no managed secret holds
+	// (PATROL_OFFBOARDING_UNMANAGED); empty means UnmanagedReport. The revocations it
+	// asks for go out through Commands (offboarding.go).
+	Unmanaged UnmanagedPolicy
 	// CommandKeys sign RotateNow's commands and verify signed ones in Rotate. Without
 	// them RotateNow refuses and every command that must be signed is rejected.
 	CommandKeys CommandKeys
@@ -163,8 +170,9 @@ func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) erro
 }
 
 // Offboard enqueues one offboarding command per managed secret whose current PAT
-// belongs to the person, and publishes needs-attention for every secret whose service
-// account is the person (re-issuing under that account would not help).
+// belongs to the person, publishes needs-attention for every secret whose service
+// account is the person (re-issuing under that account would not help), then publishes
+// the account of every PAT the person holds (offboarding.go).
 func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
 	versions, err := a.o.Inventory.ListManaged(ctx)
@@ -173,8 +181,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 	}
 	plan := PlanOffboarding(msg, versions, a.o.Defaults, a.now())
 	if len(plan.Commands) == 0 && len(plan.Attention) == 0 {
-		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to do", "secrets", len(versions))
-		return nil
+		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to re-issue", "secrets", len(versions))
+		return a.report(ctx, msg, versions)
 	}
 	err = a.fanOut(ctx, len(plan.Commands), func(i int) error {
 		return a.o.Commands.SendRotation(ctx, plan.Commands[i], time.Time{})
@@ -189,7 +197,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 		log.WarnContext(ctx, "offboarding: the secret's service account is the person leaving", "secret", o.Secret)
 	}
 	log.InfoContext(ctx, "offboarding: rotations enqueued", "commands", len(plan.Commands), "needsAttention", len(plan.Attention))
-	return nil
+	// Once the re-issues are queued: the account of every PAT of the person.
+	return a.report(ctx, msg, versions)
 }
 
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
@@ -248,6 +257,9 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 // deferred to the grace end (checkEarly). Permanent failures go back to the handler,
 // which fails the message until Service Bus dead-letters it.
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
+	if cmd.Kind == contract.RevokeUnmanaged {
+		return a.revokeUnmanaged(ctx, cmd)
+	}
 	versions, err := a.checkRevocation(ctx, cmd)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package functionapp
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,8 +202,14 @@ func TestOffboardPublishesNeedsAttention(t *testing.T) {
 	if len(b.sent) != 1 || b.sent[0].Secret != "pat-a" {
 		t.Errorf("sent %+v, want one command for pat-a", b.sent)
 	}
-	if len(b.published) != 1 || b.published[0].Secret != "pat-b" || b.published[0].Status != rotation.StatusNeedsAttention {
-		t.Errorf("published %+v, want needs-attention for pat-b", b.published)
+	// Then the account of the person: without a People to list with, it says the
+	// listing was refused rather than reporting no PATs.
+	if len(b.published) != 2 || b.published[0].Secret != "pat-b" || b.published[0].Status != rotation.StatusNeedsAttention {
+		t.Fatalf("published %+v, want needs-attention for pat-b, then the report", b.published)
+	}
+	if r := b.published[1]; r.Status != contract.StatusOffboardingReport || r.Account == nil || r.Account.EventID != "hr-1" ||
+		!strings.HasPrefix(r.Account.Organizations[0].Problem, "listing refused") {
+		t.Errorf("report %+v, want an offboarding-report for hr-1 whose organization says it was not listed", r)
 	}
 }
 

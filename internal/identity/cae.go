@@ -36,6 +36,13 @@ func (s *ServiceAccounts) TokenAdmin(ctx context.Context, upn string) (Token, er
 	})
 }
 
+// ListingToken returns a token to list a person's PATs (ListingScopes), redeemed from
+// the account's sign-in. Without consent for those permissions it is a *SignInError of
+// kind ConsentRequired.
+func (s *ServiceAccounts) ListingToken(ctx context.Context, upn string) (Token, error) {
+	return s.silent(ctx, upn, ListingScopes, "")
+}
+
 // silent gets a token from the account's cache or refresh token, with optional claims.
 func (s *ServiceAccounts) silent(ctx context.Context, upn string, scopes []string, claims string) (Token, error) {
 	if len(scopes) == 0 {

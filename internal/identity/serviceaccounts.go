@@ -45,6 +45,9 @@ var (
 	DevOpsScopes = []string{DevOpsResource + "/vso.pats", DevOpsResource + "/vso.pats_manage"}
 	// TokenAdminScopes are the token administration API's (TokenAdmin).
 	TokenAdminScopes = []string{DevOpsResource + "/vso.tokenadministration"}
+	// ListingScopes list a person's PATs (ListingToken): the Graph users API resolves
+	// the person (vso.graph), token administration lists (vso.tokenadministration).
+	ListingScopes = []string{DevOpsResource + "/vso.tokenadministration", DevOpsResource + "/vso.graph"}
 )
 
 // Options configure ServiceAccounts.

@@ -22,13 +22,14 @@ import (
 // prose, and TestContractMatchesArchitectureDoc checks each appears in the doc.
 var (
 	wantFunctions = map[string]trigger{
-		"KeyVaultEvents": {kind: "eventGridTrigger"},
-		"Offboarding":    {kind: "serviceBusTrigger", queue: "hr-offboarding"},
-		"Rotate":         {kind: "serviceBusTrigger", queue: "pat-rotations", sessions: true},
-		"Revoke":         {kind: "serviceBusTrigger", queue: "pat-revocations"},
-		"RotateNow":      {kind: "httpTrigger", method: "post", route: "rotate/{secret}"},
-		"SecretStatus":   {kind: "httpTrigger", method: "get", route: "status/{secret?}"},
-		"Sweep":          {kind: "timerTrigger", schedule: "%PATROL_SWEEP_SCHEDULE%"},
+		"KeyVaultEvents":    {kind: "eventGridTrigger"},
+		"Offboarding":       {kind: "serviceBusTrigger", queue: "hr-offboarding"},
+		"Rotate":            {kind: "serviceBusTrigger", queue: "pat-rotations", sessions: true},
+		"Revoke":            {kind: "serviceBusTrigger", queue: "pat-revocations"},
+		"RotateNow":         {kind: "httpTrigger", method: "post", route: "rotate/{secret}"},
+		"SecretStatus":      {kind: "httpTrigger", method: "get", route: "status/{secret?}"},
+		"Sweep":             {kind: "timerTrigger", schedule: "%PATROL_SWEEP_SCHEDULE%"},
+		"OffboardingReport": {kind: "httpTrigger", method: "get", route: "offboarding/{person}"},
 	}
 	wantQueues = map[string]queue{
 		"hr-offboarding":  {},

@@ -26,6 +26,10 @@ const (
 	// SecretLegacy holds a PAT a person (alice) created by hand long ago, tagged for
 	// patrol: the offboarding part of the tour re-issues it under the service account.
 	SecretLegacy = "pat-legacy"
+	// UnmanagedPATName is the display name of a PAT alice made for a release pipeline
+	// and pasted somewhere no secret of the vault holds: the offboarding report names it
+	// as unmanaged.
+	UnmanagedPATName = "release pipeline (pasted into a variable group)"
 )
 
 // Demo policies: patrol's defaults (lifetime, renew window, grace), so the tour shows
@@ -41,7 +45,8 @@ var (
 	}
 )
 
-// Seed signs the service account in, adopts SecretBuild and plants SecretLegacy.
+// Seed signs the service account in, adopts SecretBuild, plants SecretLegacy and gives
+// alice a second PAT that no secret holds (UnmanagedPATName).
 func (s *System) Seed(ctx context.Context) error {
 	if err := s.SignIn(ctx, stack.ServiceAccount); err != nil {
 		return err
@@ -49,7 +54,14 @@ func (s *System) Seed(ctx context.Context) error {
 	if _, err := s.Adopt(ctx, SecretBuild, BuildPolicy); err != nil {
 		return err
 	}
-	_, err := s.PlantPersonalPAT(ctx, SecretLegacy, stack.Person, LegacyPolicy, 90*24*time.Hour)
+	tok, err := s.PersonToken(ctx, stack.Person)
+	if err != nil {
+		return err
+	}
+	if _, err := s.PlantWithToken(ctx, tok, SecretLegacy, stack.Person, LegacyPolicy, 90*24*time.Hour); err != nil {
+		return err
+	}
+	_, err = s.CreatePAT(ctx, tok, stack.Organization, UnmanagedPATName, "vso.release vso.build", s.Stack.Clock.Now().Add(60*24*time.Hour))
 	return err
 }
 

@@ -636,6 +636,12 @@ func TestCloseStopsTheHandlerGracefully(t *testing.T) {
 func TestWaitIdleWaitsForInFlightInvocations(t *testing.T) {
 	th := startTestHost(t, testAppFiles, nil)
 	done := make(chan error, 1)
+	// The handler sleeps 200 ms before it answers, so a WaitIdle that waited for the
+	// invocation returns at least that long after it was sent. (Receiving from done
+	// right after WaitIdle would race: Invoke returns after the host counts the
+	// invocation finished.)
+	const sleep = 200 * time.Millisecond
+	sent := time.Now()
 	go func() {
 		_, err := th.Invoke(context.Background(), "Open", map[string]any{"marker": "sleep-ms-200"}, nil)
 		done <- err
@@ -644,13 +650,16 @@ func TestWaitIdleWaitsForInFlightInvocations(t *testing.T) {
 	if err := th.WaitIdle(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if waited := time.Since(sent); waited < sleep {
+		t.Fatalf("WaitIdle returned %s after the invocation was sent, before the handler's %s sleep ended", waited, sleep)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	default:
-		t.Fatal("WaitIdle returned while an invocation was in flight")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the invocation never returned")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -156,10 +156,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			TenantID: TenantID, Domain: Domain,
 			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
-				// Consented as docs/deploy.md tells operators: the PAT scopes, and token
-				// administration for revoking PATs people made before patrol adopted them.
+				// Consented as docs/deploy.md tells operators: the PAT scopes, token
+				// administration for revoking PATs people made before patrol adopted them,
+				// and Graph read for the offboarding report (docs/offboarding.md).
 				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)", RedirectURIs: []string{"http://localhost"}, Consent: entraemu.Consent{
-					devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}},
+					devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister, devopsemu.ScopeGraph}}},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
 			Users: []entraemu.User{
