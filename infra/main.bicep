@@ -36,10 +36,9 @@ param tags object = {}
 @maxLength(36)
 param signInClientId string
 
-@description('PATROL_TENANT_ID: tenant of the service accounts. Default: the tenant of this subscription.')
-@minLength(36)
+@description('PATROL_TENANT_ID: tenant of the service accounts. Empty: the tenant of this subscription.')
 @maxLength(36)
-param serviceAccountTenantId string = tenant().tenantId
+param serviceAccountTenantId string = ''
 
 @description('PATROL_DEFAULT_SERVICE_ACCOUNT: UPN used when a secret has no patrol-service-account tag. Empty: every managed secret must name its service account.')
 @maxLength(256)
@@ -118,7 +117,7 @@ param httpAuthClientId string = ''
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the app may scale out to. patrol needs few; the cap protects Azure DevOps and Key Vault rate limits.')
+@description('Most instances the app may scale out to (Flex Consumption accepts 40 to 1000; 40 is the least it allows, not a number patrol needs). It does not protect Azure DevOps or Key Vault rate limits: patrol\'s retry and backoff do (docs/deploy.md "Scale").')
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -229,6 +228,10 @@ param identityVaultPrivateEndpointSubnetId string = ''
 
 @description('Existing privatelink.vaultcore.azure.net zone for that endpoint. Empty: one is created in this resource group.')
 param identityVaultPrivateDnsZoneId string = ''
+
+// An empty serviceAccountTenantId (azd's default: PATROL_TENANT_ID unset) means this
+// subscription's tenant; a parameter default cannot say so and stay settable from azd.
+var tenantId = empty(serviceAccountTenantId) ? tenant().tenantId : serviceAccountTenantId
 
 var identityVaultName = take('kvid-${toLower(namePrefix)}-${toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))}', 24)
 
@@ -352,7 +355,7 @@ module functionApp 'modules/functionapp.bicep' = {
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUrl: keyVault.outputs.uri
     identityKeyVaultUrl: identityVault.outputs.uri
-    tenantId: serviceAccountTenantId
+    tenantId: tenantId
     signInClientId: signInClientId
     defaultServiceAccount: defaultServiceAccount
     grace: grace
@@ -429,7 +432,7 @@ output PATROL_KEYVAULT_URL string = keyVault.outputs.uri
 output PATROL_IDENTITY_KEYVAULT_URL string = identityVault.outputs.uri
 output IDENTITY_KEY_VAULT_NAME string = identityVault.outputs.name
 output KEY_VAULT_ID string = keyVault.outputs.id
-output PATROL_TENANT_ID string = serviceAccountTenantId
+output PATROL_TENANT_ID string = tenantId
 output PATROL_CLIENT_ID string = signInClientId
 output ServiceBusConnection__fullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output KEY_VAULT_NAME string = keyVault.outputs.name

@@ -212,12 +212,23 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// Every key below is checked by internal/settings against docs/architecture.md,
-// internal/config and local.settings.json.example. Keep it one literal object.
+// Every key of the literal object below is checked by internal/settings against
+// docs/architecture.md, internal/config and local.settings.json.example. Keep it one
+// literal object.
+//
+// PUT on sites/config/appsettings replaces the whole set, so a provision would delete
+// every setting this template does not name (one an operator added in the portal, a
+// WEBSITE_* tweak, a setting a tool wrote). union() keeps them: list() reads the app's
+// current settings when ARM deploys this resource (after the site exists, so on a first
+// deployment it reads the new site's own), and the keys below win. The keys below are
+// the ones this deployment owns: a portal edit of one of them lasts until the next
+// provision; change them through the Bicep parameters (azd env set, docs/deploy.md
+// "Change a setting"). The same pattern as the Azure Verified Module for sites
+// (avm/res/web/site, retainCurrentAppSettings).
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: {
+  properties: union(list('${site.id}/config/appsettings', '2024-04-01').properties, {
     // Host storage through the managed identity (no account key).
     AzureWebJobsStorage__accountName: storageAccountName
     AzureWebJobsStorage__credential: 'managedidentity'
@@ -249,7 +260,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PATROL_SWEEP_SCHEDULE: sweepSchedule
     PATROL_MANUAL_COOLDOWN: manualCooldown
     PATROL_OFFBOARDING_UNMANAGED: offboardingUnmanaged
-  }
+  })
 }
 
 // App Service Authentication ("Easy Auth"). Requests with a valid Entra token for the

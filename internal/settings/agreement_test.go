@@ -505,15 +505,52 @@ func appSettings(t *testing.T, files map[string]string) (map[string]string, stri
 	if len(blocks) != 1 {
 		t.Fatalf("infra/: found %d Microsoft.Web/sites/config 'appsettings' resources, want exactly 1 (keep the settings in one literal object)", len(blocks))
 	}
-	body, ok := prop(bicepProps(blocks[0].body), "properties")
-	if !ok || strings.HasPrefix(strings.TrimSpace(body), "union(") {
-		t.Fatalf("%s: the appsettings properties must be one literal object", blocks[0].file)
+	body, ok := ownedAppSettings(blocks[0].body)
+	if !ok {
+		t.Fatalf("%s: the appsettings properties must be one literal object, or union(<the app's current settings>, {literal}) to keep the settings it does not own", blocks[0].file)
 	}
 	out := map[string]string{}
 	for _, p := range bicepProps(body) {
 		out[p.key] = p.value
 	}
 	return out, blocks[0].file
+}
+
+// retainedSettings is the first argument of union(…, {…}) in the appsettings
+// resource: the settings the app already has, read by ARM when it deploys the resource.
+var literalProperties = regexp.MustCompile(`(?m)^\s*properties:\s*\{`)
+
+var retainedSettings = regexp.MustCompile(`^union\(\s*list\(\s*'\$\{\w+\.id\}/config/appsettings',\s*'[^']+'\)\.properties\s*,\s*$`)
+
+// ownedAppSettings returns the body of the literal object the appsettings resource
+// (its body given) sets as properties: the whole value, or the last argument of
+// union(list('${site.id}/config/appsettings', …).properties, {…}), which keeps the
+// settings the deployment does not own. ok is false for anything else, so every owned
+// key stays readable here.
+func ownedAppSettings(resourceBody string) (string, bool) {
+	props := bicepProps(resourceBody)
+	v, ok := prop(props, "properties")
+	if !ok {
+		return "", false
+	}
+	if !strings.HasPrefix(v, "union(") {
+		// bicepProps gives a literal's body, and an expression as it is written.
+		return v, literalProperties.MatchString(resourceBody)
+	}
+	open := strings.LastIndex(v, "{") // the literal's brace, not the one of ${site.id}
+	if open < 0 || !retainedSettings.MatchString(v[:open]) {
+		return "", false
+	}
+	at := strings.Index(resourceBody, v)
+	literal, ok := bicepBlock(resourceBody, at+open)
+	if !ok {
+		return "", false
+	}
+	end := strings.Index(resourceBody[at+open:], literal) + at + open + len(literal) + 1 // after the closing brace
+	if !strings.HasPrefix(strings.TrimSpace(resourceBody[end:]), ")") {
+		return "", false // a third argument would add settings this test cannot read
+	}
+	return literal, true
 }
 
 // forbiddenAppSettings must never be set: keys or connection strings, or settings Flex
@@ -898,6 +935,33 @@ func TestEditDistanceCountsSingleEdits(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if got := editDistance(tt.a, tt.b); got != tt.want {
 				t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOwnedAppSettingsReadsOnlyALiteralObject(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		wantOK bool
+	}{
+		{"a literal object is read", "name: 'appsettings'\nproperties: {\n  A: 'x'\n}\n", true},
+		{"the literal after the app's current settings is read", "name: 'appsettings'\nproperties: union(list('${site.id}/config/appsettings', '2024-04-01').properties, {\n  A: 'x'\n})\n", true},
+		{"a union with another source of settings is refused", "properties: union(extra, {\n  A: 'x'\n})\n", false},
+		{"a third argument after the literal is refused", "properties: union(list('${site.id}/config/appsettings', '2024-04-01').properties, {\n  A: 'x'\n}, extra)\n", false},
+		{"a variable is refused", "properties: settings\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := ownedAppSettings(tt.body)
+			if ok != tt.wantOK {
+				t.Fatalf("ok = %v, want %v (got %q)", ok, tt.wantOK, got)
+			}
+			if ok {
+				if v, found := prop(bicepProps(got), "A"); !found || v != "'x'" {
+					t.Errorf("read %q, want the key A = 'x'", got)
+				}
 			}
 		})
 	}

@@ -22,7 +22,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLocalCmd(), newEmulateCmd(), newPackageCmd(), newReleaseNotesCmd())
+	root.AddCommand(newLocalCmd(), newEmulateCmd(), newPackageCmd(), newFuncAppCmd(), newReleaseNotesCmd())
 	return root
 }
 

@@ -10,6 +10,10 @@
 // Build also leaves the staged folder (<OutDir>/app) next to the zip: azd zips a folder
 // itself (azure.yaml "dist"), while `az functionapp deployment source config-zip`
 // takes the zip.
+//
+// FuncApp lays out the same files as a folder for Azure Functions Core Tools
+// (`func start`), with the binary built for the operator's own platform and a
+// local.settings.json.
 package packaging
 
 import (
