@@ -16,12 +16,19 @@ import (
 func newStatusCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show every managed secret: organization, owner, expiry, days left, next action",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "status [SECRET]",
+		Short: "Show every managed secret (organization, owner, expiry, days left, next action), or one in detail",
+		Long: "Without SECRET: one line per managed secret. With SECRET: that secret in detail — its\n" +
+			"current and previous PAT ids, owner, organization, scopes, expiry, days left, next action,\n" +
+			"the last operation and why it ran, who asked for it, and why a person must act when one\n" +
+			"must. --output json answers in the SecretStatus function's shape either way.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return UsageError(fmt.Errorf("--output %q: want table or json", output))
+			}
+			if len(args) == 1 {
+				return statusOfOne(cmd, args[0], output)
 			}
 			rows, now, err := statusRows(cmd)
 			if err != nil {
@@ -52,10 +59,84 @@ func newPlanCmd() *cobra.Command {
 	})
 }
 
+// statusOfOne shows one managed secret in detail.
+func statusOfOne(cmd *cobra.Command, name, output string) error {
+	rows, now, err := planRows(cmd)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Secret != name {
+			continue
+		}
+		st := r.StatusDetail()
+		if output == "json" {
+			return writeStatusJSON(cmd.OutOrStdout(), []contract.SecretStatus{st})
+		}
+		return writeStatusDetail(cmd.OutOrStdout(), st, now)
+	}
+	return fmt.Errorf("status %s: no managed secret of that name in the vault (list them with `patrol status`; adopt one with `patrol adopt`)", name)
+}
+
+// writeStatusDetail writes `patrol status SECRET`: one field a line.
+func writeStatusDetail(w io.Writer, r contract.SecretStatus, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	line("secret", r.Secret)
+	line("organization", dash(r.Org))
+	line("service account", dash(r.ServiceAccount))
+	line("owner", dash(r.Owner))
+	line("scopes", dash(r.Scopes))
+	current := dash(r.PATID)
+	if r.Version != "" {
+		current += " (version " + r.Version + ")"
+	}
+	line("current PAT", current)
+	previous := "-"
+	if r.PreviousPATID != "" {
+		// patrol keeps the replaced PAT working for the grace period, then revokes it
+		// (`patrol revocations list` shows when).
+		previous = r.PreviousPATID + " (replaced; revoked after its grace period)"
+	}
+	line("previous PAT", previous)
+	expires := day(r.Expires)
+	if r.DaysLeft != nil {
+		expires += fmt.Sprintf(" (%d days left)", *r.DaysLeft)
+	}
+	line("expires", expires)
+	line("next action", nextAction(r, now))
+	if r.Message != "" && r.Message != r.NeedsAttention {
+		line("why", r.Message)
+	}
+	last := dash(r.LastOperation)
+	if r.LastReason != "" {
+		last += " (" + r.LastReason + ")"
+	}
+	line("last operation", last)
+	requested := dash(r.RequestedBy)
+	if r.RequestReason != "" {
+		requested += ": " + r.RequestReason
+	}
+	line("requested by", requested)
+	if r.NeedsAttention != "" {
+		line("needs attention", r.NeedsAttention)
+	}
+	return tw.Flush()
+}
+
 // statusRows gathers the managed secrets (one list, no values) and evaluates them as
 // the sweep would, at the core's clock, in the status shape the SecretStatus function
 // answers with too.
 func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) {
+	rows, now, err := planRows(cmd)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return statuses(rows), now, nil
+}
+
+// planRows lists the managed secrets and evaluates them as the sweep would.
+func planRows(cmd *cobra.Command) ([]rotation.PlanRow, time.Time, error) {
 	s, err := services(cmd, readsKeyVault)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -67,7 +148,7 @@ func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) 
 	}
 	warnIdentityVault(cmd, s)
 	now := s.Clock.Now().UTC()
-	return statuses(rotation.Plan(versions, s.Defaults, now)), now, nil
+	return rotation.Plan(versions, s.Defaults, now), now, nil
 }
 
 // statuses reports plan rows, in their order.

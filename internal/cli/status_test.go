@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -129,4 +130,66 @@ func TestPlanSaysWhatASweepWouldDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "plan.golden", b.Bytes())
+}
+
+// detailVersions are one secret rotated on a person's request after a leak, and one
+// whose tags ask for more than the operator's bounds.
+func detailVersions() []rotation.Version {
+	vs := statusVersions()
+	rotated := vs[0]
+	rotated.Name = "pat-build"
+	rotated.Tags[rotation.TagPreviousPATID] = "9a1b2c3d-0000-4000-8000-00000000abcd"
+	rotated.Tags[rotation.TagOp] = "k7m2q4x9c1v8b3n6"
+	rotated.Tags[rotation.TagReason] = "manual"
+	rotated.Tags[rotation.TagRequestedBy] = "alice@contoso.com"
+	rotated.Tags[rotation.TagRequestReason] = "INC-1234 leaked in a build log"
+	greedy := statusVersions()[0]
+	greedy.Name = "greedy"
+	greedy.Tags[rotation.TagScopes] = "vso.code vso.tokens"
+	return []rotation.Version{rotated, greedy}
+}
+
+func detail(t *testing.T, name string) contract.SecretStatus {
+	t.Helper()
+	for _, r := range rotation.Plan(detailVersions(), defaults(), statusNow) {
+		if r.Secret == name {
+			return r.StatusDetail()
+		}
+	}
+	t.Fatalf("no row for %s", name)
+	return contract.SecretStatus{}
+}
+
+func TestStatusOfOneSecretTable(t *testing.T) {
+	var b bytes.Buffer
+	for _, name := range []string{"pat-build", "greedy"} {
+		if err := writeStatusDetail(&b, detail(t, name), statusNow); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("\n")
+	}
+	golden(t, "status-secret.table.golden", b.Bytes())
+}
+
+func TestStatusOfOneSecretJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeStatusJSON(&b, []contract.SecretStatus{detail(t, "pat-build")}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-secret.json.golden", b.Bytes())
+}
+
+// The detail names both PATs a consumer may still hold during the grace period, and
+// who asked for the rotation: what an operator looks for after a leak.
+func TestStatusOfOneSecretShowsBothPATsAndTheRequester(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeStatusDetail(&b, detail(t, "pat-build"), statusNow); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"0f8fad5b-d9cb-469f-a165-70867728950e", "9a1b2c3d-0000-4000-8000-00000000abcd",
+		"alice@contoso.com: INC-1234 leaked in a build log", "vso.code", "k7m2q4x9c1v8b3n6 (manual)"} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("detail lacks %q:\n%s", want, b.String())
+		}
+	}
 }

@@ -12,8 +12,14 @@ type SecretStatus struct {
 	Org            string `json:"org,omitempty"`
 	ServiceAccount string `json:"serviceAccount,omitempty"`
 	// Owner is the account the current PAT belongs to.
-	Owner   string    `json:"owner,omitempty"`
-	PATID   string    `json:"patId,omitempty"`
+	Owner string `json:"owner,omitempty"`
+	PATID string `json:"patId,omitempty"`
+	// PreviousPATID is the PAT the current one replaced, active until its scheduled
+	// revocation (after the grace period) runs.
+	PreviousPATID string `json:"previousPatId,omitempty"`
+	// Scopes are the space-separated scopes the policy asks for (patrol-scopes); in
+	// the one-secret detail of `patrol status SECRET` only.
+	Scopes  string    `json:"scopes,omitempty"`
 	Version string    `json:"version,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
 	// DaysLeft is whole days until Expires, negative once expired; absent without
@@ -32,6 +38,10 @@ type SecretStatus struct {
 	// why it ran (the patrol-op and patrol-reason tags).
 	LastOperation string `json:"lastOperation,omitempty"`
 	LastReason    string `json:"lastReason,omitempty"`
+	// RequestedBy and RequestReason are who asked for that operation and why, when a
+	// person did (the patrol-requested-by and patrol-request-reason tags).
+	RequestedBy   string `json:"requestedBy,omitempty"`
+	RequestReason string `json:"requestReason,omitempty"`
 	// NeedsAttention is why a person must act, when one must (action needs-attention).
 	NeedsAttention string `json:"needsAttention,omitempty"`
 }

@@ -17,8 +17,14 @@ type PlanRow struct {
 	Owner          string
 	ServiceAccount string
 	PATID          string
-	Version        string
-	Expires        time.Time
+	// PreviousPATID is the PAT the current one replaced (patrol-previous-pat-id): still
+	// active until its scheduled revocation runs.
+	PreviousPATID string
+	// Scopes are the policy's scopes as the patrol-scopes tag lists them; only the
+	// one-secret detail (StatusDetail) reports them.
+	Scopes  string
+	Version string
+	Expires time.Time
 	// DaysLeft is whole days until Expires, negative once expired (0 without Expires).
 	DaysLeft int
 	// Action/Reason are what a sweep would do now; At is when (now for rotate, the
@@ -31,6 +37,11 @@ type PlanRow struct {
 	// operation that wrote the current version and why.
 	LastOperation string
 	LastReason    string
+	// RequestedBy and RequestReason are who asked for the rotation that wrote the
+	// current version and why (the patrol-requested-by and patrol-request-reason tags;
+	// RotateNow and `patrol rotate` set them).
+	RequestedBy   string
+	RequestReason string
 }
 
 // Status is the row as patrol reports it (CLI and SecretStatus alike).
@@ -39,6 +50,7 @@ func (r PlanRow) Status() contract.SecretStatus {
 		Secret: r.Secret, Managed: true, Org: r.Org, Owner: r.Owner, ServiceAccount: r.ServiceAccount,
 		PATID: r.PATID, Version: r.Version, Expires: r.Expires, Action: string(r.Action), Reason: string(r.Reason),
 		RenewAt: r.At, Message: r.Message, LastOperation: r.LastOperation, LastReason: r.LastReason,
+		PreviousPATID: r.PreviousPATID, RequestedBy: r.RequestedBy, RequestReason: r.RequestReason,
 	}
 	if !r.Expires.IsZero() {
 		left := r.DaysLeft
@@ -47,6 +59,13 @@ func (r PlanRow) Status() contract.SecretStatus {
 	if r.Action == ActionAttention {
 		s.NeedsAttention = r.Message
 	}
+	return s
+}
+
+// StatusDetail is Status with what only a one-secret view reports (the scopes).
+func (r PlanRow) StatusDetail() contract.SecretStatus {
+	s := r.Status()
+	s.Scopes = r.Scopes
 	return s
 }
 
@@ -70,6 +89,8 @@ func Plan(versions []Version, d Defaults, now time.Time) []PlanRow {
 			Secret: v.Name, Org: dec.Policy.Org, Owner: dec.State.Owner, ServiceAccount: dec.Policy.ServiceAccount,
 			PATID: v.Tags[TagPATID], Version: v.ID, Expires: v.Expires, Action: dec.Action, Reason: dec.Reason, At: dec.At,
 			Message: dec.Message, LastOperation: v.Tags[TagOp], LastReason: v.Tags[TagReason],
+			PreviousPATID: v.Tags[TagPreviousPATID], Scopes: v.Tags[TagScopes],
+			RequestedBy: v.Tags[TagRequestedBy], RequestReason: v.Tags[TagRequestReason],
 		}
 		// Policy or state that does not parse still shows what the tags say.
 		if row.Org == "" {
