@@ -250,7 +250,8 @@ resource appSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // --- the operator: send a test offboarding message / a rotation from the CLI, finish a
-// rotation run by the CLI (outcome, scheduled revocation), read outcomes ---
+// rotation run by the CLI (outcome, scheduled revocation), read outcomes (`patrol events
+// follow`, the operators subscription), day-2 work on the queues ---
 
 resource operatorSendsOffboarding 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(hrOffboarding.id, operatorPrincipalId, serviceBusDataSenderRoleId)
@@ -301,6 +302,44 @@ resource operatorSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01
 resource operatorReceivesEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(patEvents.id, operatorPrincipalId, serviceBusDataReceiverRoleId)
   scope: patEvents
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiverRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// Day-2 work from the CLI (docs/runbook.md): `patrol deadletters` reads, resubmits and
+// discards the dead letters of each queue, and `patrol revocations` peeks the scheduled
+// revocations. A dead-letter queue is a sub-queue (<queue>/$DeadLetterQueue), not a
+// resource: Azure RBAC cannot scope a role to it, so Data Receiver on the queue is the
+// least that lets the operator read it — and peek the queue. It also lets a client
+// receive live commands; patrol's commands never do (they open the dead-letter
+// sub-queue, or peek), and docs/security.md weighs it. Resubmitting and cancelling a
+// scheduled revocation use the Data Sender roles above.
+resource operatorReceivesOffboarding 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(hrOffboarding.id, operatorPrincipalId, serviceBusDataReceiverRoleId)
+  scope: hrOffboarding
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiverRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorReceivesRotations 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(patRotations.id, operatorPrincipalId, serviceBusDataReceiverRoleId)
+  scope: patRotations
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiverRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorReceivesRevocations 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(patRevocations.id, operatorPrincipalId, serviceBusDataReceiverRoleId)
+  scope: patRevocations
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiverRoleId)
     principalId: operatorPrincipalId

@@ -26,6 +26,7 @@ func NewRoot() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd(), newDiscoverCmd())
 	root.AddCommand(newMigrateIdentityCmd())
+	root.AddCommand(newEventsCmd(), newDeadLettersCmd(), newRevocationsCmd())
 	return root
 }
 

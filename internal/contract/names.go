@@ -14,6 +14,9 @@ const (
 	QueueRevocations = "pat-revocations"
 	// TopicEvents carries every Outcome.
 	TopicEvents = "pat-events"
+	// SubscriptionOperators is the subscription of TopicEvents infra/ creates for the
+	// operator (`patrol events follow`).
+	SubscriptionOperators = "operators"
 	// QueueReplies carries the outcome that ends each rotation operation once more, for
 	// whoever asks about that operation (RotateNow's ?wait=, SecretStatus's
 	// ?operation=) on whatever instance: it requires sessions, and the session id is the

@@ -90,3 +90,8 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
+
+// ScrubText removes every credential-shaped string from s, as this client does with
+// every error it returns: for other text an operator reads that might carry one (the
+// CLI prints Service Bus messages through it).
+func ScrubText(s string) string { return scrubText(s) }

@@ -66,14 +66,20 @@ func TestOperatorCommandsWorkWithOnlyTheOperatorsRoles(t *testing.T) {
 		t.Errorf("peek pat-events/all as the operator: %d messages, %v; want the 3 outcomes", len(got), err)
 	}
 
-	// And no more: the app's queues are not the operator's to drain.
-	rotations, err := client.NewReceiverForQueue(contract.QueueRevocations, nil)
+	// And no more: pat-replies is the app's alone (the operator's Data Receiver on the
+	// three command queues is for their dead letters and scheduled revocations, see
+	// daytwo_test.go), neither to read nor to write.
+	_, err = client.AcceptSessionForQueue(call, contract.QueueReplies, "any-operation", nil)
+	var sbErr *azservicebus.Error
+	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
+		t.Errorf("receive from pat-replies as the operator: %v, want CodeUnauthorizedAccess", err)
+	}
+	replies, err := client.NewSender(contract.QueueReplies, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = rotations.ReceiveMessages(call, 1, nil)
-	var sbErr *azservicebus.Error
+	err = replies.SendMessage(call, &azservicebus.Message{Body: []byte("{}")}, nil)
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
-		t.Errorf("receive from pat-revocations as the operator: %v, want CodeUnauthorizedAccess", err)
+		t.Errorf("send to pat-replies as the operator: %v, want CodeUnauthorizedAccess", err)
 	}
 }

@@ -59,11 +59,13 @@ const OperatorKeyName = "patrol-operator"
 // holds the two in agreement. adopt and rotate run the rotation in the operator's
 // process, so their last steps publish to pat-events and schedule on pat-revocations
 // (and a wake-up on pat-rotations); offboard sends to hr-offboarding; the operator
-// follows outcomes on pat-events.
+// follows outcomes on pat-events; the day-2 commands (docs/runbook.md) read the queues'
+// dead letters and peek scheduled revocations (Listen: a role cannot be scoped to a
+// dead-letter sub-queue), resubmit and cancel (Send).
 var OperatorRights = sbemu.Rights{
-	contract.QueueOffboarding: sbemu.Send,
-	contract.QueueRotations:   sbemu.Send,
-	contract.QueueRevocations: sbemu.Send,
+	contract.QueueOffboarding: sbemu.Send | sbemu.Listen,
+	contract.QueueRotations:   sbemu.Send | sbemu.Listen,
+	contract.QueueRevocations: sbemu.Send | sbemu.Listen,
 	contract.TopicEvents:      sbemu.Send | sbemu.Listen,
 }
 

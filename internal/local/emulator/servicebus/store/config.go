@@ -250,6 +250,15 @@ func PatrolConfig() Config {
 				Name:       "pat-events",
 				Properties: TopicProperties{DefaultMessageTimeToLive: "P14D"},
 				Subscriptions: []Subscription{{
+					// The operator's, as infra/ creates it (createOperatorsSubscription):
+					// `patrol events follow` reads it.
+					Name: "operators",
+					Properties: SubscriptionProperties{
+						DefaultMessageTimeToLive: "P14D",
+						LockDuration:             "PT1M",
+						MaxDeliveryCount:         10,
+					},
+				}, {
 					Name: "all",
 					Properties: SubscriptionProperties{
 						DeadLetteringOnMessageExpiration: true,
