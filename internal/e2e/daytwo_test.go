@@ -54,6 +54,9 @@ func TestDayTwoCommandsWorkWithOnlyTheOperatorsRoles(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Secrets) != 1 || res.Secrets[0].PreviousPATID != prev {
 			t.Errorf("status feed -o json: %v, %+v", err, res)
 		}
+		if _, errOut, code := e.patrol("status", "nosuch"); code != 1 || !strings.Contains(errOut, "no managed secret") {
+			t.Errorf("status of a secret that is not there: exit %d, %s", code, errOut)
+		}
 	})
 
 	t.Run("events follow prints the outcomes on the operators subscription", func(t *testing.T) {
