@@ -123,14 +123,18 @@ type response struct {
 	ReturnValue any `json:"ReturnValue"`
 }
 
+// writeReady answers the host's readiness probe: it polls until any answer comes back.
+func writeReady(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok\n")
+}
+
 // ServeHTTP implements the custom-handler protocol.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.Trim(r.URL.Path, "/")
 	if name == "" {
-		// Readiness: the host polls until any answer comes back.
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "ok\n")
+		writeReady(w)
 		return
 	}
 	fn, ok := lookupFunction(name)

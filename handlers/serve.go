@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -80,4 +81,47 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 		return fmt.Errorf("handlers: shutdown: %w", err)
 	}
 	return nil
+}
+
+// Late is the handler while the process is still getting ready: it answers the host's
+// readiness probe (GET /) at once, exactly as Handler does, and holds every other
+// request until Set hands it the real handler (or Fail says there will be none). The
+// custom handler listens and serves first and reads its settings after, so loading and
+// validating them is off the host's start-to-ready path; a process whose settings are
+// bad still exits before any invocation runs.
+type Late struct {
+	ready chan struct{}
+	h     http.Handler
+	err   error
+}
+
+// NewLate returns a Late with no handler yet.
+func NewLate() *Late { return &Late{ready: make(chan struct{})} }
+
+// Set hands l the real handler; call Set or Fail once.
+func (l *Late) Set(h http.Handler) { l.h = h; close(l.ready) }
+
+// Fail makes every held and later request answer 503 naming err.
+func (l *Late) Fail(err error) { l.err = err; close(l.ready) }
+
+func (l *Late) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-l.ready:
+	default:
+		if strings.Trim(r.URL.Path, "/") == "" {
+			writeReady(w)
+			return
+		}
+		select {
+		case <-l.ready:
+		case <-r.Context().Done():
+			http.Error(w, "handlers: the request ended before the handler was ready", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	if l.err != nil {
+		http.Error(w, "handlers: not started: "+l.err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	l.h.ServeHTTP(w, r)
 }

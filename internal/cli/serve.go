@@ -44,6 +44,13 @@ flight and exits.`,
 			if err != nil {
 				return fmt.Errorf("serve: listen %s: %w", addr, err)
 			}
+			// Serve first: the host's readiness probe is answered while the settings are
+			// read and validated (handlers.Late holds any invocation until then).
+			late := handlers.NewLate()
+			serveCtx, stopServing := context.WithCancel(cmd.Context())
+			defer stopServing()
+			served := make(chan error, 1)
+			go func() { served <- handlers.ServeListener(serveCtx, ln, late) }()
 			// One JSON stream on stdout. The protocol layer adds invocationId and
 			// function to its own records; everything below the App (functionapp, the
 			// core, the adapters) logs with the invocation's context and gets them from
@@ -53,7 +60,9 @@ flight and exits.`,
 			log := slog.New(handlers.LogHandler(jsonOut))
 			cfg, err := loadSettings(cmd, sends)
 			if err != nil {
-				_ = ln.Close()
+				late.Fail(err)
+				stopServing()
+				<-served
 				return err
 			}
 			log.Info("patrol handler listening", "addr", ln.Addr().String(), "version", Version(), "settings", cfg)
@@ -62,7 +71,8 @@ flight and exits.`,
 				app.clock.token = os.Getenv(config.LocalAdminToken)
 			}
 			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
-			err = handlers.ServeListener(cmd.Context(), ln, app.syncClock(h))
+			late.Set(app.syncClock(h))
+			err = <-served
 			app.close()
 			log.Info("patrol handler stopped")
 			return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // ReadEnvFile reads a dotenv file for `--env-file`. Errors name the file and line but
@@ -24,7 +25,7 @@ func ReadEnvFile(path string) (map[string]string, error) {
 	return m, nil
 }
 
-var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+var envKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`) }) // first use: off the handler's start-up
 
 // maxEnvLine bounds one line so a wrong file (a binary, a log) fails fast.
 const maxEnvLine = 64 << 10
@@ -58,7 +59,7 @@ func ParseEnv(r io.Reader) (map[string]string, error) {
 			return nil, fmt.Errorf("line %d: want KEY=VALUE", n)
 		}
 		key = strings.TrimSpace(key)
-		if !envKey.MatchString(key) {
+		if !envKey().MatchString(key) {
 			// The name is not echoed: a malformed line may be a pasted value.
 			return nil, fmt.Errorf("line %d: invalid setting name (want a letter or '_' then letters, digits, '_' or '.')", n)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/patrol-dev/patrol/internal/secret"
 )
@@ -15,18 +16,25 @@ import (
 // outcome on pat-events or an HTTP body: first the exact values the client sent (the
 // bearer token, the PAT and its Basic form base64(":"+PAT)), then shapes that look like
 // a credential whatever their origin.
-var tokenShapes = []struct {
+//
+// Compiled on first use (the bounded repetitions make large programs): they only run on
+// an error's way out, and the handler's start-up counts.
+var tokenShapes = sync.OnceValue(func() []tokenShape {
+	return []tokenShape{
+		// An Authorization header value quoted back: "Bearer eyJ…", "Basic OnBhdA==".
+		{regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`), "$1 " + secret.Redacted},
+		// A JWT anywhere (Entra access tokens): three base64url parts, the first a JSON header.
+		{regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`), secret.Redacted},
+		// Azure DevOps PATs: the classic 52 characters of lower-case base32, and the 84
+		// alphanumeric characters of the current format.
+		{regexp.MustCompile(`\b[a-z2-7]{52}\b`), secret.Redacted},
+		{regexp.MustCompile(`\b[A-Za-z0-9]{84}\b`), secret.Redacted},
+	}
+})
+
+type tokenShape struct {
 	re   *regexp.Regexp
 	with string
-}{
-	// An Authorization header value quoted back: "Bearer eyJ…", "Basic OnBhdA==".
-	{regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`), "$1 " + secret.Redacted},
-	// A JWT anywhere (Entra access tokens): three base64url parts, the first a JSON header.
-	{regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`), secret.Redacted},
-	// Azure DevOps PATs: the classic 52 characters of lower-case base32, and the 84
-	// alphanumeric characters of the current format.
-	{regexp.MustCompile(`\b[a-z2-7]{52}\b`), secret.Redacted},
-	{regexp.MustCompile(`\b[A-Za-z0-9]{84}\b`), secret.Redacted},
 }
 
 // minKnown is the shortest known value scrubbed literally: real tokens are far longer,
@@ -40,7 +48,7 @@ func scrubText(s string, known ...string) string {
 			s = strings.ReplaceAll(s, k, secret.Redacted)
 		}
 	}
-	for _, t := range tokenShapes {
+	for _, t := range tokenShapes() {
 		s = t.re.ReplaceAllString(s, t.with)
 	}
 	return s

@@ -99,10 +99,17 @@ var handlerEnv = []string{
 // `patrol serve` and for a bare Go HTTP server (bench/bareserver), started alternately
 // so both see the same machine load. Reports each median and their ratio (the goal is
 // at most 1.2: the deployed binary links nothing a handler does not need).
+//
+// PATROL_BENCH_HANDLER=path measures another build of patrol instead (an older release,
+// built the same way, for a before/after).
 func BenchmarkHandlerStartToReady(b *testing.B) {
+	handler := patrolBin
+	if p := os.Getenv("PATROL_BENCH_HANDLER"); p != "" {
+		handler = p
+	}
 	var patrol, bare []time.Duration
 	for b.Loop() {
-		patrol = append(patrol, startToReady(b, patrolBin, []string{"serve"}, handlerEnv))
+		patrol = append(patrol, startToReady(b, handler, []string{"serve"}, handlerEnv))
 		bare = append(bare, startToReady(b, bareBin, nil, handlerEnv))
 	}
 	median := func(ds []time.Duration) time.Duration {
