@@ -131,7 +131,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	app, err := functionapp.New(functionapp.Options{
 		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
 		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
-		CommandKeys: svc.Store.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
+		CommandKeys: svc.Store.CommandKeys(), History: svc.Store, ManualCooldown: cooldown, Reschedule: svc.Bus,
 	})
 	if err != nil {
 		return handlers.Deps{}, err

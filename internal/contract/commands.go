@@ -33,6 +33,10 @@ type RotationCommand struct {
 	// having it silently dropped.
 	Policy      map[string]string `json:"policy,omitempty"`
 	RequestedAt time.Time         `json:"requestedAt,omitzero"`
+	// Attempt counts how often the command was rescheduled after throttling (0: never);
+	// it keys the rescheduled message's MessageId (ThrottledMessageID) and bounds the
+	// reschedules. Not signed: it changes neither what the command does nor what it records.
+	Attempt int `json:"attempt,omitempty"`
 	// Signature proves the command comes from patrol (see NeedsSignature).
 	Signature *CommandSignature `json:"signature,omitempty"`
 }
@@ -52,6 +56,8 @@ type RevocationCommand struct {
 	// Account is the service account whose sign-in performs the revocation.
 	Account     string `json:"account,omitempty"`
 	OperationID string `json:"operationId"` // the operation that replaced the PAT
+	// Attempt: as RotationCommand.Attempt.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Validate checks a rotation command (also used before sending one).
@@ -107,6 +113,9 @@ func (c *RotationCommand) Validate() error {
 	}
 	if c.Reason != "" && (len(c.Reason) > 256 || strings.ContainsFunc(c.Reason, unicode.IsControl)) {
 		return Malformed(doc, "reason", "must be at most 256 printable characters")
+	}
+	if err := checkAttempt(doc, c.Attempt); err != nil {
+		return err
 	}
 	return checkSignature(doc, c.Signature)
 }
@@ -168,6 +177,9 @@ func (c *RevocationCommand) Validate() error {
 				return err
 			}
 		}
+	}
+	if err := checkAttempt(doc, c.Attempt); err != nil {
+		return err
 	}
 	return CheckOpID(doc, "operationId", c.OperationID)
 }

@@ -86,6 +86,9 @@ type Options struct {
 	PollInterval time.Duration
 	// FanOut bounds concurrent sends in Offboarding and Sweep; default 8.
 	FanOut int
+	// Reschedule sends throttled commands again later (reschedule.go); without it a
+	// throttled command goes back to the trigger.
+	Reschedule Rescheduler
 }
 
 // App implements handlers.App.
@@ -224,6 +227,9 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 	}
 	o, err := a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
 	a.remember(o)
+	if handled, rerr := a.rescheduleRotation(ctx, cmd, err); handled {
+		return rerr
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -251,6 +257,9 @@ func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error 
 	_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
+	}
+	if handled, rerr := a.rescheduleRevocation(ctx, cmd, err); handled {
+		return rerr
 	}
 	return err
 }
