@@ -306,10 +306,10 @@ func (c *campaign) seedSecrets() {
 		}
 		c.secrets = append(c.secrets, name)
 	}
-	tok := c.personToken()
+	tok := e.personToken()
 	for i := range 1 + c.intn(2) {
 		name := fmt.Sprintf("alice-%d", i)
-		c.plantPersonal(tok, name)
+		e.plantPersonal(tok, name)
 		c.secrets = append(c.secrets, name)
 	}
 	c.say("seeded %v", c.secrets)
@@ -1097,51 +1097,52 @@ func (p campaignPATLister) PatrolPATs(ctx context.Context, account, org string) 
 
 // personToken signs the departing person in (device code approved at the emulator) for
 // planting their PATs.
-func (c *campaign) personToken() secret.Value {
-	e := c.e
+func (e *env) personToken() secret.Value {
+	e.t.Helper()
 	accounts, err := identity.NewServiceAccounts(identity.Options{
 		Authority: strings.TrimSuffix(e.st.Entra.AuthorityHost(), "/") + "/" + stack.TenantID, ClientID: stack.PublicClientID,
 		HTTPClient: e.st.HTTP, Store: &personCache{},
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	err = accounts.Login(e.ctx, campaignPerson, func(dc identity.DeviceCode) {
 		if err := e.st.Entra.ApproveDeviceCode(dc.UserCode, campaignPerson); err != nil {
-			c.t.Error(err)
+			e.t.Error(err)
 		}
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	tok, err := accounts.Token(e.ctx, campaignPerson)
 	if err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	return secret.New(tok.Value())
 }
 
 // plantPersonal stores a PAT the person created as a managed secret, as if someone had
-// tagged an old secret for patrol by hand.
-func (c *campaign) plantPersonal(tok secret.Value, name string) {
-	e := c.e
+// tagged an old secret for patrol by hand, and returns the PAT's id.
+func (e *env) plantPersonal(tok secret.Value, name string) string {
+	e.t.Helper()
 	dc, err := devops.NewClient(devops.Options{BaseURL: e.st.DevOpsURL, HTTPClient: e.st.HTTP,
 		Token: func(context.Context) (string, error) { return tok.Reveal(), nil }})
 	if err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	pat, err := dc.CreatePAT(e.ctx, org, devops.CreateRequest{DisplayName: "pipeline of " + campaignPerson, Scope: "vso.code",
 		ValidTo: e.st.Clock.Now().Add(60 * 24 * time.Hour).Truncate(time.Second)})
 	if err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	tags := rotation.Policy{Org: org, Scopes: []string{"vso.code"}, ServiceAccount: account}.Tags()
 	tags[rotation.TagOwner], tags[rotation.TagPATID] = strings.ToLower(campaignPerson), pat.AuthorizationID
 	exp := pat.ValidTo
 	if _, err := e.st.KV.Put(stack.Vault, name, kvemu.NewSecret{Value: pat.Token.Reveal(), Tags: tags, Expires: &exp}); err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	e.seen.add(pat.Token.Reveal()) // a credential like any other: must never be printed
+	return pat.AuthorizationID
 }
 
 type personCache struct {

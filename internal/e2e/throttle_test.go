@@ -16,10 +16,13 @@ import (
 )
 
 // app is the function app over the wired services, as `patrol serve` builds it.
-func (e *env) app() *functionapp.App {
+func (e *env) app() *functionapp.App { return e.appWith(e.svc.Rotator) }
+
+// appWith is app with another rotator (one that crashes).
+func (e *env) appWith(r functionapp.Rotator) *functionapp.App {
 	e.t.Helper()
 	a, err := functionapp.New(functionapp.Options{
-		Rotator: e.svc.Rotator, Inventory: e.svc.Store, Commands: e.svc.Bus, Publisher: e.svc.Bus, Reschedule: e.svc.Bus,
+		Rotator: r, Inventory: e.svc.Store, Commands: e.svc.Bus, Publisher: e.svc.Bus, Reschedule: e.svc.Bus,
 		Defaults: e.svc.Defaults, Clock: e.svc.Clock, Logger: e.opts.Logger.With("component", "functionapp"),
 		CommandKeys: e.svc.Store.CommandKeys(), History: e.svc.Store, ManualCooldown: -1,
 	})

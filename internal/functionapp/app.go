@@ -252,9 +252,13 @@ func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error 
 	if err := a.checkRevocation(ctx, cmd); err != nil {
 		return err
 	}
+	cmd, err := a.withOwnerOnRecord(ctx, cmd)
+	if err != nil {
+		return err
+	}
 	// Not remembered: a revocation carries the operation id of the rotation that
 	// replaced the PAT, and that rotation's outcome is the operation's.
-	_, err := a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
+	_, err = a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
 	}
