@@ -57,11 +57,14 @@ const defaultFaultSeeds = 12
 
 const (
 	campaignPerson = stack.Person
-	replayCommand  = "PATROL_FAULT_SEED=%d go test ./internal/e2e -run 'TestFaultCampaign$' -count=1 -v"
 )
 
 func TestFaultCampaign(t *testing.T) {
 	seeds, err := campaignSeeds(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := campaignSteps(os.Getenv("PATROL_FAULT_STEPS"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +80,7 @@ func TestFaultCampaign(t *testing.T) {
 			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 				t.Parallel()
 				c := newCampaign(t, seed)
+				c.keep = keep
 				vs := c.run()
 				if os.Getenv("PATROL_FAULT_TRACE") != "" {
 					t.Logf("schedule:\n  %s", strings.Join(c.trace, "\n  "))
@@ -88,10 +92,17 @@ func TestFaultCampaign(t *testing.T) {
 				total.add(stats)
 				violations += len(vs)
 				mu.Unlock()
-				if len(vs) > 0 {
-					t.Errorf("seed %d: %d violations:\n  %s\nschedule:\n  %s\nreplay: "+replayCommand,
-						seed, len(vs), strings.Join(vs, "\n  "), strings.Join(c.trace, "\n  "), seed)
+				if len(vs) == 0 {
+					return
 				}
+				t.Errorf("seed %d: %d violations:\n  %s\nschedule:\n  %s\nreplay: %s",
+					seed, len(vs), strings.Join(vs, "\n  "), strings.Join(c.trace, "\n  "), replay(seed, nil))
+				if os.Getenv("PATROL_FAULT_SHRINK") == "0" {
+					return
+				}
+				steps, svs, trace := shrink(t, seed, c.steps, vs, c.trace)
+				t.Errorf("seed %d shrunk to steps %v (of %v): %d violations:\n  %s\nschedule:\n  %s\nreplay: %s",
+					seed, steps, c.steps, len(svs), strings.Join(svs, "\n  "), strings.Join(trace, "\n  "), replay(seed, steps))
 			})
 		}
 	})
@@ -123,6 +134,36 @@ func campaignSeeds(getenv func(string) string) ([]uint64, error) {
 		seeds[i] = uint64(i + 1)
 	}
 	return seeds, nil
+}
+
+// campaignSteps reads PATROL_FAULT_STEPS, the steps of a shrunk schedule to replay
+// ("1,4,7"); empty plays every step.
+func campaignSteps(v string) (map[int]bool, error) {
+	if v == "" {
+		return nil, nil
+	}
+	keep := map[int]bool{}
+	for _, f := range strings.Split(v, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || i < 0 {
+			return nil, fmt.Errorf("PATROL_FAULT_STEPS=%q: want step numbers separated by commas", v)
+		}
+		keep[i] = true
+	}
+	return keep, nil
+}
+
+// replay is the one-line command that replays a seed (shrunk to steps, when given).
+func replay(seed uint64, steps []int) string {
+	env := fmt.Sprintf("PATROL_FAULT_SEED=%d", seed)
+	if steps != nil {
+		s := make([]string, len(steps))
+		for i, n := range steps {
+			s[i] = strconv.Itoa(n)
+		}
+		env += " PATROL_FAULT_STEPS=" + strings.Join(s, ",")
+	}
+	return env + " go test ./internal/e2e -run 'TestFaultCampaign$' -count=1 -v"
 }
 
 func TestCampaignSeeds(t *testing.T) {
@@ -195,6 +236,9 @@ type campaign struct {
 
 	secrets []string
 	began   time.Time
+	// keep, when set, is the only steps of the schedule to play (a shrunk schedule).
+	keep  map[int]bool
+	steps []int // the steps played
 	// quiet turns every injected fault off (the final drain).
 	quiet  bool
 	jumped time.Duration
@@ -220,7 +264,7 @@ func newCampaign(t *testing.T, seed uint64) *campaign {
 	// A connection the client dialed but never used holds the emulators' Shutdown for
 	// its full 5s grace; closing idle connections first lets each seed end at once.
 	t.Cleanup(e.st.HTTP.CloseIdleConnections)
-	c := &campaign{began: time.Now(), t: t, e: e, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed_ca4b)), ledger: map[string]*received{}, opsSeen: map[string]bool{}}
+	c := &campaign{began: time.Now(), t: t, e: e, seed: seed, rng: rand.New(rand.NewPCG(seed, 0)), ledger: map[string]*received{}, opsSeen: map[string]bool{}}
 	c.cp = &crashPoint{}
 	c.mid = &midCrash{next: e.seen.next}
 	e.seen.next = c.mid
@@ -276,17 +320,54 @@ func (c *campaign) say(format string, a ...any) {
 
 // run plays the seed's schedule, drains, and returns the invariants' violations.
 func (c *campaign) run() []string {
+	c.setRNG(0)
 	c.seedSecrets()
 	steps := 10 + c.intn(15)
-	for i := 0; i < steps; i++ {
+	for i := range steps {
+		if c.keep != nil && !c.keep[i] {
+			continue
+		}
+		// Each step draws from a stream of its own, so a schedule shrunk to some of its
+		// steps plays those steps exactly as the whole schedule did.
+		c.setRNG(uint64(i) + 1)
+		c.say("step %d", i)
+		c.steps = append(c.steps, i)
 		c.count(func(s *campaignStats) { s.steps++ })
 		c.step()
 		c.pump()
 	}
+	c.setRNG(1 << 40)
 	c.drain()
 	vs := c.check()
 	c.say("checked: %d violations", len(vs))
 	return vs
+}
+
+func (c *campaign) setRNG(stream uint64) {
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	c.rng = rand.New(rand.NewPCG(c.seed, stream))
+}
+
+// shrink looks for a smaller schedule that still violates an invariant: it drops one
+// step at a time and keeps each drop after which a fresh run of the seed still fails.
+// It returns the steps kept and the violations and trace of the last failing run.
+func shrink(t *testing.T, seed uint64, steps []int, vs, trace []string) ([]int, []string, []string) {
+	kept := slices.Clone(steps)
+	for i := 0; i < len(kept); {
+		try := slices.Delete(slices.Clone(kept), i, i+1)
+		c := newCampaign(t, seed)
+		c.keep = map[int]bool{}
+		for _, s := range try {
+			c.keep[s] = true
+		}
+		if got := c.run(); len(got) > 0 {
+			kept, vs, trace = try, got, c.trace
+			continue
+		}
+		i++
+	}
+	return kept, vs, trace
 }
 
 // seedSecrets adopts two to four secrets under the service account (some with a
