@@ -49,11 +49,14 @@ import (
 // grace periods and lock durations. Then every fault stops, the clock runs on past
 // grace, and the invariants are checked.
 //
-// PATROL_FAULT_SEEDS=N runs seeds 1..N (default defaultFaultSeeds); PATROL_FAULT_SEED=S
-// replays one. The schedule is a function of the seed; goroutine timing inside the
-// emulators is not, so a replay repeats the schedule, not every interleaving.
-
-const defaultFaultSeeds = 12
+// PATROL_FAULT_SEEDS=N runs seeds 1..N (default defaultFaultSeeds: 16, or 6 under the
+// race detector); PATROL_FAULT_SEED=S replays one, PATROL_FAULT_STEPS=1,4 only those
+// steps of it (a shrunk schedule), PATROL_FAULT_TRACE=1 prints every schedule, and
+// PATROL_FAULT_SHRINK=0 skips shrinking a failing one. A failing seed is reported with
+// its schedule and a replay line, then shrunk: steps are dropped one at a time while the
+// seed still fails. The schedule is a function of the seed (each step draws from its own
+// stream); goroutine timing inside the emulators is not, so a replay repeats the
+// schedule, not necessarily every interleaving.
 
 const (
 	campaignPerson = stack.Person
