@@ -166,7 +166,7 @@ func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) erro
 // account is the person (re-issuing under that account would not help).
 func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
-	versions, err := a.o.Inventory.ListManaged(ctx)
+	versions, err := a.offboardingInventory(ctx)
 	if err != nil {
 		return fmt.Errorf("functionapp: list managed secrets: %w", err)
 	}
