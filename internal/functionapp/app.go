@@ -272,7 +272,7 @@ func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error 
 // wake-ups and lost events) and schedules the revocation of orphaned PATs.
 func (a *App) Sweep(ctx context.Context, tick handlers.SweepTick) error {
 	now := a.now()
-	versions, err := a.o.Inventory.ListManaged(ctx)
+	versions, err := a.sweepInventory(ctx, now)
 	if err != nil {
 		return fmt.Errorf("functionapp: sweep: list managed secrets: %w", err)
 	}
