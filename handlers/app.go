@@ -31,6 +31,8 @@ type App interface {
 	Status(ctx context.Context, req StatusRequest) (contract.StatusResult, error)
 	// Sweep enqueues what policy says is due and cleans up orphaned PATs (Sweep).
 	Sweep(ctx context.Context, tick SweepTick) error
+	// Account answers the account of a person, live (OffboardingReport).
+	Account(ctx context.Context, person contract.Person) (contract.PersonAccount, error)
 }
 
 // RotateNowResult is what RotateNow reports: the operation id always, the outcome when it
@@ -40,16 +42,9 @@ type RotateNowResult struct {
 	Outcome     *contract.Outcome // nil: still running → 202
 }
 
-// DeadLetterer moves a Service Bus message to its entity's dead-letter queue, by lock
-// token (the host holds the message; the adapter settles it through the management
-// link). Owned here; internal/servicebus implements it with azservicebus.
-type DeadLetterer interface {
-	DeadLetter(ctx context.Context, queue, lockToken, reason, description string) error
-}
-
-// FailureReporter publishes a `failed` outcome for a message that cannot be
-// dead-lettered; the message is then completed. Owned here; the outcome publisher
-// implements it.
+// FailureReporter publishes a `failed` outcome for a message patrol gives up on (once,
+// at its first delivery); the host then abandons it until Service Bus dead-letters it.
+// Owned here; the outcome publisher implements it.
 type FailureReporter interface {
 	ReportFailure(ctx context.Context, f contract.Failure) error
 }
@@ -57,9 +52,8 @@ type FailureReporter interface {
 // Deps is what the handler needs beyond the protocol. It is built lazily, on the first
 // invocation, so the handler answers the readiness probe before any Azure client exists.
 type Deps struct {
-	App          App
-	DeadLetterer DeadLetterer
-	Failures     FailureReporter
+	App      App
+	Failures FailureReporter
 }
 
 // Class is how an error from App (or decoding) is treated.
@@ -68,8 +62,8 @@ type Class int
 // Error classes.
 const (
 	Transient       Class = iota // retry: non-2xx to the host; HTTP 503
-	Permanent                    // never succeeds: dead-letter then 2xx; HTTP 422
-	BadRequest                   // the input is invalid: dead-letter then 2xx; HTTP 400
+	Permanent                    // never succeeds: reported once, failed until dead-lettered; HTTP 422
+	BadRequest                   // the input is invalid: like Permanent; HTTP 400
 	NotFound                     // HTTP 404; for messages like Permanent
 	Conflict                     // HTTP 409; for messages like Transient (another operation holds the secret)
 	TooManyRequests              // HTTP 429 with Retry-After (the error's RetryAfter); for messages like Transient
@@ -86,6 +80,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	ErrNotFound   = errors.New("not found")
 	ErrConflict   = errors.New("conflict")
+	// ErrRecorded marks a message failure the App has already recorded itself (a failed
+	// outcome naming the reason, published at the message's first delivery): the
+	// handler then publishes no second one and only logs.
+	ErrRecorded = errors.New("failure already recorded")
 	// ErrTooManyRequests: refused for now (RotateNow's cooldown); an error in the chain
 	// with a `RetryAfter() time.Duration` method gives the Retry-After.
 	ErrTooManyRequests = errors.New("too many requests")

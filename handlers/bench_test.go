@@ -74,3 +74,6 @@ func (nopApp) Status(context.Context, StatusRequest) (contract.StatusResult, err
 func (nopApp) RotateNow(context.Context, RotateNowRequest) (RotateNowResult, error) {
 	return RotateNowResult{}, nil
 }
+func (nopApp) Account(context.Context, contract.Person) (contract.PersonAccount, error) {
+	return contract.PersonAccount{}, nil
+}

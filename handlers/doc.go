@@ -15,9 +15,14 @@
 //
 // Failure semantics follow the host: a non-2xx answer fails the invocation, so the
 // trigger retries (Service Bus abandons the message, Event Grid redelivers). That is
-// right for transient errors only. A message that can never succeed is dead-lettered
-// first (through DeadLetterer) and then acknowledged with a 2xx and a logged reason, so
-// nothing is lost silently and nothing loops until MaxDeliveryCount.
+// right for transient errors too. patrol never settles a message itself: the host owns
+// the lock (a settlement from patrol's own connection is refused for session entities,
+// and the host's completion then fails). A message that can never succeed is reported
+// once, at its first delivery (an error log and a failed outcome on pat-events naming
+// its message id and reason), and its invocation fails every time, so Service Bus moves
+// it to the entity's dead-letter queue after MaxDeliveryCount: nothing is lost and it
+// ends where an operator looks for it (docs/design.md, "A message patrol cannot
+// process").
 //
 // The protocol is written by hand: it is small (one JSON envelope each way), Microsoft
 // ships no Go library for it, and the third-party ones (e.g. KarlGW/azfunc) decide

@@ -38,6 +38,7 @@ var functions = []Function{
 	rotateNowFunction,
 	secretStatusFunction,
 	sweepFunction,
+	offboardingReportFunction,
 }
 
 // Functions returns every function patrol serves.

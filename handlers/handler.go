@@ -31,7 +31,7 @@ const (
 	// DefaultMaxBodyBytes bounds an invocation body: patrol's messages are small and the
 	// largest Service Bus message (premium) is far beyond anything it would accept.
 	DefaultMaxBodyBytes = 4 << 20
-	// settleTimeout bounds dead-lettering and failure reporting after the App gave up,
+	// settleTimeout bounds reporting a failure after the App gave up,
 	// on a fresh deadline: the invocation's may be spent already.
 	settleTimeout = 30 * time.Second
 )

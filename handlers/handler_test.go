@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -36,8 +37,8 @@ func invoke(h http.Handler, fn string, body []byte) *httptest.ResponseRecorder {
 	return w
 }
 
-func staticDeps(app App, dl DeadLetterer, rep FailureReporter) func(context.Context) (Deps, error) {
-	return func(context.Context) (Deps, error) { return Deps{App: app, DeadLetterer: dl, Failures: rep}, nil }
+func staticDeps(app App, rep FailureReporter) func(context.Context) (Deps, error) {
+	return func(context.Context) (Deps, error) { return Deps{App: app, Failures: rep}, nil }
 }
 
 func TestReadinessAnswersWithoutBuildingDependencies(t *testing.T) {
@@ -53,7 +54,7 @@ func TestReadinessAnswersWithoutBuildingDependencies(t *testing.T) {
 }
 
 func TestRoutingErrors(t *testing.T) {
-	h := New(Options{Deps: staticDeps(&fakeApp{}, nil, nil)})
+	h := New(Options{Deps: staticDeps(&fakeApp{}, nil)})
 	cases := map[string]struct {
 		method, path string
 		want         int
@@ -145,7 +146,7 @@ func TestEveryInvocationHasADeadlineBelowTheFunctionTimeout(t *testing.T) {
 		deadline, hasDeadline = ctx.Deadline()
 		return nil
 	}}
-	h := New(Options{Deps: staticDeps(app, nil, nil), InvocationTimeout: 3 * time.Minute})
+	h := New(Options{Deps: staticDeps(app, nil), InvocationTimeout: 3 * time.Minute})
 	before := time.Now()
 	invoke(h, "Rotate", mustRead(t, "testdata/Rotate/session.request.json"))
 	if !hasDeadline {
@@ -165,7 +166,7 @@ func TestAnAppPastItsDeadlineIsRetriedNotDeadLettered(t *testing.T) {
 		return ctx.Err()
 	}}
 	rep := &fakeReporter{}
-	h := New(Options{Deps: staticDeps(app, nil, rep), InvocationTimeout: time.Nanosecond})
+	h := New(Options{Deps: staticDeps(app, rep), InvocationTimeout: time.Nanosecond})
 	w := invoke(h, "Rotate", mustRead(t, "testdata/Rotate/session.request.json"))
 	if w.Code != http.StatusInternalServerError || len(rep.calls) != 0 {
 		t.Errorf("status %d, %d failures reported; want 500 and none", w.Code, len(rep.calls))
@@ -174,23 +175,26 @@ func TestAnAppPastItsDeadlineIsRetriedNotDeadLettered(t *testing.T) {
 
 func TestAPanickingAppFailsTheInvocation(t *testing.T) {
 	app := &ctxApp{onRotate: func(context.Context) error { panic("bug") }}
-	h := New(Options{Deps: staticDeps(app, nil, nil)})
+	h := New(Options{Deps: staticDeps(app, nil)})
 	if w := invoke(h, "Rotate", mustRead(t, "testdata/Rotate/session.request.json")); w.Code != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500", w.Code)
 	}
 }
 
-func TestAMessageThatCannotBeSettledIsNeverAcknowledged(t *testing.T) {
+// patrol never settles a message (the host owns the lock) and never acknowledges one it
+// gave up on: the invocation fails every time, so the host abandons it and Service Bus
+// dead-letters it after MaxDeliveryCount, whether or not the report could be published.
+func TestARejectedMessageIsNeverAcknowledged(t *testing.T) {
 	bad := mustRead(t, "testdata/Offboarding/malformed.request.json")
-	noLock := bytes.Replace(bad, []byte(`"LockToken"`), []byte(`"LockTokenGone"`), 1)
+	mismatch := mustRead(t, "testdata/Rotate/session-mismatch.request.json")
 	cases := map[string]struct {
 		body []byte
 		deps Deps
 	}{
-		"no LockToken in the metadata":             {body: noLock, deps: Deps{App: &fakeApp{}, DeadLetterer: &fakeDeadLetterer{}}},
-		"no DeadLetterer configured":               {body: bad, deps: Deps{App: &fakeApp{}}},
-		"no FailureReporter for the session queue": {body: mustRead(t, "testdata/Rotate/session-mismatch.request.json"), deps: Deps{App: &fakeApp{}}},
-		"the FailureReporter fails": {body: mustRead(t, "testdata/Rotate/session-mismatch.request.json"),
+		"a malformed HR message, reported":                 {body: bad, deps: Deps{App: &fakeApp{}, Failures: &fakeReporter{}}},
+		"a rotation command for another session, reported": {body: mismatch, deps: Deps{App: &fakeApp{}, Failures: &fakeReporter{}}},
+		"no FailureReporter configured":                    {body: bad, deps: Deps{App: &fakeApp{}}},
+		"the FailureReporter fails": {body: mismatch,
 			deps: Deps{App: &fakeApp{}, Failures: &fakeReporter{err: errors.New("servicebus: send: 503")}}},
 	}
 	for name, tc := range cases {
@@ -202,9 +206,43 @@ func TestAMessageThatCannotBeSettledIsNeverAcknowledged(t *testing.T) {
 				fn = "Rotate"
 			}
 			if w := invoke(h, fn, tc.body); w.Code < 300 {
-				t.Errorf("status %d: a message was acknowledged without being dead-lettered or reported", w.Code)
+				t.Errorf("status %d: a message patrol gave up on was acknowledged", w.Code)
 			}
 		})
+	}
+}
+
+// A failure the app recorded itself (its own failed outcome) is not recorded twice:
+// the handler only logs it, and still fails the message.
+func TestAFailureTheAppRecordedIsNotReportedAgain(t *testing.T) {
+	rep := &fakeReporter{}
+	app := &fakeApp{err: fmt.Errorf("revocation refused: not on record: %w (%w)", ErrPermanent, ErrRecorded)}
+	h := New(Options{Deps: staticDeps(app, rep)})
+	if w := invoke(h, "Revoke", mustRead(t, "testdata/Revoke/scheduled.request.json")); w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	if len(rep.calls) != 0 {
+		t.Errorf("failures reported: %+v, want none (the app published its own)", rep.calls)
+	}
+}
+
+// The reason is recorded once: at the first delivery, not at each of the
+// MaxDeliveryCount redeliveries before Service Bus dead-letters the message.
+func TestARejectedMessageIsReportedOnlyAtItsFirstDelivery(t *testing.T) {
+	first := mustRead(t, "testdata/Offboarding/malformed.request.json")
+	again := bytes.Replace(first, []byte(`"DeliveryCount": "1"`), []byte(`"DeliveryCount": "2"`), 1)
+	if bytes.Equal(first, again) {
+		t.Fatal("the fixture's DeliveryCount was not found")
+	}
+	rep := &fakeReporter{}
+	h := New(Options{Deps: staticDeps(&fakeApp{}, rep)})
+	for _, body := range [][]byte{first, again, again} {
+		if w := invoke(h, "Offboarding", body); w.Code != http.StatusInternalServerError {
+			t.Fatalf("status %d, want 500", w.Code)
+		}
+	}
+	if len(rep.calls) != 1 || rep.calls[0].MessageID != "9c1d2e3f-hr-0043" || rep.calls[0].Reason != contract.DeadLetterMalformed {
+		t.Errorf("failures reported: %+v, want one for message 9c1d2e3f-hr-0043 (malformed)", rep.calls)
 	}
 }
 
@@ -270,7 +308,7 @@ func TestEveryLogRecordCarriesTheInvocationID(t *testing.T) {
 		}
 		return nil
 	}}
-	h := New(Options{Deps: staticDeps(app, nil, nil), Logger: logger})
+	h := New(Options{Deps: staticDeps(app, nil), Logger: logger})
 	invoke(h, "Rotate", mustRead(t, "testdata/Rotate/session.request.json"))
 	if len(*rec.records) < 2 {
 		t.Fatalf("got %d records, want the App's and the handler's", len(*rec.records))
@@ -296,7 +334,7 @@ func TestServeAnswersReadinessAndDrainsOnShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
-	go func() { served <- ServeListener(ctx, ln, New(Options{Deps: staticDeps(app, nil, nil)})) }()
+	go func() { served <- ServeListener(ctx, ln, New(Options{Deps: staticDeps(app, nil)})) }()
 	base := "http://" + ln.Addr().String()
 
 	resp, err := http.Get(base + "/")

@@ -52,7 +52,14 @@ func rotateNow(ctx context.Context, c call, req HTTPRequest) httpReply {
 		log.InfoContext(ctx, "rotation accepted")
 		return reply
 	}
+	// The request was carried out (200) either way; a caller that reads only the top
+	// level still learns that the emergency rotation failed.
 	body.Status = "completed"
+	if s := result.Outcome.Status; s == contract.StatusFailed || s == contract.StatusNeedsAttention {
+		body.Status = "failed"
+		log.WarnContext(ctx, "rotation failed", slog.String("outcome", string(s)), slog.String("reason", result.Outcome.Reason))
+		return jsonReply(http.StatusOK, body)
+	}
 	log.InfoContext(ctx, "rotation completed", slog.String("outcome", string(result.Outcome.Status)))
 	return jsonReply(http.StatusOK, body)
 }

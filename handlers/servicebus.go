@@ -30,8 +30,8 @@ func MessageFrom(ctx context.Context) (MessageInfo, bool) {
 	return mi, ok
 }
 
-// serviceBusTrigger handles one message: decode, call the App, and settle the outcome
-// the host cannot express (dead-letter) before acknowledging.
+// serviceBusTrigger handles one message: decode, call the App, and answer the host,
+// which settles the message (completes it on success, abandons it otherwise).
 func serviceBusTrigger(decode messageDecoder) func(context.Context, call) *response {
 	return func(ctx context.Context, c call) *response {
 		log, fn := c.log, c.fn
@@ -78,43 +78,43 @@ func serviceBusTrigger(decode messageDecoder) func(context.Context, call) *respo
 	}
 }
 
-// reject gives up on a message without losing it: dead-letter it by lock token, or, on
-// a session queue (where only the host's session receiver could settle it), publish a
-// failed outcome naming the reason. Only then is the invocation acknowledged; if that
-// step fails the invocation fails, so the message comes back.
+// reject gives up on a message that can never be processed, without settling it: the
+// Functions host owns the message lock (autoComplete is true for a custom handler, and
+// a session's messages settle only through the host's session receiver), so patrol
+// fails the invocation, the host abandons the message, and Service Bus moves it to the
+// entity's dead-letter queue once MaxDeliveryCount deliveries are spent (reason
+// MaxDeliveryCountExceeded). The real reason is recorded once, at the first delivery
+// (DeliveryCount 1): an error in the log and a failed outcome on pat-events, both naming
+// the message id. Later deliveries only log a warning that points back to it.
 func (c call) reject(ctx context.Context, mi MessageInfo, d delivery, reason string, cause error) *response {
 	log, fn, deps := c.log, c.fn, c.deps
 	description := clipDescription(cause.Error())
+	log = log.With(slog.String("reason", reason))
+	fail := func(note string) *response {
+		return &response{status: http.StatusInternalServerError, Logs: []string{
+			fmt.Sprintf("%s: rejected message %s (%s): %s; %s", fn.Name, mi.MessageID, reason, description, note)}}
+	}
+	if mi.DeliveryCount > 1 {
+		log.WarnContext(ctx, "message rejected again; its reason was recorded at its first delivery")
+		return fail("Service Bus dead-letters it after MaxDeliveryCount")
+	}
+	log.ErrorContext(ctx, "message rejected; Service Bus dead-letters it after MaxDeliveryCount", slog.String("description", description))
+	if errors.Is(cause, ErrRecorded) {
+		return fail("the app published its failed outcome; Service Bus dead-letters it after MaxDeliveryCount")
+	}
+	if deps.Failures == nil {
+		log.ErrorContext(ctx, "cannot report failure: no FailureReporter")
+		return fail("failed outcome not published: no FailureReporter")
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	if fn.Sessions || mi.SessionID != "" {
-		if deps.Failures == nil {
-			log.ErrorContext(ctx, "cannot report failure: no FailureReporter")
-			return &response{status: http.StatusInternalServerError, Logs: []string{"cannot report failure: no FailureReporter"}}
-		}
-		f := contract.Failure{Function: fn.Name, Queue: fn.Queue, MessageID: mi.MessageID, SessionID: mi.SessionID,
-			Secret: d.secret, OperationID: d.op, Reason: reason, Description: description}
-		if err := deps.Failures.ReportFailure(sctx, f); err != nil {
-			log.ErrorContext(ctx, "report failure", slog.Any("error", err))
-			return &response{status: http.StatusInternalServerError, Logs: []string{fmt.Sprintf("report failure: %v", err)}}
-		}
-		log.WarnContext(ctx, "message completed after reporting failure", slog.String("reason", reason))
-		return &response{status: http.StatusOK, Logs: []string{fmt.Sprintf("%s: gave up on message %s (%s): %s; failed outcome published", fn.Name, mi.MessageID, reason, description)}}
+	f := contract.Failure{Function: fn.Name, Queue: fn.Queue, MessageID: mi.MessageID, SessionID: mi.SessionID,
+		Secret: d.secret, OperationID: d.op, Reason: reason, Description: description}
+	if err := deps.Failures.ReportFailure(sctx, f); err != nil {
+		log.ErrorContext(ctx, "report failure", slog.Any("error", err))
+		return fail(fmt.Sprintf("failed outcome not published: %v", err))
 	}
-	switch {
-	case deps.DeadLetterer == nil:
-		log.ErrorContext(ctx, "cannot dead-letter: no DeadLetterer")
-		return &response{status: http.StatusInternalServerError, Logs: []string{"cannot dead-letter: no DeadLetterer"}}
-	case mi.LockToken == "":
-		log.ErrorContext(ctx, "cannot dead-letter: no LockToken in metadata")
-		return &response{status: http.StatusInternalServerError, Logs: []string{"cannot dead-letter: no LockToken in metadata"}}
-	}
-	if err := deps.DeadLetterer.DeadLetter(sctx, fn.Queue, mi.LockToken, reason, description); err != nil {
-		log.ErrorContext(ctx, "dead-letter", slog.Any("error", err))
-		return &response{status: http.StatusInternalServerError, Logs: []string{fmt.Sprintf("dead-letter: %v", err)}}
-	}
-	log.WarnContext(ctx, "message dead-lettered", slog.String("reason", reason))
-	return &response{status: http.StatusOK, Logs: []string{fmt.Sprintf("%s: dead-lettered message %s (%s): %s", fn.Name, mi.MessageID, reason, description)}}
+	return fail("failed outcome published; Service Bus dead-letters it after MaxDeliveryCount")
 }
 
 // clipDescription keeps a dead-letter description within what Service Bus stores

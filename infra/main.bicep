@@ -45,10 +45,10 @@ param serviceAccountTenantId string = tenant().tenantId
 @maxLength(256)
 param defaultServiceAccount string = ''
 
-@description('PATROL_GRACE: how long a replaced PAT stays valid before it is revoked (Go duration such as 36h, or whole days such as 2d).')
+@description('PATROL_GRACE: how long a replaced PAT stays valid before it is revoked (Go duration such as 36h, or whole days such as 2d). The default outlasts the 24 h refresh of App Service Key Vault references (docs/consumers.md).')
 @minLength(2)
 @maxLength(16)
-param grace string = '24h'
+param grace string = '72h'
 
 @description('PATROL_RENEW_BEFORE: rotate this long before a PAT expires (capped at a third of the PAT\'s lifetime).')
 @minLength(2)
@@ -96,6 +96,14 @@ param sweepSchedule string = '0 0 */6 * * *'
 
 @description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret (RotateNow answers 429 inside it); 0 turns it off.')
 param manualCooldown string = '10m'
+
+@description('PATROL_OFFBOARDING_UNMANAGED: what Offboarding does with a leaver\'s PATs no managed secret holds (docs/offboarding.md).')
+@allowed([
+  'report'
+  'revoke-after-grace'
+  'revoke-now'
+])
+param offboardingUnmanaged string = 'report'
 
 @description('Application (client) id of an Entra app registration for App Service Authentication in front of the HTTP functions; RotateNow then records the caller\'s Entra identity. Empty: off.')
 param httpAuthClientId string = ''
@@ -159,6 +167,18 @@ param eventGridMaxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventGridEventTimeToLiveInMinutes int = 1440
 
+// ---------------------------------------------------------------- alerts (docs/deploy.md "Where to look")
+
+@description('Create the alert rules: failed or needs-attention outcomes, messages in a Service Bus dead-letter queue, Key Vault events Event Grid dead-lettered or dropped.')
+param createAlerts bool = true
+
+@description('Resource id of an existing action group the alerts notify (your on-call rotation). Empty: alertEmailAddress decides.')
+param alertActionGroupId string = ''
+
+@description('E-mail address of a new action group the alerts notify, used when alertActionGroupId is empty. Both empty: the alerts fire without notifying anyone (they still show in Azure Monitor > Alerts).')
+@maxLength(254)
+param alertEmailAddress string = ''
+
 // ---------------------------------------------------------------- people and systems
 
 @description('Object id of the operator who signs service accounts in, adopts secrets and reads outcomes (azd passes your own). Empty: no operator roles.')
@@ -187,6 +207,30 @@ param offboardingSenderPrincipalType string = 'ServicePrincipal'
 
 @description('Create the pat-events subscription "operators" for reading outcomes.')
 param createOperatorsSubscription bool = true
+
+// ---------------------------------------------------------------- identity vault (refresh tokens kept apart)
+// The service accounts' MSAL caches and passwords live in a second vault that only the
+// app's identity and the operator can reach (modules/identityvault.bicep; docs/deploy.md
+// "The identity vault"). The defaults keep `azd up` and `patrol login` from a laptop
+// working on a Flex Consumption app without VNet integration; harden with these.
+
+@description('Public network access of the identity vault. Disabled needs identityVaultPrivateEndpointSubnetId and VNet integration of the app (virtualNetworkSubnetId), and the operator on that network for patrol login.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param identityVaultPublicNetworkAccess string = 'Enabled'
+
+@description('Public IP ranges (CIDR) allowed into the identity vault, e.g. the operator\'s egress. Empty: any address, access by RBAC role only. Non-empty: the app must come in through VNet integration (virtualNetworkSubnetId with the Microsoft.KeyVault service endpoint) or the private endpoint.')
+param identityVaultAllowedIpRanges array = []
+
+@description('Subnet for a private endpoint to the identity vault. Empty: none.')
+param identityVaultPrivateEndpointSubnetId string = ''
+
+@description('Existing privatelink.vaultcore.azure.net zone for that endpoint. Empty: one is created in this resource group.')
+param identityVaultPrivateDnsZoneId string = ''
+
+var identityVaultName = take('kvid-${toLower(namePrefix)}-${toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))}', 24)
 
 // ---------------------------------------------------------------- names
 
@@ -239,6 +283,8 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     appPrincipalId: identity.properties.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
   }
 }
 
@@ -252,6 +298,24 @@ module keyVault 'modules/keyvault.bicep' = {
     appPrincipalId: identity.properties.principalId
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+module identityVault 'modules/identityvault.bicep' = {
+  name: 'identityvault'
+  params: {
+    name: identityVaultName
+    location: location
+    tags: allTags
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    appPrincipalId: identity.properties.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+    publicNetworkAccess: identityVaultPublicNetworkAccess
+    allowedIpRanges: identityVaultAllowedIpRanges
+    appSubnetId: virtualNetworkSubnetId
+    privateEndpointSubnetId: identityVaultPrivateEndpointSubnetId
+    privateDnsZoneId: identityVaultPrivateDnsZoneId
   }
 }
 
@@ -287,6 +351,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUrl: keyVault.outputs.uri
+    identityKeyVaultUrl: identityVault.outputs.uri
     tenantId: serviceAccountTenantId
     signInClientId: signInClientId
     defaultServiceAccount: defaultServiceAccount
@@ -301,6 +366,7 @@ module functionApp 'modules/functionapp.bicep' = {
     allowRopc: allowRopc
     sweepSchedule: sweepSchedule
     manualCooldown: manualCooldown
+    offboardingUnmanaged: offboardingUnmanaged
     httpAuthClientId: httpAuthClientId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
@@ -324,6 +390,30 @@ module eventGrid 'modules/eventgrid.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = if (createAlerts) {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: allTags
+    namePrefix: '${prefix}-${token}'
+    appInsightsId: monitoring.outputs.appInsightsId
+    serviceBusNamespaceId: serviceBus.outputs.id
+    systemTopicId: eventGrid.outputs.systemTopicId
+    actionGroupId: alertActionGroupId
+    emailAddress: alertEmailAddress
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: allTags
+    displayName: 'patrol (${environmentName})'
+    appInsightsId: monitoring.outputs.appInsightsId
+  }
+}
+
 // ---------------------------------------------------------------- outputs (docs/deploy.md uses these)
 
 output AZURE_LOCATION string = location
@@ -336,6 +426,9 @@ output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.properties.principa
 // Named exactly like the settings, so `azd env get-values > .env` gives the patrol CLI
 // what it needs (patrol --env-file .env ...).
 output PATROL_KEYVAULT_URL string = keyVault.outputs.uri
+output PATROL_IDENTITY_KEYVAULT_URL string = identityVault.outputs.uri
+output IDENTITY_KEY_VAULT_NAME string = identityVault.outputs.name
+output KEY_VAULT_ID string = keyVault.outputs.id
 output PATROL_TENANT_ID string = serviceAccountTenantId
 output PATROL_CLIENT_ID string = signInClientId
 output ServiceBusConnection__fullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
@@ -348,3 +441,4 @@ output EVENT_GRID_SYSTEM_TOPIC string = eventGrid.outputs.systemTopicName
 output EVENT_GRID_SUBSCRIPTION string = eventGrid.outputs.subscriptionName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceCustomerId
+output WORKBOOK_ID string = workbook.outputs.id

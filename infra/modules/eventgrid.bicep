@@ -138,4 +138,5 @@ resource keyVaultEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@202
 }
 
 output systemTopicName string = systemTopic.name
+output systemTopicId string = systemTopic.id
 output subscriptionName string = subscribe ? keyVaultEvents.name : 'none (deploy the code, then re-provision with subscribeKeyVaultEvents=true)'

@@ -57,6 +57,10 @@ param serviceBusFullyQualifiedNamespace string
 @minLength(1)
 param keyVaultUrl string
 
+@description('PATROL_IDENTITY_KEYVAULT_URL: the identity vault (service accounts\' token caches and passwords).')
+@minLength(1)
+param identityKeyVaultUrl string
+
 @description('PATROL_TENANT_ID: tenant of the service accounts.')
 @minLength(36)
 @maxLength(36)
@@ -119,6 +123,14 @@ param sweepSchedule string
 
 @description('PATROL_MANUAL_COOLDOWN: least time between two manual rotations of one secret.')
 param manualCooldown string
+
+@description('PATROL_OFFBOARDING_UNMANAGED: what Offboarding does with a leaver\'s PATs no managed secret holds.')
+@allowed([
+  'report'
+  'revoke-after-grace'
+  'revoke-now'
+])
+param offboardingUnmanaged string
 
 @description('Application (client) id of an Entra app registration for App Service Authentication in front of the HTTP functions. Empty: off (function keys only; RotateNow records the key name).')
 param httpAuthClientId string = ''
@@ -187,8 +199,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
-      // Flex Consumption replaces the FUNCTIONS_WORKER_RUNTIME app setting with this;
-      // setting that app setting (or FUNCTIONS_EXTENSION_VERSION) fails the deployment.
+      // Flex Consumption replaces the FUNCTIONS_WORKER_RUNTIME app setting with this
+      // ("Flex Consumption plan deprecations" in the Functions app settings reference),
+      // and ARM refuses that app setting on a Flex site with 400 BadRequest
+      // (microsoft/vscode-azurefunctions#4142, #4761). FUNCTIONS_EXTENSION_VERSION is
+      // "set by the backend": deprecated, not known to be refused.
       runtime: {
         name: 'custom'
         version: '1.0'
@@ -218,6 +233,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ServiceBusConnection__credential: 'managedidentity'
     ServiceBusConnection__clientId: identityClientId
     PATROL_KEYVAULT_URL: keyVaultUrl
+    PATROL_IDENTITY_KEYVAULT_URL: identityKeyVaultUrl
     PATROL_TENANT_ID: tenantId
     PATROL_CLIENT_ID: signInClientId
     PATROL_DEFAULT_SERVICE_ACCOUNT: defaultServiceAccount
@@ -232,6 +248,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PATROL_ALLOW_ROPC: allowRopc ? 'true' : 'false'
     PATROL_SWEEP_SCHEDULE: sweepSchedule
     PATROL_MANUAL_COOLDOWN: manualCooldown
+    PATROL_OFFBOARDING_UNMANAGED: offboardingUnmanaged
   }
 }
 

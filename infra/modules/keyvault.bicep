@@ -1,7 +1,8 @@
-// The Key Vault that is patrol's inventory: every managed PAT is a secret here, and the
-// service accounts' MSAL token caches live here too. RBAC mode (no access policies),
-// soft delete and purge protection: a deleted PAT secret or MSAL cache can always be
-// recovered, and nobody (not even an owner) can purge it before the retention ends.
+// The Key Vault that is patrol's inventory: every managed PAT is a secret here (the
+// service accounts' MSAL token caches live in the identity vault, identityvault.bicep).
+// RBAC mode (no access policies), soft delete and purge protection: a deleted PAT secret
+// can always be recovered, and nobody (not even an owner) can purge it before the
+// retention ends.
 
 @description('Key Vault name: 3-24 letters, digits and dashes, globally unique.')
 @minLength(3)

@@ -67,6 +67,7 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id
 // The connection string carries the instrumentation key, which only identifies the
 // component; with DisableLocalAuth it grants nothing on its own.
 output connectionString string = appInsights.properties.ConnectionString

@@ -124,6 +124,24 @@ resource patRevocations 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   }
 }
 
+// The outcome that ends each rotation operation, once more, for the HTTP functions: on
+// Flex Consumption they run on other instances than Rotate, so RotateNow's ?wait= and
+// SecretStatus's ?operation= read the outcome here (session id = operation id; peeked,
+// never consumed). Copies of pat-events outcomes: they expire after a day unrecorded.
+resource patReplies 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
+  parent: namespace
+  name: 'pat-replies'
+  properties: {
+    requiresSession: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+    lockDuration: 'PT1M'
+    maxDeliveryCount: 10
+    defaultMessageTimeToLive: 'P1D'
+    deadLetteringOnMessageExpiration: false
+  }
+}
+
 // Outcomes (rotated, skipped, failed, needs-attention) for whoever wants to be told.
 // Undrained subscriptions do not grow forever: outcomes expire after 14 days.
 resource patEvents 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' = {
@@ -178,7 +196,28 @@ resource appReceivesRevocations 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
+// The HTTP functions peek operation outcomes (a session receiver needs Listen).
+resource appReceivesReplies 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(patReplies.id, appPrincipalId, serviceBusDataReceiverRoleId)
+  scope: patReplies
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataReceiverRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // --- the function app: send commands (incl. scheduled wake-ups) and outcomes ---
+
+resource appSendsReplies 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(patReplies.id, appPrincipalId, serviceBusDataSenderRoleId)
+  scope: patReplies
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 resource appSendsRotations 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(patRotations.id, appPrincipalId, serviceBusDataSenderRoleId)
@@ -210,7 +249,8 @@ resource appSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// --- the operator: send a test offboarding message / a rotation from the CLI, read outcomes ---
+// --- the operator: send a test offboarding message / a rotation from the CLI, finish a
+// rotation run by the CLI (outcome, scheduled revocation), read outcomes ---
 
 resource operatorSendsOffboarding 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(hrOffboarding.id, operatorPrincipalId, serviceBusDataSenderRoleId)
@@ -225,6 +265,32 @@ resource operatorSendsOffboarding 'Microsoft.Authorization/roleAssignments@2022-
 resource operatorSendsRotations 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(patRotations.id, operatorPrincipalId, serviceBusDataSenderRoleId)
   scope: patRotations
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// patrol adopt and patrol rotate run the rotation protocol in the operator's process, so
+// its last steps are the operator's too: publish the outcome on pat-events and schedule
+// the replaced PAT's revocation on pat-revocations. Without these two the new PAT is
+// stored and the command then fails, and nothing retries a CLI run. internal/settings
+// holds these assignments in agreement with the local operator's rights
+// (internal/local/stack OperatorRights), which the Service Bus emulator enforces.
+resource operatorSendsRevocations 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(patRevocations.id, operatorPrincipalId, serviceBusDataSenderRoleId)
+  scope: patRevocations
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(patEvents.id, operatorPrincipalId, serviceBusDataSenderRoleId)
+  scope: patEvents
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSenderRoleId)
     principalId: operatorPrincipalId

@@ -29,12 +29,34 @@ param deadLetterContainerName string
 @maxLength(36)
 param appPrincipalId string
 
-// Storage Blob Data Owner is the role Microsoft documents for AzureWebJobsStorage with
-// an identity: the host creates its own containers (azure-webjobs-hosts,
-// azure-webjobs-secrets), takes blob leases for timer singletons, and Flex Consumption
-// reads the deployment package with the same identity. Queue and table roles are not
-// granted: no patrol function uses storage queues, tables or blob triggers.
+@description('Object id of the operator (person, group or pipeline) who reads dead-lettered events. Empty: no operator role.')
+@maxLength(36)
+param operatorPrincipalId string
+
+@description('Kind of principal operatorPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string
+
+// The roles Microsoft's Flex Consumption samples grant the app's identity on its host
+// storage (Azure-Samples/azure-functions-flex-consumption-samples IaC/bicep/rbac.bicep):
+// - Storage Blob Data Owner: the host creates its own containers (azure-webjobs-hosts,
+//   azure-webjobs-secrets), takes blob leases for timer singletons, and Flex Consumption
+//   reads the deployment package with the same identity;
+// - Storage Queue Data Contributor and Storage Table Data Contributor: no patrol function
+//   uses storage queues or tables, but the host itself writes its diagnostic events to
+//   tables (AzureFunctionsDiagnosticEvents<yyyyMM>), and a missing role there fails
+//   quietly at run time rather than at deployment.
+// All three are scoped to this one account, which holds only the host's state, patrol's
+// package and Event Grid's dead letters.
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+// The operator reads (only) the events Event Grid dead-lettered: docs/deploy.md "Where to look".
+var storageBlobDataReaderRoleId = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -93,6 +115,36 @@ resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+resource appQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, storageQueueDataContributorRoleId)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, storageTableDataContributorRoleId)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource operatorReadsDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(deadLetterContainer.id, operatorPrincipalId, storageBlobDataReaderRoleId)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReaderRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,9 +20,11 @@ func newLoginCmd() *cobra.Command {
 	var deviceCode bool
 	cmd := &cobra.Command{
 		Use:   "login --service-account UPN [--device-code]",
-		Short: "Sign a service account in (browser, or --device-code) and keep its token cache in Key Vault",
-		Long: "Signs the service account in and keeps its MSAL token cache in the Key Vault secret\n" +
-			"patrol-msal-<account>; patrol refreshes it silently from then on.\n\n" +
+		Short: "Sign a service account in (browser, or --device-code) and keep its token cache in the identity vault",
+		Long: "Signs the service account in and keeps its MSAL token cache in the identity vault\n" +
+			"(PATROL_IDENTITY_KEYVAULT_URL) as secret patrol-msal-<account>; patrol refreshes it silently\n" +
+			"from then on. Running it again replaces the stored sign-in; running instances take it up\n" +
+			"without a restart.\n\n" +
 			"By default the sign-in happens in your web browser (authorization code with PKCE): patrol\n" +
 			"opens the Entra sign-in page and listens on http://localhost:<port> for the answer, so run it\n" +
 			"on a machine with a browser. This works in tenants whose Conditional Access blocks the\n" +
@@ -36,7 +39,7 @@ func newLoginCmd() *cobra.Command {
 			if !rules.IsUPN(account) {
 				return UsageError(fmt.Errorf("--service-account %q: want a user principal name such as svc-build@contoso.com", account))
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, readsKeyVault)
 			if err != nil {
 				return err
 			}
@@ -61,7 +64,8 @@ func newLoginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s.\n", account, keyvault.CacheSecretName(account))
+			fmt.Fprintf(out, "Signed in %s; its token cache is kept in the Key Vault secret %s of the identity vault %s.\n",
+				account, keyvault.CacheSecretName(account), VaultName(identityVaultURL(s.Config)))
 			return nil
 		},
 	}
@@ -71,10 +75,11 @@ func newLoginCmd() *cobra.Command {
 }
 
 func newOffboardCmd() *cobra.Command {
-	var upn, objectID, reason string
+	var upn, objectID, reason, output string
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "offboard --upn UPN [--object-id ID]",
-		Short: "Enqueue an HR-style offboarding message on hr-offboarding (to test a deployment)",
+		Use:   "offboard --upn UPN [--object-id ID] [--dry-run [-o table|json]]",
+		Short: "Enqueue an HR-style offboarding message on hr-offboarding, or with --dry-run print the person's PATs and what patrol would do",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if upn == "" && objectID == "" {
@@ -88,11 +93,17 @@ func newOffboardCmd() *cobra.Command {
 					return UsageError(fmt.Errorf("--object-id %q: want the person's Entra object id (a GUID)", objectID))
 				}
 			}
-			s, err := services(cmd)
+			if output != "table" && output != "json" {
+				return UsageError(fmt.Errorf("--output %q: want table or json", output))
+			}
+			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}
 			defer closeServices(cmd, s)
+			if dryRun {
+				return printAccount(cmd, s, contract.Person{UPN: upn, ObjectID: strings.ToLower(objectID)}, output)
+			}
 			if s.Bus == nil {
 				return errors.New("offboard: no Service Bus connection configured")
 			}
@@ -108,5 +119,7 @@ func newOffboardCmd() *cobra.Command {
 	cmd.Flags().StringVar(&upn, "upn", "", "UPN of the person leaving")
 	cmd.Flags().StringVar(&objectID, "object-id", "", "Entra object id of the person leaving")
 	cmd.Flags().StringVar(&reason, "reason", "patrol offboard (test)", "free text carried in the message")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "send nothing: print every active PAT of the person in the allowed organizations and what patrol would do about each")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "with --dry-run: table or json")
 	return OperatorCommand(cmd)
 }

@@ -20,10 +20,12 @@ func NewRoot() *cobra.Command {
 		Short:         "Keep Azure DevOps PATs working without depending on any person's account",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Version(),
 	}
 	root.PersistentFlags().String("env-file", "", "read settings from this dotenv file before the environment")
 	root.AddCommand(newServeCmd())
-	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd())
+	root.AddCommand(newLoginCmd(), newAdoptCmd(), newRotateCmd(), newStatusCmd(), newPlanCmd(), newOffboardCmd(), newDiscoverCmd())
+	root.AddCommand(newMigrateIdentityCmd())
 	return root
 }
 

@@ -31,7 +31,7 @@ func newRotateCmd() *cobra.Command {
 			} else if err := rotation.ValidateOpID(op); err != nil {
 				return UsageError(fmt.Errorf("--op: %w", err))
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}
@@ -54,6 +54,7 @@ func newRotateCmd() *cobra.Command {
 func newAdoptCmd() *cobra.Command {
 	var org, scopes, account, lifetime, grace, op string
 	var allowFull bool
+	var readers []string
 	cmd := &cobra.Command{
 		Use:   "adopt SECRET --org ORG --scopes \"vso.code vso.packaging\"",
 		Short: "Start managing a secret: tag it with its policy and issue its first PAT",
@@ -85,12 +86,15 @@ func newAdoptCmd() *cobra.Command {
 				}
 				*d.dst = v
 			}
+			if err := checkReaders(readers); err != nil {
+				return UsageError(err)
+			}
 			if op == "" {
 				op = rotation.NewOpID()
 			} else if err := rotation.ValidateOpID(op); err != nil {
 				return UsageError(fmt.Errorf("--op: %w", err))
 			}
-			cfg, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd, sends)
 			if err != nil {
 				return err
 			}
@@ -110,17 +114,21 @@ func newAdoptCmd() *cobra.Command {
 			if err := defaults.Bounds.Check(pol); err != nil {
 				return fmt.Errorf("adopt %s: %w", args[0], err)
 			}
-			s, err := services(cmd)
+			s, err := services(cmd, sends)
 			if err != nil {
 				return err
 			}
 			defer closeServices(cmd, s)
 			o, err := s.Rotator.Run(cmd.Context(), args[0], rotation.Trigger{Kind: rotation.TriggerAdopt, Op: op, Policy: tags})
 			printOutcome(cmd.OutOrStdout(), o)
+			if err == nil {
+				printReaderGrants(cmd.OutOrStdout(), VaultName(cfg.KeyVaultURL), args[0], readers)
+			}
 			return err
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&readers, "reader", nil, "object id of a principal that will read this secret (a pipeline's identity): prints the role assignment that grants it this one secret (repeatable)")
 	f.StringVar(&org, "org", "", "Azure DevOps organization (required)")
 	f.StringVar(&scopes, "scopes", "", "space-separated vso.* scopes (required)")
 	f.StringVar(&account, "service-account", "", "UPN of the service account that owns the PATs")

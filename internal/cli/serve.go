@@ -51,13 +51,16 @@ flight and exits.`,
 			jsonOut := slog.NewJSONHandler(cmd.OutOrStdout(), &slog.HandlerOptions{Level: slog.LevelInfo})
 			protoLog := slog.New(jsonOut)
 			log := slog.New(handlers.LogHandler(jsonOut))
-			cfg, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd, sends)
 			if err != nil {
 				_ = ln.Close()
 				return err
 			}
-			log.Info("patrol handler listening", "addr", ln.Addr().String(), "settings", cfg)
+			log.Info("patrol handler listening", "addr", ln.Addr().String(), "version", Version(), "settings", cfg)
 			app := newFunctionHost(cfg, log, os.Getenv(config.LocalClockURL), wiringOptions(cmd.Context()))
+			if app.clock != nil {
+				app.clock.token = os.Getenv(config.LocalAdminToken)
+			}
 			h := handlers.New(handlers.Options{Deps: app.deps, Logger: protoLog})
 			err = handlers.ServeListener(cmd.Context(), ln, app.syncClock(h))
 			app.close()
@@ -129,9 +132,11 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 		cooldown = -1 // PATROL_MANUAL_COOLDOWN=0: off
 	}
 	app, err := functionapp.New(functionapp.Options{
-		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
-		Defaults: svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
-		CommandKeys: svc.Store.CommandKeys(), History: svc.Store, ManualCooldown: cooldown, Reschedule: svc.Bus,
+		Rotator: svc.Rotator, Inventory: svc.Store, Commands: svc.Bus, Publisher: svc.Bus, Replies: svc.Bus, PATs: patLister{pats: svc.PATs, ids: svc.Identities},
+		People:    wiring.People{PATs: svc.PATs, Identities: svc.Identities},
+		Unmanaged: functionapp.UnmanagedPolicy(f.cfg.OffboardingUnmanaged),
+		Defaults:  svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
+		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown, Reschedule: svc.Bus,
 	})
 	if err != nil {
 		return handlers.Deps{}, err
@@ -139,7 +144,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 	f.mu.Lock()
 	f.svc = svc
 	f.mu.Unlock()
-	return handlers.Deps{App: app, DeadLetterer: svc.Bus, Failures: svc.Bus}, nil
+	return handlers.Deps{App: app, Failures: svc.Bus}, nil
 }
 
 func (f *functionHost) close() {
@@ -191,6 +196,7 @@ func (p patLister) PatrolPATs(ctx context.Context, account, org string) ([]rotat
 // about the server, not the emulated calendar.
 type localClock struct {
 	url    string
+	token  string // the admin API's bearer token (config.LocalAdminToken)
 	client *http.Client
 	offset atomic.Int64 // nanoseconds
 	synced atomic.Bool
@@ -209,6 +215,9 @@ func (c *localClock) Sync(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return fmt.Errorf("serve: %s: %w", config.LocalClockURL, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	res, err := c.client.Do(req)
 	if err != nil {

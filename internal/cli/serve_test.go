@@ -38,17 +38,24 @@ func TestLocalClockFollowsTheEmulatedTime(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		if r.Header.Get("Authorization") != "Bearer admintoken" { // the stack's admin API guard
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		_, _ = w.Write([]byte(`{"now":"` + ahead.Format(time.RFC3339Nano) + `"}`))
 	}))
 	defer srv.Close()
-	c := &localClock{url: srv.URL + "/clock", client: srv.Client()}
+	c := &localClock{url: srv.URL + "/clock", token: "admintoken", client: srv.Client()}
 	if err := c.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if d := c.Now().Sub(ahead); d < 0 || d > time.Minute {
 		t.Errorf("Now is %s away from the emulated time", d)
 	}
-	bad := &localClock{url: srv.URL + "/nope", client: srv.Client()}
+	if err := (&localClock{url: srv.URL + "/clock", client: srv.Client()}).Sync(context.Background()); err == nil {
+		t.Error("a clock read without the admin token succeeded")
+	}
+	bad := &localClock{url: srv.URL + "/nope", token: "admintoken", client: srv.Client()}
 	if err := bad.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "emulated clock") {
 		t.Errorf("a wrong clock URL: err = %v, want one naming the emulated clock", err)
 	}

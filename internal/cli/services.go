@@ -28,14 +28,25 @@ func wiringOptions(ctx context.Context) wiring.Options {
 	return o
 }
 
+// What a command needs beyond the vault and the sign-in settings: only the commands
+// that send a message ask for a Service Bus setting, so `patrol status` runs on a
+// laptop that knows only the vault.
+var (
+	// sends: adopt, rotate (their last steps publish the outcome and schedule the
+	// revocation), offboard, serve.
+	sends = config.Everything
+	// readsKeyVault: status, plan, login, migrate-identity, discover.
+	readsKeyVault = config.Needs{}
+)
+
 // loadSettings reads the settings once: the environment, with --env-file layered over
-// it (the file wins, see config.WithEnvFile), validated by config.Load so every bad
-// setting is named before anything connects.
+// it (the file wins, see config.WithEnvFile), validated by config.LoadFor so every bad
+// setting the command needs is named before anything connects.
 //
 // The Azure SDK's credentials read their own variables (AZURE_CLIENT_ID,
 // AZURE_CLIENT_SECRET, IDENTITY_ENDPOINT…) from the process environment, so those
 // names from the file are exported too; nothing else is.
-func loadSettings(cmd *cobra.Command) (config.Config, error) {
+func loadSettings(cmd *cobra.Command, needs config.Needs) (config.Config, error) {
 	getenv := os.Getenv
 	path, _ := cmd.Flags().GetString("env-file")
 	if path != "" {
@@ -52,7 +63,7 @@ func loadSettings(cmd *cobra.Command) (config.Config, error) {
 		}
 		getenv = config.WithEnvFile(file, os.Getenv)
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := config.LoadFor(getenv, needs)
 	if err != nil {
 		return config.Config{}, fmt.Errorf("settings:\n%w", err)
 	}
@@ -68,9 +79,10 @@ func sdkVariable(name string) bool {
 	return false
 }
 
-// services loads the settings and builds every component (no network call yet).
-func services(cmd *cobra.Command) (*wiring.Services, error) {
-	cfg, err := loadSettings(cmd)
+// services loads the settings the command needs and builds every component (no
+// network call yet).
+func services(cmd *cobra.Command, needs config.Needs) (*wiring.Services, error) {
+	cfg, err := loadSettings(cmd, needs)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +90,7 @@ func services(cmd *cobra.Command) (*wiring.Services, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	o.NoReplies = true // the command reports its own operations; see wiring.Options
 	return wiring.Build(cmd.Context(), cfg, o)
 }
 

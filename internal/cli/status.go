@@ -56,7 +56,7 @@ func newPlanCmd() *cobra.Command {
 // the sweep would, at the core's clock, in the status shape the SecretStatus function
 // answers with too.
 func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) {
-	s, err := services(cmd)
+	s, err := services(cmd, readsKeyVault)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -65,6 +65,7 @@ func statusRows(cmd *cobra.Command) ([]contract.SecretStatus, time.Time, error) 
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	warnIdentityVault(cmd, s)
 	now := s.Clock.Now().UTC()
 	return statuses(rotation.Plan(versions, s.Defaults, now)), now, nil
 }

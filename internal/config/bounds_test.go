@@ -62,9 +62,9 @@ func TestLoadReadsTheBounds(t *testing.T) {
 			},
 		},
 		"maximums in days and Go syntax are read": {
-			env: map[string]string{SettingMaxLifetime: "180d", SettingMaxGrace: "36h"},
+			env: map[string]string{SettingMaxLifetime: "180d", SettingMaxGrace: "96h"},
 			check: func(t *testing.T, c Config) {
-				if c.MaxLifetime != 180*rules.Day || c.MaxGrace != 36*60*60*1e9 {
+				if c.MaxLifetime != 180*rules.Day || c.MaxGrace != 96*60*60*1e9 {
 					t.Errorf("max lifetime %v max grace %v", c.MaxLifetime, c.MaxGrace)
 				}
 			},

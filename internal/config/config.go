@@ -23,6 +23,7 @@ import (
 // Setting names, exactly as docs/architecture.md "Settings" lists them.
 const (
 	SettingKeyVaultURL           = "PATROL_KEYVAULT_URL"
+	SettingIdentityKeyVaultURL   = "PATROL_IDENTITY_KEYVAULT_URL"
 	SettingServiceBusConnection  = "ServiceBusConnection"
 	SettingServiceBusNamespace   = "ServiceBusConnection__fullyQualifiedNamespace"
 	SettingTenantID              = "PATROL_TENANT_ID"
@@ -38,6 +39,17 @@ const (
 	SettingDevOpsURL             = "PATROL_DEVOPS_URL"
 	SettingCAFile                = "PATROL_CA_FILE"
 	SettingManualCooldown        = "PATROL_MANUAL_COOLDOWN"
+)
+
+// SettingOffboardingUnmanaged says what the Offboarding function does with a leaver's
+// PATs that no managed secret holds (docs/offboarding.md): one of the Unmanaged* values.
+const SettingOffboardingUnmanaged = "PATROL_OFFBOARDING_UNMANAGED"
+
+// Values of PATROL_OFFBOARDING_UNMANAGED.
+const (
+	UnmanagedReport           = "report"             // name them in the report, touch nothing
+	UnmanagedRevokeAfterGrace = "revoke-after-grace" // revoke each PATROL_GRACE after the offboarding
+	UnmanagedRevokeNow        = "revoke-now"         // revoke each at once
 )
 
 // The operator's bounds on what any secret's tags may ask (rotation.Bounds).
@@ -57,23 +69,33 @@ const (
 // only clock), so it is not among Names.
 const LocalClockURL = "PATROL_LOCAL_CLOCK_URL"
 
+// LocalAdminToken is set by `patrol-dev local` only, beside LocalClockURL: the bearer
+// token the local stack's admin API requires (written to patrol.env per run). Not a
+// deployment setting either.
+const LocalAdminToken = "PATROL_LOCAL_ADMIN_TOKEN"
+
 // Names returns every setting name in the order docs/architecture.md lists them, for
 // the contract test that keeps code, local.settings.json.example and infra/ in step.
 func Names() []string {
 	return []string{
-		SettingKeyVaultURL, SettingServiceBusConnection, SettingServiceBusNamespace,
+		SettingKeyVaultURL, SettingIdentityKeyVaultURL, SettingServiceBusConnection, SettingServiceBusNamespace,
 		SettingTenantID, SettingClientID, SettingDefaultServiceAccount, SettingGrace,
 		SettingRenewBefore, SettingLifetime,
 		SettingAllowedOrgs, SettingAllowedServiceAccounts, SettingAllowedScopes, SettingMaxLifetime, SettingMaxGrace,
 		SettingAllowROPC, SettingSweepSchedule,
 		SettingAzureClientID, SettingAuthorityHost, SettingDevOpsURL, SettingCAFile,
 		SettingManualCooldown,
+		SettingOffboardingUnmanaged,
 	}
 }
 
 // Defaults, as documented.
 const (
-	DefaultGrace         = 24 * time.Hour
+	// DefaultGrace outlasts the slowest refresh a documented consumer makes: App
+	// Service and Functions re-fetch a Key Vault reference every 24 hours
+	// (docs/consumers.md), so a 24 h grace would race the revocation; three refresh
+	// intervals leave a missed refresh or a weekend of pipeline runs room.
+	DefaultGrace         = 72 * time.Hour
 	DefaultRenewBefore   = 30 * rules.Day
 	DefaultLifetime      = 90 * rules.Day
 	DefaultSweepSchedule = "0 0 */6 * * *"
@@ -93,6 +115,10 @@ const (
 // Config is every setting, validated. Zero values of optional settings mean "not set".
 type Config struct {
 	KeyVaultURL string
+	// IdentityKeyVaultURL is the vault of the service accounts' token caches and
+	// passwords, which only the app's identity and the operator can reach. Empty: they
+	// stay in KeyVaultURL's vault, as before it existed (IdentityVault says so loudly).
+	IdentityKeyVaultURL string
 	// ServiceBusConnection is a connection string (local stack); it holds a key, so
 	// never log it — Config.LogValue leaves it out.
 	ServiceBusConnection string
@@ -114,6 +140,8 @@ type Config struct {
 	// ManualCooldown is the least time between two manual rotations of one secret
 	// (RotateNow answers 429 inside it); zero turns it off.
 	ManualCooldown time.Duration
+	// OffboardingUnmanaged is one of the Unmanaged* values; default UnmanagedReport.
+	OffboardingUnmanaged string
 
 	// The bounds (see ParseAllowedOrgs and friends for the forms). Empty AllowedOrgs
 	// or AllowedServiceAccounts admit nothing.
@@ -128,6 +156,7 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String(SettingKeyVaultURL, c.KeyVaultURL),
+		slog.String(SettingIdentityKeyVaultURL, c.IdentityKeyVaultURL),
 		slog.String(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection)),
 		slog.String(SettingServiceBusNamespace, c.ServiceBusNamespace),
 		slog.String(SettingTenantID, c.TenantID),
@@ -143,6 +172,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(SettingDevOpsURL, c.DevOpsURL),
 		slog.String(SettingCAFile, c.CAFile),
 		slog.String(SettingManualCooldown, rules.FormatDuration(c.ManualCooldown)),
+		slog.String(SettingOffboardingUnmanaged, c.OffboardingUnmanaged),
 		slog.String(SettingAllowedOrgs, strings.Join(c.AllowedOrgs, ",")),
 		slog.String(SettingAllowedServiceAccounts, FormatAllowedServiceAccounts(c.AllowedServiceAccounts)),
 		slog.String(SettingAllowedScopes, strings.Join(c.AllowedScopes, " ")),
@@ -166,10 +196,30 @@ func (e *SettingError) Error() string {
 	return fmt.Sprintf("config: %s=%q: %s", e.Setting, e.Value, e.Problem)
 }
 
+// Needs names the settings a command uses beyond the ones every command does (the
+// vault, the tenant and the client id). A command that never sends a message must not
+// refuse to start because the Service Bus setting is missing: an operator running
+// `patrol status` on a laptop has no reason to know the namespace.
+type Needs struct {
+	// ServiceBus: one of ServiceBusConnection and
+	// ServiceBusConnection__fullyQualifiedNamespace is required. Without it a Service
+	// Bus setting that is present is still checked, and used.
+	ServiceBus bool
+}
+
+// Everything is what the function app (`patrol serve`) needs: every setting.
+var Everything = Needs{ServiceBus: true}
+
 // Load reads and validates every setting through getenv (os.Getenv, or a dotenv file
-// layered over it with WithEnvFile). All problems are reported together so one run
-// shows everything that needs fixing.
+// layered over it with WithEnvFile), all of them required as `patrol serve` needs them.
+// All problems are reported together so one run shows everything that needs fixing.
 func Load(getenv func(string) string) (Config, error) {
+	return LoadFor(getenv, Everything)
+}
+
+// LoadFor is Load for a command that needs only some settings: a setting outside needs
+// is validated when present and otherwise left empty.
+func LoadFor(getenv func(string) string, needs Needs) (Config, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	var errs []error
 	bad := func(setting, value, problem string) {
@@ -177,6 +227,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		KeyVaultURL:           get(SettingKeyVaultURL),
+		IdentityKeyVaultURL:   get(SettingIdentityKeyVaultURL),
 		ServiceBusConnection:  get(SettingServiceBusConnection),
 		ServiceBusNamespace:   get(SettingServiceBusNamespace),
 		TenantID:              get(SettingTenantID),
@@ -195,8 +246,19 @@ func Load(getenv func(string) string) (Config, error) {
 		bad(SettingKeyVaultURL, c.KeyVaultURL, p)
 	}
 
+	if c.IdentityKeyVaultURL != "" {
+		if p := httpsURLProblem(c.IdentityKeyVaultURL); p != "" {
+			bad(SettingIdentityKeyVaultURL, c.IdentityKeyVaultURL, p)
+		} else if sameHost(c.IdentityKeyVaultURL, c.KeyVaultURL) {
+			bad(SettingIdentityKeyVaultURL, c.IdentityKeyVaultURL, "must be a second vault, not "+SettingKeyVaultURL+": the refresh tokens are kept apart from the PATs consumers read")
+		}
+	}
+
 	switch {
 	case c.ServiceBusConnection == "" && c.ServiceBusNamespace == "":
+		if !needs.ServiceBus {
+			break
+		}
 		bad(SettingServiceBusConnection, "", "required: set it or "+SettingServiceBusNamespace)
 	case c.ServiceBusConnection != "" && c.ServiceBusNamespace != "":
 		bad(SettingServiceBusConnection, RedactConnectionString(c.ServiceBusConnection),
@@ -263,6 +325,14 @@ func Load(getenv func(string) string) (Config, error) {
 		c.AllowROPC = v
 	}
 
+	switch c.OffboardingUnmanaged = strings.ToLower(strings.TrimSpace(get(SettingOffboardingUnmanaged))); c.OffboardingUnmanaged {
+	case "":
+		c.OffboardingUnmanaged = UnmanagedReport
+	case UnmanagedReport, UnmanagedRevokeAfterGrace, UnmanagedRevokeNow:
+	default:
+		bad(SettingOffboardingUnmanaged, c.OffboardingUnmanaged, "want "+UnmanagedReport+", "+UnmanagedRevokeAfterGrace+" or "+UnmanagedRevokeNow)
+	}
+
 	if c.SweepSchedule == "" {
 		c.SweepSchedule = DefaultSweepSchedule
 	} else if p := scheduleProblem(c.SweepSchedule); p != "" {
@@ -311,6 +381,23 @@ func httpsURLProblem(raw string) string {
 		return "want a base URL without credentials, query or fragment"
 	}
 	return ""
+}
+
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// IdentityVaultProblem says what needs attention about where the service accounts'
+// refresh tokens live, or "" when they have a vault of their own.
+func (c Config) IdentityVaultProblem() string {
+	if c.IdentityKeyVaultURL != "" {
+		return ""
+	}
+	return SettingIdentityKeyVaultURL + " is not set: the service accounts' token caches and passwords share " +
+		"the secrets vault with the PATs, so whoever may read that vault can take their refresh tokens; " +
+		"deploy the identity vault and run `patrol migrate-identity` (docs/deploy.md)"
 }
 
 func isGUID(s string) bool {
@@ -389,19 +476,69 @@ func connectionStringProblem(s string) string {
 	return ""
 }
 
-// RedactConnectionString replaces the values of SharedAccessKey and
-// SharedAccessSignature so a connection string can appear in an error or a log.
+// RedactConnectionString keeps what locates a Service Bus namespace and hides everything
+// else, so a connection string can appear in an error or a log. It keeps the values of
+// Endpoint, SharedAccessKeyName, EntityPath and UseDevelopmentEmulator only when they
+// look like what those keys hold; any other value, and any part that is not Key=Value,
+// becomes REDACTED. An allow-list, because a malformed string is exactly the one that
+// gets echoed: a ',' or newline instead of ';' runs the key into the Endpoint value, a
+// misspelt key name or a pasted bare key would pass a deny-list untouched.
 func RedactConnectionString(s string) string {
 	parts := strings.Split(s, ";")
 	for i, part := range parts {
-		k, _, ok := strings.Cut(part, "=")
-		if !ok {
+		if strings.TrimSpace(part) == "" {
 			continue
 		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "sharedaccesskey", "sharedaccesssignature":
-			parts[i] = k + "=REDACTED"
+		k, v, ok := strings.Cut(part, "=")
+		key := strings.ToLower(strings.TrimSpace(k))
+		keep, known := plainConnectionValue[key]
+		switch {
+		case !ok || !known:
+			parts[i] = redacted // not a key we know: it may be a pasted value
+		case keep == nil || !keep(strings.TrimSpace(v)):
+			parts[i] = k + "=" + redacted
 		}
 	}
 	return strings.Join(parts, ";")
+}
+
+const redacted = "REDACTED"
+
+// plainConnectionValue: the connection-string keys, and for those whose values are not
+// secret a check of the shape such a value has (nil: always secret). Hand-written, like
+// the other rules here, so that start-up compiles no regexp.
+var plainConnectionValue = map[string]func(string) bool{
+	"sharedaccesskey":       nil,
+	"sharedaccesssignature": nil,
+	"endpoint": func(v string) bool {
+		rest, ok := cutPrefixFold(v, "sb://")
+		rest = strings.TrimSuffix(rest, "/")
+		host, port, hasPort := strings.Cut(rest, ":")
+		return ok && host != "" && onlyBytes(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") &&
+			(!hasPort || port != "" && onlyBytes(port, "0123456789"))
+	},
+	"sharedaccesskeyname": func(v string) bool {
+		return v != "" && len(v) <= 256 && onlyBytes(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+	},
+	"entitypath": func(v string) bool {
+		return v != "" && len(v) <= 260 && onlyBytes(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-")
+	},
+	"usedevelopmentemulator": func(v string) bool { return strings.EqualFold(v, "true") || strings.EqualFold(v, "false") },
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// onlyBytes reports whether every byte of s is one of allowed.
+func onlyBytes(s, allowed string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(allowed, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"maps"
 	"regexp"
 	"strings"
@@ -48,11 +50,14 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 	}{
 		"the minimal settings get the documented defaults": {
 			check: func(t *testing.T, c Config) {
-				if c.Grace != 24*time.Hour || c.RenewBefore != 30*rules.Day || c.Lifetime != 90*rules.Day {
-					t.Errorf("durations = %v %v %v, want 24h 30d 90d", c.Grace, c.RenewBefore, c.Lifetime)
+				if c.Grace != 72*time.Hour || c.RenewBefore != 30*rules.Day || c.Lifetime != 90*rules.Day {
+					t.Errorf("durations = %v %v %v, want 72h 30d 90d", c.Grace, c.RenewBefore, c.Lifetime)
 				}
 				if c.SweepSchedule != "0 0 */6 * * *" || c.AllowROPC {
 					t.Errorf("schedule %q allowROPC %v, want defaults", c.SweepSchedule, c.AllowROPC)
+				}
+				if c.OffboardingUnmanaged != UnmanagedReport {
+					t.Errorf("offboarding unmanaged = %q, want %q", c.OffboardingUnmanaged, UnmanagedReport)
 				}
 			},
 		},
@@ -81,9 +86,10 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 				SettingAzureClientID: testClient, SettingAuthorityHost: "https://localhost:9443",
 				SettingDevOpsURL: "https://localhost:9444", SettingCAFile: "/tmp/ca.pem",
 				SettingSweepSchedule: "0 */30 * * * *", SettingTenantID: "contoso.onmicrosoft.com",
+				SettingOffboardingUnmanaged: "Revoke-Now",
 			},
 			check: func(t *testing.T, c Config) {
-				if !c.AllowROPC || c.DefaultServiceAccount != "svc-build@contoso.com" || c.DevOpsURL != "https://localhost:9444" || c.SweepSchedule != "0 */30 * * * *" {
+				if !c.AllowROPC || c.DefaultServiceAccount != "svc-build@contoso.com" || c.DevOpsURL != "https://localhost:9444" || c.SweepSchedule != "0 */30 * * * *" || c.OffboardingUnmanaged != UnmanagedRevokeNow {
 					t.Errorf("config = %+v", c.LogValue())
 				}
 			},
@@ -132,6 +138,8 @@ func TestLoadNamesTheBadSetting(t *testing.T) {
 			env: map[string]string{SettingRenewBefore: "-1h"}, want: []string{SettingRenewBefore, "negative"}},
 		"a lifetime over a year is refused": {
 			env: map[string]string{SettingLifetime: "400d"}, want: []string{SettingLifetime, `"400d"`, "365d"}},
+		"an unknown way of handling a leaver's unmanaged PATs is named": {
+			env: map[string]string{SettingOffboardingUnmanaged: "revoke-later"}, want: []string{SettingOffboardingUnmanaged, `"revoke-later"`, UnmanagedRevokeAfterGrace}},
 		"a non-boolean ROPC switch is named": {
 			env: map[string]string{SettingAllowROPC: "yes please"}, want: []string{SettingAllowROPC, `"yes please"`}},
 		"a five-field cron expression is refused": {
@@ -184,8 +192,8 @@ func TestNamesListsEverySettingOnce(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if len(seen) != 21 {
-		t.Errorf("%d settings, want the 21 of docs/architecture.md", len(seen))
+	if len(seen) != 23 {
+		t.Errorf("%d settings, want the 23 of docs/architecture.md", len(seen))
 	}
 }
 
@@ -305,6 +313,43 @@ func FuzzParseEnv(f *testing.F) {
 	})
 }
 
+func TestAMalformedConnectionStringNeverReachesAMessageUnredacted(t *testing.T) {
+	const key = "c2VjcmV0LWtleS12YWx1ZQ=="
+	cases := map[string]string{
+		"a comma instead of a semicolon runs the key into the Endpoint":   "Endpoint=sb://x.servicebus.windows.net/,SharedAccessKeyName=k,SharedAccessKey=" + key,
+		"a newline instead of a semicolon":                                "Endpoint=sb://x.servicebus.windows.net/\nSharedAccessKey=" + key,
+		"a key pasted without its name":                                   "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;" + key,
+		"a misspelt key name":                                             "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;Shared Access Key=" + key,
+		"a key in the key name's place":                                   "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=" + key,
+		"a signature with its own '=' signs":                              "Endpoint=sb://x/;SharedAccessSignature=SharedAccessSignature sr=x&sig=" + key,
+		"both Service Bus settings, the string malformed":                 "Endpoint=sb://x/,SharedAccessKey=" + key,
+		"credentials in the Endpoint URL":                                 "Endpoint=sb://k:" + key + "@x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=" + key,
+		"an emulator string whose key ran into the emulator flag's value": "Endpoint=sb://localhost/;UseDevelopmentEmulator=true," + key,
+	}
+	for name, cs := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := RedactConnectionString(cs); strings.Contains(got, key) || strings.Contains(got, "c2VjcmV0") {
+				t.Errorf("RedactConnectionString kept the key: %q", got)
+			}
+			env := minimal()
+			env[SettingServiceBusConnection] = cs
+			if name == "both Service Bus settings, the string malformed" {
+				env[SettingServiceBusNamespace] = "x.servicebus.windows.net"
+			}
+			_, err := Load(func(k string) string { return env[k] })
+			if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+				t.Errorf("Load's error carries the key: %v", err)
+			}
+			if got := fmt.Sprint(slog.GroupValue(Config{ServiceBusConnection: cs}.LogValue().Group()...)); strings.Contains(got, "c2VjcmV0") {
+				t.Errorf("the logged settings carry the key: %s", got)
+			}
+		})
+	}
+	if got := RedactConnectionString(testConn); !strings.Contains(got, "Endpoint=sb://localhost:5672/") || !strings.Contains(got, "SharedAccessKeyName=RootManageSharedAccessKey") {
+		t.Errorf("a well-formed string lost what locates the namespace: %q", got)
+	}
+}
+
 // dnsNameOracle is the rule isDNSName hand-writes, as the regexp it replaced.
 var dnsNameOracle = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
 
@@ -317,4 +362,55 @@ func FuzzIsDNSNameAgreesWithItsRegexp(f *testing.F) {
 			t.Errorf("isDNSName(%q) = %v, regexp says %v", s, got, want)
 		}
 	})
+}
+
+func TestLoadForAsksOnlyForWhatTheCommandNeeds(t *testing.T) {
+	noBus := with(map[string]string{SettingServiceBusConnection: "<unset>"})
+	for name, tc := range map[string]struct {
+		getenv  func(string) string
+		needs   Needs
+		wantErr string // "" = loads
+	}{
+		"a command that sends nothing starts without a Service Bus setting": {
+			getenv: noBus, needs: Needs{}},
+		"a command that sends needs one": {
+			getenv: noBus, needs: Needs{ServiceBus: true}, wantErr: SettingServiceBusConnection},
+		"a Service Bus setting that is present is still checked when not needed": {
+			getenv: with(map[string]string{SettingServiceBusNamespace: "sb://x/"}), needs: Needs{}, wantErr: "set only one"},
+		"the vault is needed by every command": {
+			getenv: with(map[string]string{SettingKeyVaultURL: "<unset>", SettingServiceBusConnection: "<unset>"}), needs: Needs{}, wantErr: SettingKeyVaultURL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := LoadFor(tc.getenv, tc.needs)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("LoadFor: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("LoadFor: error %v, want one naming %q", err, tc.wantErr)
+			case tc.wantErr == "" && (c.ServiceBusConnection != "" || c.ServiceBusNamespace != ""):
+				t.Errorf("Service Bus = %q / %q, want none", c.ServiceBusConnection, c.ServiceBusNamespace)
+			}
+		})
+	}
+	if _, err := Load(noBus); err == nil || !strings.Contains(err.Error(), SettingServiceBusConnection) {
+		t.Errorf("Load without Service Bus: %v, want it required (patrol serve)", err)
+	}
+}
+
+// App Service and Functions re-fetch a Key Vault reference every 24 hours
+// (docs/consumers.md): a consumer that refreshes just before a rotation holds the
+// replaced PAT for up to a day, so the default grace must outlast that, and the
+// default bound must admit the default.
+func TestTheDefaultGraceOutlastsAKeyVaultReferenceRefresh(t *testing.T) {
+	const appServiceRefresh = 24 * time.Hour
+	if DefaultGrace <= appServiceRefresh {
+		t.Errorf("DefaultGrace %v does not outlast the 24 h Key Vault reference refresh", DefaultGrace)
+	}
+	if DefaultGrace > DefaultMaxGrace {
+		t.Errorf("DefaultGrace %v exceeds DefaultMaxGrace %v", DefaultGrace, DefaultMaxGrace)
+	}
+	c, err := Load(with(nil))
+	if err != nil || c.Grace != DefaultGrace || c.MaxGrace != DefaultMaxGrace {
+		t.Fatalf("Load with no grace settings: grace %v, max %v, %v", c.Grace, c.MaxGrace, err)
+	}
 }

@@ -56,9 +56,29 @@ type RevocationCommand struct {
 	// Account is the service account whose sign-in performs the revocation.
 	Account     string `json:"account,omitempty"`
 	OperationID string `json:"operationId"` // the operation that replaced the PAT
+	// Kind is empty for a PAT a rotation replaced (Secret names its secret), or
+	// RevokeUnmanaged for a PAT of a person who left that no secret holds
+	// (docs/offboarding.md, PATROL_OFFBOARDING_UNMANAGED): then Secret is empty, Person
+	// and EventID say whose PAT and which HR event, and the command must be signed.
+	Kind    RevocationKind `json:"kind,omitempty"`
+	EventID string         `json:"eventId,omitempty"`
+	Person  *Person        `json:"person,omitempty"`
+	// RequestedAt is when patrol signed the revocation, or when a scheduled one is meant
+	// to run (signed revocations only).
+	RequestedAt time.Time `json:"requestedAt,omitzero"`
+	// Signature proves the revocation comes from patrol: a revocation carried out before
+	// the replaced PAT's grace period ends (an emergency, revokeNow) and every
+	// RevokeUnmanaged need one.
+	Signature *CommandSignature `json:"signature,omitempty"`
 	// Attempt: as RotationCommand.Attempt.
 	Attempt int `json:"attempt,omitempty"`
 }
+
+// RevocationKind is what a revocation command revokes.
+type RevocationKind string
+
+// RevokeUnmanaged: a PAT of a person who left that no managed secret holds.
+const RevokeUnmanaged RevocationKind = "offboarding-unmanaged"
 
 // Validate checks a rotation command (also used before sending one).
 func (c *RotationCommand) Validate() error {
@@ -148,11 +168,20 @@ func (c *RevocationCommand) Validate() error {
 		return err
 	}
 	c.SchemaVersion = SchemaVersion
-	if c.Secret == "" {
-		return Malformed(doc, "secret", "missing")
-	}
-	if err := CheckSecretName(doc, "secret", c.Secret); err != nil {
-		return err
+	switch c.Kind {
+	case "":
+		if c.Secret == "" {
+			return Malformed(doc, "secret", "missing")
+		}
+		if err := CheckSecretName(doc, "secret", c.Secret); err != nil {
+			return err
+		}
+	case RevokeUnmanaged:
+		if err := c.validateUnmanaged(doc); err != nil {
+			return err
+		}
+	default:
+		return Malformed(doc, "kind", "%q is not %s (or absent)", Clip(string(c.Kind)), RevokeUnmanaged)
 	}
 	if c.Org == "" {
 		return Malformed(doc, "org", "missing")
@@ -178,10 +207,33 @@ func (c *RevocationCommand) Validate() error {
 			}
 		}
 	}
+	if err := CheckOpID(doc, "operationId", c.OperationID); err != nil {
+		return err
+	}
 	if err := checkAttempt(doc, c.Attempt); err != nil {
 		return err
 	}
-	return CheckOpID(doc, "operationId", c.OperationID)
+	return checkSignature(doc, c.Signature)
+}
+
+// validateUnmanaged checks what a RevokeUnmanaged command adds: no secret, the person
+// and the HR event, the account that lists and revokes, and a signature's shape.
+func (c *RevocationCommand) validateUnmanaged(doc string) error {
+	switch {
+	case c.Secret != "":
+		return Malformed(doc, "secret", "must be empty when kind is %s: no secret holds the PAT", RevokeUnmanaged)
+	case c.Person == nil:
+		return Malformed(doc, "person", "missing; required when kind is %s", RevokeUnmanaged)
+	case c.Account == "":
+		return Malformed(doc, "account", "missing; required when kind is %s", RevokeUnmanaged)
+	}
+	if err := checkPerson(doc, "person", c.Person); err != nil {
+		return err
+	}
+	if err := CheckIdentifier(doc, "eventId", c.EventID, true); err != nil {
+		return err
+	}
+	return checkSignature(doc, c.Signature)
 }
 
 // DecodeRevocationCommand parses and validates a `pat-revocations` message body.
@@ -189,12 +241,17 @@ func DecodeRevocationCommand(body []byte) (RevocationCommand, error) {
 	const doc = "revocation command"
 	var w struct {
 		RevocationCommand
-		Op string `json:"op"`
+		Op          string `json:"op"`
+		RequestedAt string `json:"requestedAt"`
 	}
 	if err := DecodeObject(doc, body, &w); err != nil {
 		return RevocationCommand{}, err
 	}
 	c := w.RevocationCommand
+	var err error
+	if c.RequestedAt, err = optionalTime(doc, "requestedAt", strings.TrimSpace(w.RequestedAt)); err != nil {
+		return RevocationCommand{}, err
+	}
 	switch {
 	case c.OperationID == "":
 		c.OperationID = w.Op

@@ -250,6 +250,11 @@ func optionalTime(doc, field, v string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
+	if err == nil && (t.UTC().Year() < 1 || t.UTC().Year() > 9999) {
+		// An offset can carry year 0000 or 9999 out of range: accepted, it could not
+		// be encoded again (nor signed and sent).
+		err = errors.New("year out of range")
+	}
 	if err != nil {
 		return time.Time{}, Malformed(doc, field, "%q is not an RFC 3339 date-time", Clip(v))
 	}

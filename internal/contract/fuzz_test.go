@@ -94,6 +94,7 @@ func FuzzDecodeRotationCommand(f *testing.F) {
 
 func FuzzDecodeRevocationCommand(f *testing.F) {
 	seedBodies(f, "Revoke")
+	f.Add([]byte(unmanagedBody))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c, err := DecodeRevocationCommand(body)
 		if err != nil {
@@ -126,6 +127,28 @@ func FuzzNameChecksAgreeWithTheirRegexps(f *testing.F) {
 		}
 		if got, want := ValidVersion(s), versionOracle.MatchString(s); got != want {
 			t.Errorf("ValidVersion(%q) = %v, regexp says %v", s, got, want)
+		}
+	})
+}
+
+func FuzzParsePerson(f *testing.F) {
+	for _, s := range []string{"alice@contoso.com", "6F1C2A4E-8D3B-4C55-9A10-2B7E4D9C0F13", "alice", "", "@", "{6f1c2a4e-8d3b-4c55-9a10-2b7e4d9c0f13}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePerson("request", "person", s)
+		if err != nil {
+			if !isFieldError(err) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			return
+		}
+		if (p.UPN == "") == (p.ObjectID == "") {
+			t.Fatalf("ParsePerson(%q) = %+v: want exactly one of upn and objectId", s, p)
+		}
+		// What it accepts, the offboarding message accepts too.
+		if err := checkPerson("request", "person", &p); err != nil {
+			t.Errorf("ParsePerson(%q) = %+v, which checkPerson refuses: %v", s, p, err)
 		}
 	})
 }

@@ -16,6 +16,10 @@ const (
 	StatusFailed         Status = "failed"
 	StatusNeedsAttention Status = "needs-attention"
 	StatusRevoked        Status = "revoked"
+	// StatusOffboardingReport is the account of a person who left (Outcome.Account),
+	// published once the Offboarding function has queued its re-issues. It names no
+	// secret.
+	StatusOffboardingReport Status = "offboarding-report"
 )
 
 // StatusPending is what SecretStatus reports for an operation without an outcome yet
@@ -52,6 +56,21 @@ type Outcome struct {
 	// Retryable: a failure that a redelivery of the command may fix.
 	Retryable bool      `json:"retryable,omitempty"`
 	Time      time.Time `json:"time,omitzero"`
+	// Account is the account of the person who left (offboarding-report only).
+	Account *PersonAccount `json:"account,omitempty"`
+}
+
+// Ends reports whether the outcome ends its operation: anything but a failure that a
+// redelivery of the command will retry.
+func (o Outcome) Ends() bool {
+	return o.Status != "" && o.Status != StatusPending && !(o.Status == StatusFailed && o.Retryable)
+}
+
+// Replies reports whether the outcome goes to QueueReplies: it ends a rotation
+// operation (a revocation's outcome carries the id of the rotation that replaced the
+// PAT, and that rotation's outcome is the operation's).
+func (o Outcome) Replies() bool {
+	return o.OperationID != "" && o.Trigger != TriggerRevoke && o.Ends()
 }
 
 // Subject is the Subject of the outcome's pat-events message: its status, so a
@@ -106,5 +125,9 @@ func (f Failure) Outcome(now time.Time) Outcome {
 	if f.MessageID != "" {
 		msg = fmt.Sprintf("%s (message %s on %s)", msg, f.MessageID, f.Queue)
 	}
-	return Outcome{Status: StatusFailed, Secret: f.Secret, OperationID: f.OperationID, Reason: f.Reason, Message: msg, Time: now}
+	o := Outcome{Status: StatusFailed, Secret: f.Secret, OperationID: f.OperationID, Reason: f.Reason, Message: msg, Time: now}
+	if f.Queue == QueueRevocations {
+		o.Trigger = TriggerRevoke // a revocation command carries its rotation's operation id
+	}
+	return o
 }

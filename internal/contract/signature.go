@@ -13,7 +13,8 @@ import (
 )
 
 // Decision: a command that does more than the next sweep would do anyway (a manual
-// rotation, a revokeNow) is signed with an HMAC-SHA256 key that only the function app's
+// rotation, a revokeNow, and the revocation a revokeNow schedules before the replaced
+// PAT's grace period ends) is signed with an HMAC-SHA256 key that only the function app's
 // identity can read (the Key Vault secret CommandKeySecret). Service Bus rights are
 // coarse — whoever may send to pat-rotations may send anything — so the queue alone
 // cannot tell RotateNow from any other sender; the signature can. An HMAC over a
@@ -85,9 +86,19 @@ func (k CommandKey) mac(canonical []byte) []byte {
 var ErrUnauthenticated = errors.New("unauthenticated command")
 
 // AuthError is a refused signature; Problem says why without quoting the MAC.
-type AuthError struct{ Problem string }
+type AuthError struct {
+	// Doc names the signed document ("revocation command"); empty is "rotation command".
+	Doc     string
+	Problem string
+}
 
-func (e *AuthError) Error() string        { return "rotation command: signature: " + e.Problem }
+func (e *AuthError) Error() string {
+	doc := e.Doc
+	if doc == "" {
+		doc = "rotation command"
+	}
+	return doc + ": signature: " + e.Problem
+}
 func (e *AuthError) Is(target error) bool { return target == ErrUnauthenticated }
 
 // Permanent: a redelivery carries the same signature.
@@ -121,36 +132,93 @@ func (c RotationCommand) Canonical() []byte {
 // Sign sets c.Signature with key. The command should be validated first (Validate
 // fills in the schema version, which the signature covers).
 func (c *RotationCommand) Sign(key CommandKey) error {
-	if !key.Usable() {
-		return errors.New("contract: the command key is unusable (no version, or shorter than 32 bytes)")
-	}
 	if c.SchemaVersion == "" {
 		c.SchemaVersion = SchemaVersion
 	}
-	c.Signature = &CommandSignature{KeyVersion: key.Version, MAC: base64.RawURLEncoding.EncodeToString(key.mac(c.Canonical()))}
+	sig, err := sign(key, c.Canonical())
+	if err != nil {
+		return err
+	}
+	c.Signature = sig
 	return nil
 }
 
 // Verify checks c's signature with key (the version c.Signature names) at time now:
 // the MAC in constant time, then the command's age. Errors match ErrUnauthenticated.
 func (c RotationCommand) Verify(key CommandKey, now time.Time) error {
-	if c.Signature == nil {
-		return &AuthError{Problem: "missing; a manual or revokeNow command must be signed by patrol (RotateNow or the CLI)"}
+	return verify(c.Signature, key, c.Canonical(), c.RequestedAt, now,
+		"", "missing; a manual or revokeNow command must be signed by patrol (RotateNow or the CLI)")
+}
+
+// Canonical is the byte string a revocation's signature covers, as for a rotation
+// command: every field, in a fixed order, under a label of its own so that a MAC made
+// for a rotation command never verifies as a revocation, nor the reverse.
+func (c RevocationCommand) Canonical() []byte {
+	var at, upn, oid string
+	if !c.RequestedAt.IsZero() {
+		at = c.RequestedAt.UTC().Format(time.RFC3339Nano)
 	}
-	if !key.Usable() || key.Version != c.Signature.KeyVersion {
-		return &AuthError{Problem: "no usable key of version " + Clip(c.Signature.KeyVersion)}
+	if c.Person != nil {
+		upn, oid = c.Person.UPN, c.Person.ObjectID
 	}
-	got, err := base64.RawURLEncoding.DecodeString(c.Signature.MAC)
-	if err != nil || !hmac.Equal(got, key.mac(c.Canonical())) {
-		return &AuthError{Problem: "does not match the command (altered, or signed with another key)"}
+	b, _ := json.Marshal([]string{
+		"patrol-revocation-command/1", c.SchemaVersion, string(c.Kind), c.Secret, c.Org, c.PATID, c.Owner, c.Account,
+		c.OperationID, c.EventID, at, upn, oid,
+	})
+	return b
+}
+
+// Sign sets c.Signature with key; validate c first (Validate canonicalises the PAT id,
+// which the signature covers) and set RequestedAt.
+func (c *RevocationCommand) Sign(key CommandKey) error {
+	if c.SchemaVersion == "" {
+		c.SchemaVersion = SchemaVersion
+	}
+	sig, err := sign(key, c.Canonical())
+	if err != nil {
+		return err
+	}
+	c.Signature = sig
+	return nil
+}
+
+// Verify checks a revocation's signature as RotationCommand.Verify does (MAC, then
+// age: a signed revocation is delivered at once, so MaxCommandAge bounds it too).
+func (c RevocationCommand) Verify(key CommandKey, now time.Time) error {
+	return verify(c.Signature, key, c.Canonical(), c.RequestedAt, now,
+		revocationDoc, "missing; a revocation before the replaced PAT's grace period ends, or of an unmanaged PAT (RevokeUnmanaged), must be signed by patrol")
+}
+
+const revocationDoc = "revocation command"
+
+// sign is the HMAC every signed command shares.
+func sign(key CommandKey, canonical []byte) (*CommandSignature, error) {
+	if !key.Usable() {
+		return nil, errors.New("contract: the command key is unusable (no version, or shorter than 32 bytes)")
+	}
+	return &CommandSignature{KeyVersion: key.Version, MAC: base64.RawURLEncoding.EncodeToString(key.mac(canonical))}, nil
+}
+
+// verify checks sig over canonical with key, in constant time, then the age of
+// requestedAt at now. missing is the Problem when there is no signature.
+func verify(sig *CommandSignature, key CommandKey, canonical []byte, requestedAt, now time.Time, doc, missing string) error {
+	if sig == nil {
+		return &AuthError{Doc: doc, Problem: missing}
+	}
+	if !key.Usable() || key.Version != sig.KeyVersion {
+		return &AuthError{Doc: doc, Problem: "no usable key of version " + Clip(sig.KeyVersion)}
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig.MAC)
+	if err != nil || !hmac.Equal(got, key.mac(canonical)) {
+		return &AuthError{Doc: doc, Problem: "does not match the command (altered, or signed with another key)"}
 	}
 	switch {
-	case c.RequestedAt.IsZero():
-		return &AuthError{Problem: "the command has no requestedAt"}
-	case now.Sub(c.RequestedAt) > MaxCommandAge:
-		return &AuthError{Problem: fmt.Sprintf("the command was signed at %s, more than %s ago (a replay?)", c.RequestedAt.UTC().Format(time.RFC3339), MaxCommandAge)}
-	case c.RequestedAt.Sub(now) > maxClockSkew:
-		return &AuthError{Problem: "the command's requestedAt is in the future"}
+	case requestedAt.IsZero():
+		return &AuthError{Doc: doc, Problem: "the command has no requestedAt"}
+	case now.Sub(requestedAt) > MaxCommandAge:
+		return &AuthError{Doc: doc, Problem: fmt.Sprintf("the command was signed at %s, more than %s ago (a replay?)", requestedAt.UTC().Format(time.RFC3339), MaxCommandAge)}
+	case requestedAt.Sub(now) > maxClockSkew:
+		return &AuthError{Doc: doc, Problem: "the command's requestedAt is in the future"}
 	}
 	return nil
 }

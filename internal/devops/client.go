@@ -259,9 +259,9 @@ func (c *Client) VerifyPAT(ctx context.Context, org string, token secret.Value) 
 	var res connectionData
 	cl := call{op: op, org: org, method: http.MethodGet,
 		url:   c.dev + "/" + org + "/_apis/connectionData?" + url.Values{"api-version": {apiVersion}}.Encode(),
-		basic: "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token.Reveal()))}
+		basic: "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token.Reveal())), pat: token.Reveal()}
 	if err := c.do(ctx, cl, &res); err != nil {
-		return User{}, scrub(err, token.Reveal())
+		return User{}, err
 	}
 	u := res.AuthenticatedUser
 	if u.ID == "" {
@@ -352,6 +352,50 @@ func (c *Client) AdminListUserPATs(ctx context.Context, org, subjectDescriptor s
 	}
 }
 
+// FindUser resolves a person — a UPN (matched with principalName) or an Entra object id
+// (matched with originId) — to the organization's Graph user through the Graph users
+// API (needs vso.graph). A person who is not a member is rotation.ErrNotFound.
+//
+// Decision: walk the list (subjectTypes=aad) rather than ask for the storage key: the
+// storage key is Azure DevOps' own id, which patrol cannot derive from the Entra object
+// id, and the list is the one route that takes neither a descriptor nor a storage key.
+func (c *Client) FindUser(ctx context.Context, org, person string) (GraphUser, error) {
+	const op = "find user"
+	if err := checkOrg(op, org); err != nil {
+		return GraphUser{}, err
+	}
+	person = strings.TrimSpace(person)
+	if person == "" {
+		return GraphUser{}, invalid(op, org, "no person to look for")
+	}
+	q := url.Values{"subjectTypes": {"aad"}, "api-version": {apiVersion}}
+	for page := 0; ; page++ {
+		var res graphUsers
+		var h http.Header
+		u := c.vssps + "/" + org + "/_apis/graph/users?" + q.Encode()
+		if err := c.do(ctx, call{op: op, org: org, method: http.MethodGet, url: u, bearer: true, header: &h}, &res); err != nil {
+			return GraphUser{}, err
+		}
+		for _, w := range res.Value {
+			if strings.EqualFold(w.PrincipalName, person) || strings.EqualFold(w.OriginID, person) {
+				if w.Descriptor == "" {
+					return GraphUser{}, decodeError(op, org, fmt.Errorf("graph user %q has no descriptor", w.PrincipalName))
+				}
+				return GraphUser(w), nil
+			}
+		}
+		next := h.Get("X-MS-ContinuationToken")
+		if next == "" || len(res.Value) == 0 {
+			return GraphUser{}, &Error{Op: op, Org: org, StatusCode: http.StatusNotFound,
+				Message: fmt.Sprintf("%s is not a user of organization %s", person, org), kind: rotation.ErrNotFound}
+		}
+		if page > 10000 {
+			return GraphUser{}, decodeError(op, org, errors.New("continuation tokens never end"))
+		}
+		q.Set("continuationToken", next)
+	}
+}
+
 func (c *Client) patsURL(org string, q url.Values) string {
 	if q == nil {
 		q = url.Values{}
@@ -367,6 +411,9 @@ type call struct {
 	body        any
 	bearer      bool   // authenticate with Options.Token
 	basic       string // or with this Authorization header (a PAT)
+	pat         string // the PAT in basic, to scrub from errors
+	// header, when set, receives the response's headers (a continuation token).
+	header *http.Header
 }
 
 func (c *Client) do(ctx context.Context, cl call, out any) error {
@@ -380,7 +427,15 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	return c.once(ctx, cl, payload, out)
 }
 
+// once sends the call. Whatever error it returns is scrubbed of the credential it sent
+// (scrub.go): error bodies are the service's free text.
 func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) error {
+	var sent []string
+	err := c.send(ctx, cl, payload, out, &sent)
+	return scrub(err, append(sent, credentialForms(cl.pat)...)...)
+}
+
+func (c *Client) send(ctx context.Context, cl call, payload []byte, out any, sent *[]string) error {
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
@@ -401,6 +456,7 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) err
 		if err != nil {
 			return fmt.Errorf("devops: %s in %s: get access token: %w", cl.op, cl.org, err)
 		}
+		*sent = append(*sent, tok)
 		req.Header.Set("Authorization", "Bearer "+tok)
 	case cl.basic != "":
 		req.Header.Set("Authorization", cl.basic)
@@ -415,6 +471,9 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) err
 		return &Error{Op: cl.op, Org: cl.org, Message: "request failed", Err: err, transient: true}
 	}
 	defer res.Body.Close()
+	if cl.header != nil {
+		*cl.header = res.Header
+	}
 	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 	if err != nil {
 		return &Error{Op: cl.op, Org: cl.org, StatusCode: res.StatusCode, Message: "reading the response failed", Err: err, transient: true}

@@ -371,6 +371,31 @@ func TestTokenAdministration(t *testing.T) {
 	}
 }
 
+func TestFindUserResolvesAPersonByUPNOrObjectIDToTheDescriptorTokenAdminTakes(t *testing.T) {
+	s := newStack(t, devopsemu.RateLimit{})
+	admin := s.client(adminUPN)
+	ctx := context.Background()
+	a := s.create(s.client(svcUPN), otherOrg, "a")
+	want, err := s.client(svcUPN).VerifyPAT(ctx, otherOrg, a.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, person := range []string{svcUPN, strings.ToUpper(svcUPN), svcOID} {
+		u, err := admin.FindUser(ctx, otherOrg, person)
+		if err != nil || u.Descriptor != want.SubjectDescriptor || u.OriginID != svcOID || !strings.EqualFold(u.PrincipalName, svcUPN) {
+			t.Errorf("FindUser(%q) = %+v, %v; want descriptor %s", person, u, err, want.SubjectDescriptor)
+			continue
+		}
+		list, err := admin.AdminListUserPATs(ctx, otherOrg, u.Descriptor)
+		if err != nil || len(list) != 1 || list[0].AuthorizationID != a.AuthorizationID {
+			t.Errorf("list by the found descriptor: %+v, %v", list, err)
+		}
+	}
+	if _, err := admin.FindUser(ctx, otherOrg, "nobody@contoso.localhost"); !errors.Is(err, rotation.ErrNotFound) {
+		t.Errorf("FindUser(non-member) = %v, want rotation.ErrNotFound", err)
+	}
+}
+
 func TestInputIsCheckedBeforeCalling(t *testing.T) {
 	s := newStack(t, devopsemu.RateLimit{})
 	c := s.client(svcUPN)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/patrol-dev/patrol/internal/rotation"
-	"github.com/patrol-dev/patrol/internal/secret"
 )
 
 // Sentinels to test errors with errors.Is. Every *Error matches exactly one of
@@ -205,22 +204,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// scrub removes a token value from an error chain's text. Nothing this client builds
-// contains one, but a server message could echo a credential back.
-func scrub(err error, token string) error {
-	if err == nil || token == "" || !strings.Contains(err.Error(), token) {
-		return err
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		c := *e
-		c.Message = strings.ReplaceAll(c.Message, token, secret.Redacted)
-		if c.Err != nil && strings.Contains(c.Err.Error(), token) {
-			c.Err = errors.New(strings.ReplaceAll(c.Err.Error(), token, secret.Redacted))
-		}
-		return &c
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), token, secret.Redacted))
 }

@@ -71,7 +71,7 @@ func newStack(t *testing.T, rl devopsemu.RateLimit) *stack {
 	en, err := entraemu.New(entraemu.Options{CA: ca, Clock: clk, SigningKey: rsaKey, Directory: entraemu.Directory{
 		TenantID: tenantID, Domain: "contoso.localhost",
 		AppRegistrations: []entraemu.AppRegistration{{ClientID: publicApp, PublicClient: true, DisplayName: "patrol",
-			Consent: entraemu.Consent{devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}}},
+			Consent: entraemu.Consent{devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister, devopsemu.ScopeGraph}}}},
 		Users: []entraemu.User{{UPN: svcUPN, Password: svcPass, ObjectID: svcOID}, {UPN: adminUPN, Password: svcPass, ObjectID: adminOID}},
 	}})
 	if err != nil {
@@ -88,7 +88,8 @@ func newStack(t *testing.T, rl devopsemu.RateLimit) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := devopsemu.New(devopsemu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl, TLS: cfg})
+	// Pages of one user: finding a person walks continuation tokens.
+	srv, err := devopsemu.New(devopsemu.Options{Verifier: en.Verifier(), Clock: clk, RateLimit: rl, TLS: cfg, GraphPageSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,26 @@ type SessionToken struct {
 	IsValid         bool // neither revoked nor expired
 }
 
+// GraphUser is a user as the Graph users API describes it.
+type GraphUser struct {
+	PrincipalName string // the UPN
+	OriginID      string // the Entra object id
+	DisplayName   string
+	Descriptor    string // the subject descriptor token admin takes: "aad." + …
+}
+
 // Wire shapes.
+
+type wireGraphUser struct {
+	PrincipalName string `json:"principalName"`
+	OriginID      string `json:"originId"`
+	DisplayName   string `json:"displayName"`
+	Descriptor    string `json:"descriptor"`
+}
+
+type graphUsers struct {
+	Value []wireGraphUser `json:"value"`
+}
 
 type wirePAT struct {
 	DisplayName     string   `json:"displayName"`

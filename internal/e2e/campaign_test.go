@@ -202,7 +202,7 @@ func seedsUpTo(n int) []uint64 {
 // campaignStats counts what the schedules exercised, so a campaign that stopped
 // reaching the paths it is meant to test shows it.
 type campaignStats struct {
-	steps, rotated, crashes, midRequest, faults, rescheduled, duplicates, lockExpiries, gridFailures, deadLettered int
+	steps, rotated, crashes, midRequest, faults, rescheduled, duplicates, lockExpiries, gridFailures, rejected int
 }
 
 func (s *campaignStats) add(o campaignStats) {
@@ -215,13 +215,13 @@ func (s *campaignStats) add(o campaignStats) {
 	s.duplicates += o.duplicates
 	s.lockExpiries += o.lockExpiries
 	s.gridFailures += o.gridFailures
-	s.deadLettered += o.deadLettered
+	s.rejected += o.rejected
 }
 
 func (s campaignStats) String() string {
 	return fmt.Sprintf("%d steps, %d rotations, %d crashes at a step, %d mid-request, %d injected faults, %d throttled reschedules, "+
-		"%d duplicate deliveries, %d lock expiries, %d failed Event Grid deliveries, %d dead-lettered",
-		s.steps, s.rotated, s.crashes, s.midRequest, s.faults, s.rescheduled, s.duplicates, s.lockExpiries, s.gridFailures, s.deadLettered)
+		"%d duplicate deliveries, %d lock expiries, %d failed Event Grid deliveries, %d messages rejected",
+		s.steps, s.rotated, s.crashes, s.midRequest, s.faults, s.rescheduled, s.duplicates, s.lockExpiries, s.gridFailures, s.rejected)
 }
 
 // campaign is one seed's world.
@@ -743,44 +743,42 @@ func (c *campaign) invoke(ctx context.Context, queue string, m *azservicebus.Rec
 	}
 }
 
-// settle mirrors handlers' serviceBusTrigger: complete on success; abandon on a
-// transient error (the broker redelivers, then dead-letters at MaxDeliveryCount);
-// otherwise publish a failed outcome and complete (session queue) or dead-letter with
-// the reason.
+// settle mirrors handlers' serviceBusTrigger: complete on success; otherwise fail the
+// invocation, so the host abandons the message and the broker redelivers it, then
+// dead-letters it at MaxDeliveryCount. A permanent failure is recorded once, at its
+// first delivery: a failed outcome, unless the app published one itself.
 func (c *campaign) settle(r settler, queue string, m *azservicebus.ReceivedMessage, rec *received, err error) {
 	ctx := c.e.ctx
-	var serr error
-	final := ""
-	switch class := handlers.Classify(err); {
-	case err == nil:
-		serr, final = r.CompleteMessage(ctx, m, nil), "completed"
-	case class == handlers.Transient || class == handlers.Conflict || class == handlers.TooManyRequests:
-		serr = r.AbandonMessage(ctx, m, nil)
-	case queue == contract.QueueRotations:
-		f := contract.Failure{Function: "Rotate", Queue: queue, MessageID: m.MessageID, SessionID: deref(m.SessionID),
-			Reason: contract.DeadLetterRejected, Description: err.Error()}
-		if cmd, derr := contract.DecodeRotationCommand(m.Body); derr == nil {
-			f.Secret, f.OperationID = cmd.Secret, cmd.OperationID
+	if err == nil {
+		if serr := r.CompleteMessage(ctx, m, nil); serr != nil {
+			c.say("  settlement failed (%v); the broker redelivers", serr)
+			return
 		}
-		if serr = c.e.svc.Bus.ReportFailure(ctx, f); serr == nil {
-			serr, final = r.CompleteMessage(ctx, m, nil), "failure-reported"
-		}
-	default:
-		reason := contract.DeadLetterRejected
-		if errors.Is(err, contract.ErrMalformed) {
-			reason = contract.DeadLetterMalformed
-		}
-		serr, final = r.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: to(err.Error())}), "dead-lettered"
-		c.count(func(s *campaignStats) { s.deadLettered++ })
-	}
-	if serr != nil {
-		c.say("  settlement failed (%v); the broker redelivers", serr)
+		c.mu.Lock()
+		rec.final = "completed"
+		c.mu.Unlock()
 		return
 	}
-	if final != "" {
-		c.mu.Lock()
-		rec.final = final
-		c.mu.Unlock()
+	switch class := handlers.Classify(err); {
+	case class == handlers.Transient || class == handlers.Conflict || class == handlers.TooManyRequests:
+	case m.DeliveryCount > 1 || errors.Is(err, handlers.ErrRecorded):
+	default:
+		reason := contract.DeadLetterRejected
+		switch {
+		case errors.Is(err, contract.ErrMalformed):
+			reason = contract.DeadLetterMalformed
+		case errors.Is(err, contract.ErrUnauthenticated):
+			reason = contract.DeadLetterUnauthenticated
+		}
+		f := contract.Failure{Function: map[string]string{contract.QueueOffboarding: "Offboarding", contract.QueueRotations: "Rotate", contract.QueueRevocations: "Revoke"}[queue],
+			Queue: queue, MessageID: m.MessageID, SessionID: deref(m.SessionID), Reason: reason, Description: err.Error()}
+		if serr := c.e.svc.Bus.ReportFailure(ctx, f); serr != nil {
+			c.say("  failed outcome not published: %v", serr)
+		}
+		c.count(func(s *campaignStats) { s.rejected++ })
+	}
+	if serr := r.AbandonMessage(ctx, m, nil); serr != nil {
+		c.say("  abandon failed (%v); the lock runs out", serr)
 	}
 }
 
@@ -794,7 +792,8 @@ func (c *campaign) drain() {
 	}
 	c.say("drain: faults off")
 	c.pump()
-	for _, d := range []time.Duration{2 * time.Minute, 11 * time.Minute, 25 * time.Hour, rotation.OrphanMinAge + time.Minute, 25 * time.Hour} {
+	grace := c.e.svc.Defaults.Grace + time.Hour
+	for _, d := range []time.Duration{2 * time.Minute, 11 * time.Minute, grace, rotation.OrphanMinAge + time.Minute, grace} {
 		c.advance(d)
 		c.pump()
 		c.sweep()
@@ -1230,21 +1229,26 @@ func (e *env) plantPersonal(tok secret.Value, name string) string {
 }
 
 type personCache struct {
-	mu   sync.Mutex
-	blob []byte
+	mu      sync.Mutex
+	blob    []byte
+	version int
 }
 
-func (m *personCache) LoadCache(context.Context, string) ([]byte, error) {
+func (m *personCache) LoadCache(context.Context, string) (identity.StoredCache, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.blob, nil
+	if m.version == 0 {
+		return identity.StoredCache{}, nil
+	}
+	return identity.StoredCache{Blob: m.blob, Version: strconv.Itoa(m.version)}, nil
 }
 
-func (m *personCache) SaveCache(_ context.Context, _ string, blob []byte) error {
+func (m *personCache) SaveCache(_ context.Context, _ string, blob []byte, _ string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.blob = blob
-	return nil
+	m.blob = append([]byte(nil), blob...)
+	m.version++
+	return strconv.Itoa(m.version), nil
 }
 
 func (m *personCache) Password(context.Context, string) (string, bool, error) { return "", false, nil }

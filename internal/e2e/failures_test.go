@@ -151,7 +151,7 @@ func TestSignInProblemsNameTheAccountAndTheFix(t *testing.T) {
 func (e *env) forgetAccessTokens() {
 	e.t.Helper()
 	name := kvadapter.CacheSecretName(stack.ServiceAccount)
-	vs, err := e.st.KV.Versions(stack.Vault, name)
+	vs, err := e.st.KV.Versions(stack.IdentityVault, name)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func (e *env) forgetAccessTokens() {
 			cur = v
 		}
 	}
-	blob, err := e.st.KV.SecretValue(stack.Vault, name, cur.Version)
+	blob, err := e.st.KV.SecretValue(stack.IdentityVault, name, cur.Version)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func (e *env) forgetAccessTokens() {
 	}
 	delete(doc, "AccessToken")
 	out, _ := json.Marshal(doc)
-	if _, err := e.st.KV.Put(stack.Vault, name, kvemu.NewSecret{Value: string(out), Tags: cur.Tags, ContentType: cur.ContentType}); err != nil {
+	if _, err := e.st.KV.Put(stack.IdentityVault, name, kvemu.NewSecret{Value: string(out), Tags: cur.Tags, ContentType: cur.ContentType}); err != nil {
 		e.t.Fatal(err)
 	}
 	e.rebuild(e.cfg)
@@ -183,7 +183,7 @@ func (e *env) forgetAccessTokens() {
 // allowROPC stores the service account's password and enables ROPC (fresh process).
 func (e *env) allowROPC() {
 	e.t.Helper()
-	if _, err := e.st.KV.Put(stack.Vault, kvadapter.PasswordSecretName(stack.ServiceAccount), kvemu.NewSecret{Value: e.st.ServiceAccountPassword}); err != nil {
+	if _, err := e.st.KV.Put(stack.IdentityVault, kvadapter.PasswordSecretName(stack.ServiceAccount), kvemu.NewSecret{Value: e.st.ServiceAccountPassword}); err != nil {
 		e.t.Fatal(err)
 	}
 	cfg := e.cfg

@@ -251,20 +251,24 @@ type memCaches struct {
 	blobs map[string][]byte
 }
 
-func (m *memCaches) LoadCache(_ context.Context, account string) ([]byte, error) {
+func (m *memCaches) LoadCache(_ context.Context, account string) (identity.StoredCache, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.blobs[account], nil
+	if m.blobs[account] == nil {
+		return identity.StoredCache{}, nil
+	}
+	return identity.StoredCache{Blob: m.blobs[account], Version: "1"}, nil
 }
 
-func (m *memCaches) SaveCache(_ context.Context, account string, blob []byte) error {
+// SaveCache keeps one version per account: a test of CAE, not of cache versions.
+func (m *memCaches) SaveCache(_ context.Context, account string, blob []byte, _ string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.blobs == nil {
 		m.blobs = map[string][]byte{}
 	}
 	m.blobs[account] = blob
-	return nil
+	return "1", nil
 }
 
 func (m *memCaches) Password(context.Context, string) (string, bool, error) { return "", false, nil }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/contract"
-
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -65,7 +65,7 @@ func TestAdoptThenRotateThenStatus(t *testing.T) {
 	// After the grace period the revocation comes due on pat-revocations; the Revoke
 	// function's work retires the first PAT. (A fresh process an hour later: its
 	// token comes from a refresh, as MSAL's wall clock has not moved.)
-	e.st.Clock.Advance(25 * time.Hour)
+	e.st.Clock.Advance(config.DefaultGrace + time.Hour)
 	e.forgetAccessTokens()
 	cmd := e.receiveRevocation()
 	if cmd.PATID != first || cmd.Secret != secret {

@@ -40,15 +40,25 @@ type Inventory interface {
 
 // Commands sends patrol's commands (the Service Bus adapter). SendRotation puts cmd on
 // the session queue with SessionId = cmd.Secret and MessageId = cmd.OperationID;
-// ScheduleRevocation uses rev.MessageID(). A zero `at` means now.
+// ScheduleRevocation uses rev.MessageID(); SendRevocation sends cmd as it is with
+// MessageId id. A zero `at` means now.
 type Commands interface {
 	SendRotation(ctx context.Context, cmd contract.RotationCommand, at time.Time) error
 	ScheduleRevocation(ctx context.Context, rev rotation.Revocation, at time.Time) error
+	SendRevocation(ctx context.Context, cmd contract.RevocationCommand, id string, at time.Time) error
 }
 
 // Publisher publishes outcomes on the pat-events topic.
 type Publisher interface {
 	Publish(ctx context.Context, o rotation.Outcome) error
+}
+
+// Replies reads the outcome that ended an operation from state every instance shares
+// (the Service Bus adapter: pat-replies, session = operation id). On Flex Consumption
+// RotateNow and SecretStatus run on other instances than Rotate, so nothing in this
+// process's memory could tell them. ok is false while the operation has not ended.
+type Replies interface {
+	Reply(ctx context.Context, op string) (contract.Outcome, bool, error)
 }
 
 // PATLister lists the active PATs that patrol created (display name "patrol <secret>
@@ -64,7 +74,18 @@ type Options struct {
 	Inventory Inventory
 	Commands  Commands
 	Publisher Publisher
-	PATs      PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
+	// Replies tells RotateNow and SecretStatus how an operation ended when it did not
+	// rotate (failed, skipped, needs attention). Without it they know only what the
+	// vault shows (rotated) and report anything else as still pending.
+	Replies Replies
+	PATs    PATLister // optional: orphan clean-up in Sweep, orphan check in Revoke
+	// People lists a person's PATs for the account of a person (account.go); without
+	// it every organization's listing says it was refused.
+	People People
+	// Unmanaged is what Offboard does with a leaver's PATs no managed secret holds
+	// (PATROL_OFFBOARDING_UNMANAGED); empty means UnmanagedReport. The revocations it
+	// asks for go out through Commands (offboarding.go).
+	Unmanaged UnmanagedPolicy
 	// CommandKeys sign RotateNow's commands and verify signed ones in Rotate. Without
 	// them RotateNow refuses and every command that must be signed is rejected.
 	CommandKeys CommandKeys
@@ -95,19 +116,9 @@ type Options struct {
 type App struct {
 	o   Options
 	log *slog.Logger
-
-	// recent remembers outcomes of commands this process ran, so RotateNow's wait and
-	// the status of an operation can report failures too (a failure leaves no trace in
-	// the vault's tags). It is a best-effort cache: another instance's outcomes are
-	// found through the vault (rotated) or not at all (pending).
-	mu     sync.Mutex
-	recent map[string]remembered
-	order  []string
 }
 
 var _ handlers.App = (*App)(nil)
-
-const recentLimit = 4096
 
 // New checks opts and returns an App. It does no I/O.
 func New(o Options) (*App, error) {
@@ -136,7 +147,7 @@ func New(o Options) (*App, error) {
 	if o.ManualCooldown == 0 {
 		o.ManualCooldown = DefaultManualCooldown
 	}
-	return &App{o: o, log: o.Logger, recent: map[string]remembered{}}, nil
+	return &App{o: o, log: o.Logger}, nil
 }
 
 func (a *App) now() time.Time { return a.o.Clock.Now().UTC() }
@@ -162,8 +173,9 @@ func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) erro
 }
 
 // Offboard enqueues one offboarding command per managed secret whose current PAT
-// belongs to the person, and publishes needs-attention for every secret whose service
-// account is the person (re-issuing under that account would not help).
+// belongs to the person, publishes needs-attention for every secret whose service
+// account is the person (re-issuing under that account would not help), then publishes
+// the account of every PAT the person holds (offboarding.go).
 func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
 	versions, err := a.offboardingInventory(ctx)
@@ -172,8 +184,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 	}
 	plan := PlanOffboarding(msg, versions, a.o.Defaults, a.now())
 	if len(plan.Commands) == 0 && len(plan.Attention) == 0 {
-		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to do", "secrets", len(versions))
-		return nil
+		log.InfoContext(ctx, "offboarding: the person owns no managed PAT; nothing to re-issue", "secrets", len(versions))
+		return a.report(ctx, msg, versions)
 	}
 	err = a.fanOut(ctx, len(plan.Commands), func(i int) error {
 		return a.o.Commands.SendRotation(ctx, plan.Commands[i], time.Time{})
@@ -188,7 +200,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 		log.WarnContext(ctx, "offboarding: the secret's service account is the person leaving", "secret", o.Secret)
 	}
 	log.InfoContext(ctx, "offboarding: rotations enqueued", "commands", len(plan.Commands), "needsAttention", len(plan.Attention))
-	return nil
+	// Once the re-issues are queued: the account of every PAT of the person.
+	return a.report(ctx, msg, versions)
 }
 
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
@@ -203,7 +216,8 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 // rotation inside the cooldown of the previous one is skipped with an outcome.
 func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 	if cmd.NeedsSignature() {
-		if err := a.verify(ctx, cmd); err != nil {
+		err := a.verify(ctx, "", cmd.Signature, func(k contract.CommandKey) error { return cmd.Verify(k, a.now()) })
+		if err != nil {
 			a.log.WarnContext(ctx, "rotation command refused", "secret", cmd.Secret, "operationId", cmd.OperationID,
 				"trigger", string(cmd.Trigger), "error", err)
 			return err
@@ -218,7 +232,6 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 			o := rotation.Outcome{Status: rotation.StatusSkipped, Secret: cmd.Secret, Op: cmd.OperationID, Trigger: cmd.Trigger,
 				Reason: ReasonCooldown, RequestedBy: cmd.RequestedBy, Time: a.now(),
 				Message: fmt.Sprintf("a manual rotation wrote the current version less than %s ago; not rotating again for %s", a.o.ManualCooldown, left.Round(time.Second))}
-			a.remember(o)
 			if err := a.o.Publisher.Publish(ctx, o); err != nil {
 				return fmt.Errorf("functionapp: publish: %w", err)
 			}
@@ -226,7 +239,6 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 		}
 	}
 	o, err := a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
-	a.remember(o)
 	if handled, rerr := a.rescheduleRotation(ctx, cmd, err); handled {
 		return rerr
 	}
@@ -246,23 +258,28 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 
 // Revoke performs a scheduled revocation; a PAT that is already gone is success (the
 // core treats not-found as done). Only a PAT patrol has on record for the secret is
-// revoked (OnRecord); anything else is refused with a published outcome. Permanent failures go back to the handler, which
-// dead-letters the message so an operator can replay it after fixing the cause.
+// revoked (OnRecord); anything else is refused with a published outcome. Before the
+// replaced PAT's grace end only a revocation patrol signed is carried out; any other is
+// deferred to the grace end (checkEarly). Permanent failures go back to the handler,
+// which fails the message until Service Bus dead-letters it.
 func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error {
-	if err := a.checkRevocation(ctx, cmd); err != nil {
-		return err
+	if cmd.Kind == contract.RevokeUnmanaged {
+		return a.revokeUnmanaged(ctx, cmd)
 	}
-	cmd, err := a.withOwnerOnRecord(ctx, cmd)
+	versions, err := a.checkRevocation(ctx, cmd)
 	if err != nil {
 		return err
 	}
-	// Not remembered: a revocation carries the operation id of the rotation that
-	// replaced the PAT, and that rotation's outcome is the operation's.
+	if deferred, err := a.checkEarly(ctx, cmd, versions); deferred || err != nil {
+		return err
+	}
+	held := cmd // as it came: what a reschedule sends again (the signature covers the owner)
+	cmd = withOwnerOnRecord(cmd, versions)
 	_, err = a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
 	}
-	if handled, rerr := a.rescheduleRevocation(ctx, cmd, err); handled {
+	if handled, rerr := a.rescheduleRevocation(ctx, held, err); handled {
 		return rerr
 	}
 	return err
@@ -279,6 +296,10 @@ func (a *App) Sweep(ctx context.Context, tick handlers.SweepTick) error {
 	rows := rotation.Plan(versions, a.o.Defaults, now)
 	cmds := SweepCommands(rows, now)
 	for _, r := range rows {
+		// One record per managed secret and sweep: the workbook's "days to expiry"
+		// (infra/modules/queries/expiry.kql) reads these.
+		a.log.InfoContext(ctx, "sweep: secret", "secret", r.Secret, "expires", r.Expires, "daysLeft", r.DaysLeft,
+			"action", string(r.Action), "reason", string(r.Reason))
 		if r.Action == rotation.ActionAttention {
 			a.log.WarnContext(ctx, "sweep: secret needs attention", "secret", r.Secret, "reason", string(r.Reason), "message", r.Message)
 		}
@@ -336,37 +357,4 @@ func (a *App) fanOut(ctx context.Context, n int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-type remembered struct {
-	out       contract.Outcome
-	retryable bool // a failure that a redelivery will retry: not final
-}
-
-func (a *App) remember(o rotation.Outcome) {
-	if o.Op == "" || o.Secret == "" || o.Status == "" {
-		return
-	}
-	key := o.Secret + "/" + o.Op
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.recent[key]; !ok {
-		a.order = append(a.order, key)
-	}
-	a.recent[key] = remembered{out: OutcomeOf(o), retryable: o.Retryable}
-	if len(a.order) > recentLimit {
-		delete(a.recent, a.order[0])
-		a.order = a.order[1:]
-	}
-}
-
-// recall returns a remembered outcome that ends its operation.
-func (a *App) recall(secret, op string) (contract.Outcome, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r, ok := a.recent[secret+"/"+op]
-	if !ok || !Finished(r.out, r.retryable) {
-		return contract.Outcome{}, false
-	}
-	return r.out, true
 }

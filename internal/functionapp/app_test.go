@@ -3,6 +3,7 @@ package functionapp
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ type memRotator struct {
 	mu      sync.Mutex
 	secrets map[string]rotation.Version
 	run     func(secret string, trig rotation.Trigger) (rotation.Outcome, error)
+	revoked []rotation.Revocation // what the core was asked to revoke
 }
 
 func (m *memRotator) Gather(_ context.Context, secret string) (rotation.Input, error) {
@@ -33,7 +35,10 @@ func (m *memRotator) Run(_ context.Context, secret string, trig rotation.Trigger
 	return m.run(secret, trig)
 }
 
-func (m *memRotator) Revoke(context.Context, rotation.Revocation) (rotation.Outcome, error) {
+func (m *memRotator) Revoke(_ context.Context, rev rotation.Revocation) (rotation.Outcome, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.revoked = append(m.revoked, rev)
 	return rotation.Outcome{}, rotation.ErrNotFound
 }
 
@@ -48,10 +53,17 @@ func (m *memRotator) ListManaged(context.Context) ([]rotation.Version, error) {
 }
 
 type memBus struct {
-	mu        sync.Mutex
-	sent      []contract.RotationCommand
-	published []rotation.Outcome
-	onSend    func(contract.RotationCommand)
+	mu          sync.Mutex
+	sent        []contract.RotationCommand
+	revocations []sentRevocation
+	published   []rotation.Outcome
+	onSend      func(contract.RotationCommand)
+}
+
+type sentRevocation struct {
+	cmd contract.RevocationCommand
+	id  string
+	at  time.Time
 }
 
 func (b *memBus) SendRotation(_ context.Context, c contract.RotationCommand, _ time.Time) error {
@@ -69,6 +81,16 @@ func (b *memBus) SendRotation(_ context.Context, c contract.RotationCommand, _ t
 }
 
 func (b *memBus) ScheduleRevocation(context.Context, rotation.Revocation, time.Time) error {
+	return nil
+}
+
+func (b *memBus) SendRevocation(_ context.Context, c contract.RevocationCommand, id string, at time.Time) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.revocations = append(b.revocations, sentRevocation{c, id, at})
 	return nil
 }
 
@@ -180,8 +202,14 @@ func TestOffboardPublishesNeedsAttention(t *testing.T) {
 	if len(b.sent) != 1 || b.sent[0].Secret != "pat-a" {
 		t.Errorf("sent %+v, want one command for pat-a", b.sent)
 	}
-	if len(b.published) != 1 || b.published[0].Secret != "pat-b" || b.published[0].Status != rotation.StatusNeedsAttention {
-		t.Errorf("published %+v, want needs-attention for pat-b", b.published)
+	// Then the account of the person: without a People to list with, it says the
+	// listing was refused rather than reporting no PATs.
+	if len(b.published) != 2 || b.published[0].Secret != "pat-b" || b.published[0].Status != rotation.StatusNeedsAttention {
+		t.Fatalf("published %+v, want needs-attention for pat-b, then the report", b.published)
+	}
+	if r := b.published[1]; r.Status != contract.StatusOffboardingReport || r.Account == nil || r.Account.EventID != "hr-1" ||
+		!strings.HasPrefix(r.Account.Organizations[0].Problem, "listing refused") {
+		t.Errorf("report %+v, want an offboarding-report for hr-1 whose organization says it was not listed", r)
 	}
 }
 
@@ -207,5 +235,80 @@ func TestRotateLeavesRetriesToTheCoreAndTheQueue(t *testing.T) {
 	err = a.Rotate(context.Background(), signed(t, contract.RotationCommand{Secret: "pat-a", OperationID: "op", Trigger: contract.TriggerManual}))
 	if err == nil || rotation.IsPermanent(err) || runs != 1 {
 		t.Errorf("err %v after %d runs; want a retryable error after one run", err, runs)
+	}
+}
+
+// memReplies is pat-replies: the outcomes published that end an operation, by
+// operation id, readable from any App (instance).
+type memReplies struct{ b *memBus }
+
+func (m memReplies) Reply(_ context.Context, op string) (contract.Outcome, bool, error) {
+	m.b.mu.Lock()
+	defer m.b.mu.Unlock()
+	for i := len(m.b.published) - 1; i >= 0; i-- {
+		if o := m.b.published[i].Contract(); o.OperationID == op && o.Replies() {
+			return o, true, nil
+		}
+	}
+	return contract.Outcome{}, false, nil
+}
+
+// On Flex Consumption RotateNow and Rotate run on different instances: the HTTP
+// instance learns a failure only from what both can read (the reply), never from the
+// worker's memory.
+func TestRotateNowReportsAFailureFromAnotherInstance(t *testing.T) {
+	failed := func(secret string, trig rotation.Trigger) rotation.Outcome {
+		return rotation.Outcome{Status: rotation.StatusFailed, Secret: secret, Op: trig.Op, Trigger: rotation.TriggerManual,
+			Reason: "create", Message: "devops: create pat: 400 invalid scope", Time: now}
+	}
+	for name, withReplies := range map[string]bool{
+		"with the replies the failure is reported to the waiting caller and to status": true,
+		"without them the caller hears nothing (no instance memory stands in)":         false,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &memRotator{secrets: map[string]rotation.Version{"pat-a": managed("pat-a", ver1, nil)}}
+			b := &memBus{}
+			worker := newApp(t, r, b)
+			o := Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: testKeys,
+				Clock: rotation.NowFunc(func() time.Time { return now }), PollInterval: time.Millisecond}
+			if withReplies {
+				o.Replies = memReplies{b}
+			}
+			web, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The core publishes its outcome, then returns it with a permanent error.
+			r.run = func(secret string, trig rotation.Trigger) (rotation.Outcome, error) {
+				out := failed(secret, trig)
+				_ = b.Publish(context.Background(), out)
+				return out, &rotation.StepError{Secret: secret, Step: rotation.StepCreate, Err: permanentErr{}}
+			}
+			b.onSend = func(c contract.RotationCommand) { _ = worker.Rotate(context.Background(), c) }
+			wait := 5 * time.Second
+			if !withReplies {
+				wait = 50 * time.Millisecond
+			}
+			res, err := web.RotateNow(context.Background(), handlers.RotateNowRequest{Secret: "pat-a", OperationID: "op-f", Wait: wait})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := web.Status(context.Background(), handlers.StatusRequest{Secret: "pat-a", OperationID: "op-f"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !withReplies {
+				if res.Outcome != nil || st.Operation.Status != contract.StatusPending {
+					t.Errorf("outcome %+v, status %s: want none and pending", res.Outcome, st.Operation.Status)
+				}
+				return
+			}
+			if res.Outcome == nil || res.Outcome.Status != contract.StatusFailed || res.Outcome.Message != "devops: create pat: 400 invalid scope" {
+				t.Errorf("RotateNow outcome = %+v, want the failure", res.Outcome)
+			}
+			if st.Operation == nil || st.Operation.Status != contract.StatusFailed {
+				t.Errorf("status of the operation = %+v, want failed", st.Operation)
+			}
+		})
 	}
 }

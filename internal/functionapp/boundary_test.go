@@ -309,3 +309,162 @@ func TestRevokeRefusesWhatIsNotOnRecord(t *testing.T) {
 		t.Errorf("published %+v, want one failed %s outcome", b.published, ReasonNotOnRecord)
 	}
 }
+
+// memHistory is a secret's every version.
+type memHistory map[string][]rotation.Version
+
+func (h memHistory) Versions(_ context.Context, name string) ([]rotation.Version, error) {
+	return h[name], nil
+}
+
+// memPATs lists the same patrol PATs for any account.
+type memPATs []rotation.PATInfo
+
+func (p memPATs) PatrolPATs(context.Context, string, string) ([]rotation.PATInfo, error) {
+	return p, nil
+}
+
+func TestRevocationBeforeTheGraceEndMustBeSigned(t *testing.T) {
+	const (
+		current  = "aaaaaaaa-0000-0000-0000-000000000001"
+		replaced = "bbbbbbbb-0000-0000-0000-000000000002"
+		orphan   = "eeeeeeee-0000-0000-0000-000000000005"
+	)
+	otherKey := contract.NewCommandKey("fedcba9876543210fedcba9876543210", []byte(strings.Repeat("x", contract.CommandKeySize)))
+	rev := func(id string) contract.RevocationCommand {
+		return contract.RevocationCommand{SchemaVersion: "1", Secret: "pat-a", Org: "contoso", PATID: id, Account: "svc@contoso.com", OperationID: "op-2"}
+	}
+	sign := func(c contract.RevocationCommand, key contract.CommandKey, at time.Time) contract.RevocationCommand {
+		c.RequestedAt = at
+		if err := c.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := map[string]struct {
+		replacedAgo time.Duration // how long ago the current version replaced the PAT
+		graceTag    string        // the current version's patrol-grace, if any
+		cmd         func() contract.RevocationCommand
+		keys        CommandKeys   // default testKeys
+		revoked     bool          // carried out now
+		deferredTo  time.Duration // else: deferred to replacedAgo+grace from now, plus DeferSlack
+	}{
+		"an unsigned revocation at the grace end is carried out": {
+			replacedAgo: 24 * time.Hour, cmd: func() contract.RevocationCommand { return rev(replaced) }, revoked: true},
+		"an unsigned revocation after the grace end is carried out": {
+			replacedAgo: 30 * time.Hour, cmd: func() contract.RevocationCommand { return rev(replaced) }, revoked: true},
+		"the grace of the replacing version's policy counts, not the default": {
+			replacedAgo: 2 * time.Hour, graceTag: "1h", cmd: func() contract.RevocationCommand { return rev(replaced) }, revoked: true},
+		"an unsigned revocation of an orphan is carried out (the sweep sends those at once)": {
+			replacedAgo: time.Minute, cmd: func() contract.RevocationCommand { return rev(orphan) }, revoked: true},
+		"an unsigned revocation of the current PAT goes on to the core (which refuses it as still current)": {
+			replacedAgo: time.Minute, cmd: func() contract.RevocationCommand { return rev(current) }, revoked: true},
+		"a revocation patrol signed is carried out before the grace end": {
+			replacedAgo: time.Minute, cmd: func() contract.RevocationCommand { return sign(rev(replaced), testKeys.key, now) }, revoked: true},
+		"an unsigned revocation before the grace end is deferred to it": {
+			replacedAgo: time.Hour, cmd: func() contract.RevocationCommand { return rev(replaced) }, deferredTo: 23 * time.Hour},
+		"a revocation signed with a key patrol does not hold is deferred": {
+			replacedAgo: time.Hour, cmd: func() contract.RevocationCommand { return sign(rev(replaced), otherKey, now) }, deferredTo: 23 * time.Hour},
+		"a signed revocation altered afterwards (another operation) is deferred": {
+			replacedAgo: time.Hour, deferredTo: 23 * time.Hour, cmd: func() contract.RevocationCommand {
+				c := sign(rev(replaced), testKeys.key, now)
+				c.OperationID = "op-3"
+				return c
+			}},
+		"a signed revocation replayed after MaxCommandAge is deferred": {
+			replacedAgo: 2 * time.Hour, deferredTo: 22 * time.Hour, cmd: func() contract.RevocationCommand {
+				return sign(rev(replaced), testKeys.key, now.Add(-contract.MaxCommandAge-time.Minute))
+			}},
+		"a rotation command's signature on a revocation is deferred": {
+			replacedAgo: time.Hour, deferredTo: 23 * time.Hour, cmd: func() contract.RevocationCommand {
+				c := rev(replaced)
+				c.RequestedAt = now
+				c.Signature = signed(t, contract.RotationCommand{Secret: "pat-a", OperationID: "op-2", Trigger: contract.TriggerManual}).Signature
+				return c
+			}},
+		"an early revocation reaching an app without a command key is deferred": {
+			replacedAgo: time.Hour, keys: memKeys{}, deferredTo: 23 * time.Hour,
+			cmd: func() contract.RevocationCommand { return sign(rev(replaced), testKeys.key, now) }},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cur := managedVersion("pat-a", rotation.TagPATID, current, rotation.TagPreviousPATID, replaced)
+			cur.Created = now.Add(-tc.replacedAgo)
+			if tc.graceTag != "" {
+				cur.Tags[rotation.TagGrace] = tc.graceTag
+			}
+			prev := managedVersion("pat-a", rotation.TagPATID, replaced)
+			prev.ID, prev.Created = "v-prev", cur.Created.Add(-30*24*time.Hour)
+			r := &memRotator{secrets: map[string]rotation.Version{"pat-a": cur}}
+			b := &memBus{}
+			keys := tc.keys
+			if keys == nil {
+				keys = testKeys
+			}
+			a, err := New(Options{Rotator: r, Inventory: r, Commands: b, Publisher: b, Defaults: defaults, CommandKeys: keys,
+				History: memHistory{"pat-a": {prev, cur}}, PATs: memPATs{{ID: orphan, DisplayName: rotation.DisplayName("pat-a", "lostattempt")}},
+				Clock: rotation.NowFunc(func() time.Time { return now })})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := tc.cmd()
+			if err := a.Revoke(context.Background(), cmd); err != nil {
+				t.Fatalf("Revoke: %v", err)
+			}
+			if tc.revoked {
+				if len(r.revoked) != 1 || r.revoked[0].PATID != cmd.PATID || len(b.revocations) != 0 {
+					t.Errorf("revoked %+v, deferred %+v; want it carried out now", r.revoked, b.revocations)
+				}
+				return
+			}
+			if len(r.revoked) != 0 {
+				t.Fatalf("revoked %+v before the grace end", r.revoked)
+			}
+			at := now.Add(tc.deferredTo + DeferSlack)
+			if len(b.revocations) != 1 {
+				t.Fatalf("deferred %+v, want one revocation", b.revocations)
+			}
+			d := b.revocations[0]
+			if !d.at.Equal(at) || d.id != DeferredRevocationID(replaced, at) || d.id == RevocationOf(cmd).MessageID() ||
+				d.cmd.PATID != replaced || d.cmd.Signature != nil {
+				t.Errorf("deferred %+v (%s at %v), want the unsigned revocation at %v under a MessageId of its own", d.cmd, d.id, d.at, at)
+			}
+			if len(b.published) != 1 || b.published[0].Status != rotation.StatusSkipped || b.published[0].Reason != ReasonRevocationDeferred ||
+				!b.published[0].NextCheck.Equal(at) || !strings.Contains(b.published[0].Message, "signature") {
+				t.Errorf("published %+v, want one skipped %s outcome naming the signature and the time", b.published, ReasonRevocationDeferred)
+			}
+		})
+	}
+}
+
+func TestGraceEnd(t *testing.T) {
+	const (
+		a = "aaaaaaaa-0000-0000-0000-000000000001"
+		b = "bbbbbbbb-0000-0000-0000-000000000002"
+		c = "cccccccc-0000-0000-0000-000000000003"
+	)
+	at := func(v rotation.Version, ago time.Duration) rotation.Version { v.Created = now.Add(-ago); return v }
+	v1 := at(managedVersion("pat-a", rotation.TagPATID, a), 10*time.Hour)
+	v2 := at(managedVersion("pat-a", rotation.TagPATID, b, rotation.TagPreviousPATID, a, rotation.TagGrace, "2h"), 8*time.Hour)
+	manual := at(rotation.Version{Name: "pat-a", ID: "v-manual", Tags: map[string]string{}}, 5*time.Hour)
+	v3 := at(managedVersion("pat-a", rotation.TagPATID, c), time.Hour)
+	tests := map[string]struct {
+		pat      string
+		versions []rotation.Version
+		want     time.Duration // the grace end, from now
+		ok       bool
+	}{
+		"the version naming it previous, with that version's grace":                    {a, []rotation.Version{v1, v2}, -6 * time.Hour, true},
+		"a version without patrol's tags replaced it: the next version, default grace": {b, []rotation.Version{v1, v2, manual, v3}, 19 * time.Hour, true},
+		"the current PAT has no grace end":                                             {c, []rotation.Version{v1, v2, manual, v3}, 0, false},
+		"a PAT no version names has none":                                              {"dddddddd-0000-0000-0000-000000000004", []rotation.Version{v1, v2}, 0, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			end, ok := GraceEnd(tc.pat, tc.versions, defaults)
+			if ok != tc.ok || ok && !end.Equal(now.Add(tc.want)) {
+				t.Errorf("GraceEnd = %v, %v; want %v, %v", end, ok, now.Add(tc.want), tc.ok)
+			}
+		})
+	}
+}

@@ -48,9 +48,8 @@ func (a *App) RotateNow(ctx context.Context, req handlers.RotateNowRequest) (han
 	return res, nil
 }
 
-// wait polls for an operation's outcome: first this process's memory (which knows
-// failures too), then the vault's current version (which knows success from any
-// instance). It returns nil when the wait ends first.
+// wait polls for an operation's outcome in what every instance can read (lookup). It
+// returns nil when the wait ends first.
 func (a *App) wait(ctx context.Context, secret, op string, d time.Duration) *contract.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -68,16 +67,34 @@ func (a *App) wait(ctx context.Context, secret, op string, d time.Duration) *con
 	}
 }
 
-// lookup finds a finished operation's outcome.
+// lookup finds a finished operation's outcome in state every instance shares: the
+// vault's current version (the version an operation wrote carries its id in
+// patrol-op), then the operation's reply (pat-replies), which also knows failures.
 func (a *App) lookup(ctx context.Context, secret, op string) (contract.Outcome, bool) {
-	if o, ok := a.recall(secret, op); ok {
-		return o, true
-	}
 	in, err := a.o.Rotator.Gather(ctx, secret)
-	if err != nil {
+	if err == nil {
+		if o, ok := OperationOf(secret, op, in); ok {
+			return o, true
+		}
+	}
+	return a.reply(ctx, secret, op)
+}
+
+// reply reads the operation's outcome from Replies; a reply about another secret
+// (an operation id reused under another name) does not count.
+func (a *App) reply(ctx context.Context, secret, op string) (contract.Outcome, bool) {
+	if a.o.Replies == nil {
 		return contract.Outcome{}, false
 	}
-	return OperationOf(secret, op, in)
+	o, ok, err := a.o.Replies.Reply(ctx, op)
+	if err != nil {
+		a.log.WarnContext(ctx, "read the operation's reply", "secret", secret, "operationId", op, "error", err)
+		return contract.Outcome{}, false
+	}
+	if !ok || o.Secret != secret {
+		return contract.Outcome{}, false
+	}
+	return o, true
 }
 
 // Status reports one managed secret (404, the same answer, when it does not exist, is
@@ -127,13 +144,11 @@ func (a *App) Status(ctx context.Context, req handlers.StatusRequest) (contract.
 	if req.OperationID != "" {
 		o, ok := OperationOf(req.Secret, req.OperationID, in)
 		if !ok {
-			if r, seen := a.recall(req.Secret, req.OperationID); seen {
-				o, ok = r, true
-			}
+			o, ok = a.reply(ctx, req.Secret, req.OperationID)
 		}
 		if !ok {
 			o = contract.Outcome{Status: contract.StatusPending, Secret: req.Secret, OperationID: req.OperationID,
-				Message: "no outcome yet: the command is queued or running (or ran on another instance without rotating)"}
+				Message: "no outcome yet: the command is queued or running"}
 		}
 		res.Operation = &o
 	}

@@ -83,7 +83,11 @@ func (a *App) rescheduleRevocation(ctx context.Context, cmd contract.RevocationC
 	if a.o.Reschedule == nil {
 		return false, nil
 	}
-	at, ok := Reschedule(err, cmd.Attempt, time.Time{}, a.now())
+	var signedAt time.Time
+	if cmd.Signature != nil {
+		signedAt = cmd.RequestedAt
+	}
+	at, ok := Reschedule(err, cmd.Attempt, signedAt, a.now())
 	if !ok {
 		return false, nil
 	}

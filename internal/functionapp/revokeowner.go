@@ -4,8 +4,6 @@ package functionapp
 // not say.
 
 import (
-	"context"
-	"fmt"
 	"strings"
 
 	"github.com/patrol-dev/patrol/internal/contract"
@@ -30,18 +28,10 @@ func OwnerOnRecord(patID string, versions []rotation.Version) string {
 	return ""
 }
 
-// withOwnerOnRecord fills in a revocation's missing owner from the vault's history.
-func (a *App) withOwnerOnRecord(ctx context.Context, cmd contract.RevocationCommand) (contract.RevocationCommand, error) {
-	if cmd.Owner != "" || a.o.History == nil {
-		return cmd, nil
+// withOwnerOnRecord fills in a revocation's missing owner from the secret's versions.
+func withOwnerOnRecord(cmd contract.RevocationCommand, versions []rotation.Version) contract.RevocationCommand {
+	if cmd.Owner == "" {
+		cmd.Owner = OwnerOnRecord(cmd.PATID, versions)
 	}
-	versions, err := a.o.History.Versions(ctx, cmd.Secret)
-	if err != nil {
-		return cmd, fmt.Errorf("functionapp: list versions of %q: %w", cmd.Secret, err)
-	}
-	if owner := OwnerOnRecord(cmd.PATID, versions); owner != "" {
-		cmd.Owner = owner
-		a.log.InfoContext(ctx, "revocation: owner taken from the version that held the PAT", "secret", cmd.Secret, "patId", cmd.PATID, "owner", owner)
-	}
-	return cmd, nil
+	return cmd
 }

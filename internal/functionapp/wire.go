@@ -40,7 +40,8 @@ func OutcomeOf(o rotation.Outcome) contract.Outcome {
 // Finished reports whether an outcome ends its operation: anything but a failure that
 // a redelivery will retry.
 func Finished(o contract.Outcome, retryable bool) bool {
-	return o.Status != "" && o.Status != contract.StatusPending && !(o.Status == contract.StatusFailed && retryable)
+	o.Retryable = retryable
+	return o.Ends()
 }
 
 // OperationOf reads an operation's outcome from the secret's current version: the

@@ -20,6 +20,7 @@ func (s *ServiceAccounts) LoginInBrowser(ctx context.Context, upn string, open f
 	if err != nil {
 		return err
 	}
+	defer a.cache.signingIn()() // a sign-in replaces whatever cache is stored (cache.go)
 	opts := []public.AcquireInteractiveOption{public.WithLoginHint(upn)}
 	if open != nil {
 		opts = append(opts, public.WithOpenURL(open))

@@ -20,16 +20,27 @@ var clientCapabilities = []string{"cp1"}
 // asking Entra for claims: the JSON of a resource's claims challenge. MSAL then skips
 // its cached access token and redeems the refresh token with the claims. When Entra
 // refuses (the sessions were revoked in Entra too), the *SignInError says to sign in
-// again.
+// again. Like Token, it reloads a cache that changed in the vault after invalid_grant.
 func (s *ServiceAccounts) TokenWithClaims(ctx context.Context, upn string, scopes []string, claims string) (Token, error) {
-	return s.silent(ctx, upn, scopes, claims)
+	return s.againIfReloaded(ctx, upn, func(ctx context.Context, upn string) (Token, error) {
+		return s.silent(ctx, upn, scopes, claims)
+	})
 }
 
 // TokenAdmin returns a token for the token administration API (TokenAdminScopes),
 // redeemed from the account's sign-in. Without consent for vso.tokenadministration it
 // is a *SignInError of kind ConsentRequired.
 func (s *ServiceAccounts) TokenAdmin(ctx context.Context, upn string) (Token, error) {
-	return s.silent(ctx, upn, TokenAdminScopes, "")
+	return s.againIfReloaded(ctx, upn, func(ctx context.Context, upn string) (Token, error) {
+		return s.silent(ctx, upn, TokenAdminScopes, "")
+	})
+}
+
+// ListingToken returns a token to list a person's PATs (ListingScopes), redeemed from
+// the account's sign-in. Without consent for those permissions it is a *SignInError of
+// kind ConsentRequired.
+func (s *ServiceAccounts) ListingToken(ctx context.Context, upn string) (Token, error) {
+	return s.silent(ctx, upn, ListingScopes, "")
 }
 
 // silent gets a token from the account's cache or refresh token, with optional claims.

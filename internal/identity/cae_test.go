@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -153,27 +152,3 @@ func TestSigningInWithoutThePATConsentFailsNamingIt(t *testing.T) {
 		t.Fatalf("login = %v, want ConsentRequired naming vso.pats, vso.pats_manage", err)
 	}
 }
-
-// memStore keeps MSAL caches in memory.
-type memStore struct {
-	mu    sync.Mutex
-	blobs map[string][]byte
-}
-
-func (m *memStore) LoadCache(_ context.Context, account string) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.blobs[account], nil
-}
-
-func (m *memStore) SaveCache(_ context.Context, account string, blob []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.blobs == nil {
-		m.blobs = map[string][]byte{}
-	}
-	m.blobs[account] = blob
-	return nil
-}
-
-func (m *memStore) Password(context.Context, string) (string, bool, error) { return "", false, nil }

@@ -25,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 )
 
@@ -46,17 +45,10 @@ var (
 	DevOpsScopes = []string{DevOpsResource + "/vso.pats", DevOpsResource + "/vso.pats_manage"}
 	// TokenAdminScopes are the token administration API's (TokenAdmin).
 	TokenAdminScopes = []string{DevOpsResource + "/vso.tokenadministration"}
+	// ListingScopes list a person's PATs (ListingToken): the Graph users API resolves
+	// the person (vso.graph), token administration lists (vso.tokenadministration).
+	ListingScopes = []string{DevOpsResource + "/vso.tokenadministration", DevOpsResource + "/vso.graph"}
 )
-
-// CacheStore persists each service account's MSAL cache (and, where ROPC is enabled, reads
-// its password). The Key Vault adapter implements it.
-type CacheStore interface {
-	// LoadCache returns the account's cache blob, or nil when there is none yet.
-	LoadCache(ctx context.Context, account string) ([]byte, error)
-	SaveCache(ctx context.Context, account string, blob []byte) error
-	// Password returns the account's stored password and whether one exists.
-	Password(ctx context.Context, account string) (string, bool, error)
-}
 
 // Options configure ServiceAccounts.
 type Options struct {
@@ -69,6 +61,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// Scopes default to DevOpsScopes.
 	Scopes []string
+	// CacheRecheck is how long a warm instance trusts its copy of an account's cache
+	// before comparing the stored version again (cache.go); default DefaultCacheRecheck.
+	CacheRecheck time.Duration
 }
 
 // Token is a delegated access token. Its String never shows the value.
@@ -120,6 +115,9 @@ func NewServiceAccounts(opts Options) (*ServiceAccounts, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
+	if opts.CacheRecheck <= 0 {
+		opts.CacheRecheck = DefaultCacheRecheck
+	}
 	return &ServiceAccounts{opts: opts, clients: map[string]*account{}}, nil
 }
 
@@ -130,7 +128,7 @@ func (s *ServiceAccounts) account(upn string) (*account, error) {
 	if a, ok := s.clients[key]; ok {
 		return a, nil
 	}
-	c := &kvCache{store: s.opts.Store, account: key}
+	c := &kvCache{store: s.opts.Store, account: key, recheck: s.opts.CacheRecheck, log: s.opts.Logger}
 	pc, err := public.New(s.opts.ClientID,
 		public.WithAuthority(s.opts.Authority),
 		public.WithHTTPClient(s.opts.HTTPClient),
@@ -155,8 +153,14 @@ func isCustomAuthority(authority string) bool {
 
 // Token returns an Azure DevOps token for the service account: silently from its cache,
 // else by password where ROPC is allowed and a password is stored, else a *SignInError
-// telling the operator how to fix it.
+// telling the operator how to fix it. A sign-in found missing or revoked (invalid_grant)
+// is tried once more when the stored cache changed since this instance read it: an
+// operator ran `patrol login` again, and that must take effect without a restart.
 func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) {
+	return s.againIfReloaded(ctx, upn, s.token)
+}
+
+func (s *ServiceAccounts) token(ctx context.Context, upn string) (Token, error) {
 	a, err := s.account(upn)
 	if err != nil {
 		return Token{}, err
@@ -220,6 +224,7 @@ func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(Devic
 	if err != nil {
 		return err
 	}
+	defer a.cache.signingIn()()
 	dc, err := a.client.AcquireTokenByDeviceCode(ctx, s.opts.Scopes)
 	if err != nil {
 		return s.signInError(upn, s.opts.Scopes, err)
@@ -230,48 +235,4 @@ func (s *ServiceAccounts) Login(ctx context.Context, upn string, show func(Devic
 		return s.signInError(upn, s.opts.Scopes, err)
 	}
 	return requireAccount(ctx, a, upn, res.Account)
-}
-
-// kvCache adapts CacheStore to MSAL's ExportReplace. It keeps the last blob in memory so
-// a warm function instance does not read Key Vault before every token, and writes only
-// when MSAL's cache actually changed.
-type kvCache struct {
-	store   CacheStore
-	account string
-	mu      sync.Mutex
-	blob    []byte
-	loaded  bool
-}
-
-func (c *kvCache) Replace(ctx context.Context, u cache.Unmarshaler, _ cache.ReplaceHints) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.loaded {
-		b, err := c.store.LoadCache(ctx, c.account)
-		if err != nil {
-			return fmt.Errorf("identity: load token cache of %s: %w", c.account, err)
-		}
-		c.blob, c.loaded = b, true
-	}
-	if len(c.blob) == 0 {
-		return nil
-	}
-	return u.Unmarshal(c.blob)
-}
-
-func (c *kvCache) Export(ctx context.Context, m cache.Marshaler, _ cache.ExportHints) error {
-	b, err := m.Marshal()
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.loaded && string(b) == string(c.blob) {
-		return nil
-	}
-	if err := c.store.SaveCache(ctx, c.account, b); err != nil {
-		return fmt.Errorf("identity: save token cache of %s: %w", c.account, err)
-	}
-	c.blob, c.loaded = b, true
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/patrol-dev/patrol/internal/identity"
 	"github.com/patrol-dev/patrol/internal/keyvault"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	kvemu "github.com/patrol-dev/patrol/internal/local/emulator/keyvault"
@@ -97,7 +98,7 @@ func TestSecretStoreAgainstTheEmulator(t *testing.T) {
 		}
 	})
 	t.Run("a token cache secret is never written as a PAT", func(t *testing.T) {
-		if err := s.SaveCache(ctx, "svc@contoso.com", []byte(`{}`)); err != nil {
+		if _, err := s.SaveCache(ctx, "svc@contoso.com", []byte(`{}`), identity.Overwrite); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.SetVersion(ctx, keyvault.CacheSecretName("svc@contoso.com"), rotation.NewVersion{Value: secret.New("pat"), Tags: managedTags(rotation.ReasonAdopt)})
@@ -169,14 +170,15 @@ func TestCacheStoreAgainstTheEmulator(t *testing.T) {
 	ctx := context.Background()
 	const upn = "svc-build@contoso.com"
 
-	if b, err := s.LoadCache(ctx, upn); err != nil || b != nil {
-		t.Fatalf("LoadCache before any sign-in = %q, %v", b, err)
+	if sc, err := s.LoadCache(ctx, upn); err != nil || sc.Blob != nil || sc.Version != "" {
+		t.Fatalf("LoadCache before any sign-in = %q %q, %v", sc.Blob, sc.Version, err)
 	}
-	if err := s.SaveCache(ctx, upn, []byte(`{"AccessToken":{}}`)); err != nil {
-		t.Fatal(err)
+	v1, err := s.SaveCache(ctx, upn, []byte(`{"AccessToken":{}}`), "")
+	if err != nil || v1 == "" {
+		t.Fatalf("SaveCache = %q, %v", v1, err)
 	}
-	if b, err := s.LoadCache(ctx, upn); err != nil || string(b) != `{"AccessToken":{}}` {
-		t.Fatalf("LoadCache = %q, %v", b, err)
+	if sc, err := s.LoadCache(ctx, upn); err != nil || string(sc.Blob) != `{"AccessToken":{}}` || sc.Version != v1 {
+		t.Fatalf("LoadCache = %q %q, %v; want version %s", sc.Blob, sc.Version, err, v1)
 	}
 	infos, _ := st.KV.Secrets(stack.Vault)
 	for _, i := range infos {
@@ -193,7 +195,7 @@ func TestCacheStoreAgainstTheEmulator(t *testing.T) {
 	if _, err := s.LoadCache(ctx, other); err == nil || !strings.Contains(err.Error(), "patrol-kind=msal-cache") {
 		t.Fatalf("LoadCache of a foreign secret: %v", err)
 	}
-	if err := s.SaveCache(ctx, other, []byte("{}")); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
+	if _, err := s.SaveCache(ctx, other, []byte("{}"), identity.Overwrite); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
 		t.Fatalf("SaveCache over a foreign secret: %v", err)
 	}
 
@@ -205,5 +207,46 @@ func TestCacheStoreAgainstTheEmulator(t *testing.T) {
 	}
 	if pw, ok, err := s.Password(ctx, upn); err != nil || !ok || pw != "hunter2" {
 		t.Fatalf("Password = ok %v, %v", ok, err)
+	}
+}
+
+func TestACacheIsSavedOnlyOverTheVersionItWasReadAt(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	const upn = "svc-build@contoso.com"
+	v1, err := s.SaveCache(ctx, upn, []byte(`{"v":1}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		over    string
+		changed bool
+	}{
+		"a first save expecting no cache finds one":       {over: "", changed: true},
+		"a save over a version that is no longer current": {over: "0123456789abcdef0123456789abcdef", changed: true},
+		"a save over the current version":                 {over: v1},
+		"a sign-in overwrites whatever version is stored": {over: identity.Overwrite},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before, err := s.LoadCache(ctx, upn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.over == v1 {
+				tc.over = before.Version // the version this case read
+			}
+			v, err := s.SaveCache(ctx, upn, []byte(`{"v":2}`), tc.over)
+			after, _ := s.LoadCache(ctx, upn)
+			if tc.changed {
+				if !errors.Is(err, identity.ErrCacheChanged) || after.Version != before.Version {
+					t.Fatalf("err = %v, version %s -> %s; want ErrCacheChanged and nothing written", err, before.Version, after.Version)
+				}
+				return
+			}
+			if err != nil || after.Version != v || v == before.Version {
+				t.Fatalf("err = %v, stored %s, returned %s, before %s", err, after.Version, v, before.Version)
+			}
+		})
 	}
 }

@@ -51,6 +51,8 @@ type Outcome struct {
 	// Retryable: a failure that a redelivery of the command may fix.
 	Retryable bool
 	Time      time.Time
+	// Account is the account of a person who left (contract.StatusOffboardingReport).
+	Account *contract.PersonAccount
 }
 
 // MarshalJSON writes the outcome in its wire form, so the pat-events body has one
@@ -73,7 +75,7 @@ func OutcomeOf(c contract.Outcome) Outcome {
 		Status: c.Status, Secret: c.Secret, Op: c.OperationID, Trigger: c.Trigger, Reason: Reason(c.Reason),
 		Message: c.Message, Step: Step(c.Step), Org: c.Org, Owner: c.Owner, PATID: c.PATID,
 		PreviousPATID: c.PreviousPATID, Version: c.Version, Expires: c.Expires, NextCheck: c.NextCheck,
-		RequestedBy: c.RequestedBy, Retryable: c.Retryable, Time: c.Time,
+		RequestedBy: c.RequestedBy, Retryable: c.Retryable, Time: c.Time, Account: c.Account,
 	}
 }
 
@@ -83,7 +85,7 @@ func (o Outcome) Contract() contract.Outcome {
 		Status: o.Status, Secret: o.Secret, OperationID: o.Op, Trigger: o.Trigger, Reason: string(o.Reason),
 		Message: o.Message, Step: string(o.Step), Org: o.Org, Owner: o.Owner, PATID: o.PATID,
 		PreviousPATID: o.PreviousPATID, Version: o.Version, Expires: o.Expires, NextCheck: o.NextCheck,
-		RequestedBy: o.RequestedBy, Retryable: o.Retryable, Time: o.Time,
+		RequestedBy: o.RequestedBy, Retryable: o.Retryable, Time: o.Time, Account: o.Account,
 	}
 }
 

@@ -128,6 +128,12 @@ type Revocation struct {
 	Account string `json:"account"`
 	// Op is the operation that replaced the PAT.
 	Op string `json:"op"`
+	// GraceEnd is when the replaced PAT's grace period ends (the replacing version's
+	// creation plus the policy's grace); zero when no grace applies (an orphan). A
+	// revocation scheduled before it does more than the schedule, so the Effects must
+	// prove it comes from patrol (the Service Bus adapter signs it). Not sent: the
+	// function that carries the revocation out works the grace end out from the vault.
+	GraceEnd time.Time `json:"-"`
 }
 
 // MessageID is a stable id for duplicate detection: one revocation per PAT.

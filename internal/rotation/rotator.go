@@ -237,9 +237,10 @@ func (r *Rotator) finish(ctx context.Context, log *slog.Logger, trig Trigger, ve
 		if created.IsZero() {
 			created = o.Time
 		}
-		at := created.Add(pol.Grace)
+		prev.GraceEnd = created.Add(pol.Grace)
+		at := prev.GraceEnd
 		if trig.RevokeNow {
-			at = o.Time
+			at = o.Time // before GraceEnd: the Effects sign it
 		}
 		if err := r.fx.ScheduleRevocation(ctx, prev, at); err != nil {
 			return r.failedAfterStore(ctx, log, o, StepScheduleRevocation, err)

@@ -169,7 +169,7 @@ func TestRotateHappyPath(t *testing.T) {
 		}
 	}
 	revs := f.w.Revocations()
-	if len(revs) != 1 || revs[0].PATID != f.oldPAT || !revs[0].At.Equal(start.Add(24*time.Hour)) || revs[0].Account != svc {
+	if len(revs) != 1 || revs[0].PATID != f.oldPAT || !revs[0].At.Equal(start.Add(24*time.Hour)) || !revs[0].GraceEnd.Equal(revs[0].At) || revs[0].Account != svc {
 		t.Errorf("revocations = %+v, want the old PAT after the 24h grace", revs)
 	}
 	wakes := f.w.Wakeups()
@@ -542,6 +542,10 @@ func TestRevokeNowRevokesTheOldPATImmediately(t *testing.T) {
 	trig.RevokeNow = true
 	if _, err := f.run(trig); err != nil {
 		t.Fatal(err)
+	}
+	// The Effects learn that this revocation comes before the grace end (and sign it).
+	if revs := f.w.Revocations(); len(revs) != 1 || !revs[0].At.Before(revs[0].GraceEnd) || !revs[0].GraceEnd.Equal(start.Add(24*time.Hour)) {
+		t.Errorf("revocations = %+v, want one at once, before its grace end 24h later", revs)
 	}
 	if errs := f.w.RunDueRevocations(context.Background(), f.r.Revoke); len(errs) > 0 {
 		t.Fatal(errs)

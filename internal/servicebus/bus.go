@@ -2,8 +2,8 @@
 // implements the core's side effects (rotation.Effects: scheduled revocations on
 // pat-revocations, wake-ups on the session queue pat-rotations, outcomes on the topic
 // pat-events), sends commands for triggers and the CLI (SendRotation, SendOffboarding),
-// and settles messages the Functions host holds (the custom handler's DeadLetterer by
-// lock token, its FailureReporter as a published failed outcome).
+// and reports messages the handler gives up on (its FailureReporter, a published failed
+// outcome). It never settles a message the Functions host holds: the host owns the lock.
 //
 // Idempotency comes from the broker, not from bookkeeping here: every message carries a
 // MessageId derived from what it means (revoke-<patId>, the operation id, the wake-up's
@@ -28,13 +28,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/google/uuid"
 
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/rotation"
@@ -51,6 +49,18 @@ type Options struct {
 	// RetryDelay is the SDK's first back-off, doubling after each retry; zero keeps its
 	// default (4s). Tests shorten it.
 	RetryDelay time.Duration
+	// CommandKeys sign a revocation scheduled before the replaced PAT's grace period
+	// ends (revokeNow); without them it is sent unsigned, and Revoke defers it to the
+	// grace end.
+	CommandKeys SigningKeys
+	// NoReplies sends outcomes to pat-events only, never to pat-replies: for the
+	// operator's CLI, whose operations no HTTP function waits for.
+	NoReplies bool
+}
+
+// SigningKeys hands out the command-signing key (the Key Vault adapter's CommandKeys).
+type SigningKeys interface {
+	SigningKey(ctx context.Context) (contract.CommandKey, error)
 }
 
 // MaxRetries is how often the SDK retries one failed operation (see the Decision in the
@@ -67,10 +77,12 @@ type Bus struct {
 	c     *azservicebus.Client
 	log   *slog.Logger
 	clock rotation.Clock
+	keys  SigningKeys
+	// noReplies: Options.NoReplies.
+	noReplies bool
 
-	mu        sync.Mutex
-	senders   map[string]*azservicebus.Sender
-	receivers map[string]*azservicebus.Receiver
+	mu      sync.Mutex
+	senders map[string]*azservicebus.Sender
 }
 
 var _ rotation.Effects = (*Bus)(nil)
@@ -80,8 +92,9 @@ var _ rotation.Effects = (*Bus)(nil)
 func NewFromConnectionString(cs string, o Options) (*Bus, error) {
 	c, err := azservicebus.NewClientFromConnectionString(cs, clientOptions(o))
 	if err != nil {
-		// azservicebus's parse errors do not echo the key, but say which setting it was.
-		return nil, fmt.Errorf("servicebus: ServiceBusConnection: %w", err)
+		// azservicebus's parse errors quote the Endpoint, and in a malformed string (a
+		// ',' instead of ';') the key runs into it: name the setting, never the text.
+		return nil, errors.New("servicebus: ServiceBusConnection is not a valid Service Bus connection string (want Endpoint=sb://<namespace>/;SharedAccessKeyName=…;SharedAccessKey=…)")
 	}
 	return newBus(c, o), nil
 }
@@ -103,27 +116,67 @@ func newBus(c *azservicebus.Client, o Options) *Bus {
 	if o.Clock == nil {
 		o.Clock = rotation.SystemClock
 	}
-	return &Bus{c: c, log: o.Logger, clock: o.Clock, senders: map[string]*azservicebus.Sender{}, receivers: map[string]*azservicebus.Receiver{}}
+	return &Bus{c: c, log: o.Logger, clock: o.Clock, keys: o.CommandKeys, noReplies: o.NoReplies, senders: map[string]*azservicebus.Sender{}}
 }
 
 // Close closes every link and the connection.
 func (b *Bus) Close(ctx context.Context) error {
 	b.mu.Lock()
-	b.senders, b.receivers = map[string]*azservicebus.Sender{}, map[string]*azservicebus.Receiver{}
+	b.senders = map[string]*azservicebus.Sender{}
 	b.mu.Unlock()
 	return b.c.Close(ctx) // closes the links it created too
 }
 
 // ScheduleRevocation enqueues the revocation on pat-revocations at `at`. MessageId is
 // Revocation.MessageID (one per PAT), so a repeat inside the duplicate-detection window
-// is dropped by the broker.
+// is dropped by the broker. A revocation due before r.GraceEnd (revokeNow) does more
+// than the schedule would, so it is signed with the command key.
 func (b *Bus) ScheduleRevocation(ctx context.Context, r rotation.Revocation, at time.Time) error {
 	cmd := contract.RevocationCommand{SchemaVersion: contract.SchemaVersion, Secret: r.Secret, Org: r.Org, PATID: r.PATID,
 		Owner: r.Owner, Account: r.Account, OperationID: r.Op}
 	if err := cmd.Validate(); err != nil {
 		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
 	}
-	m, err := b.message(cmd, r.MessageID(), "", at)
+	if at.Before(r.GraceEnd) {
+		if err := b.signRevocation(ctx, &cmd); err != nil {
+			return err
+		}
+	}
+	return b.SendRevocation(ctx, cmd, r.MessageID(), at)
+}
+
+// signRevocation signs an early revocation. Without a key (none configured, or one this
+// identity may not read) it leaves the revocation unsigned — Revoke then defers it to
+// the grace end — rather than fail for good a rotation that already stored its new
+// version; a key that cannot be read just now is a transient error, retried.
+func (b *Bus) signRevocation(ctx context.Context, cmd *contract.RevocationCommand) error {
+	var key contract.CommandKey
+	err := errors.New("no command key configured")
+	if b.keys != nil {
+		key, err = b.keys.SigningKey(ctx)
+	}
+	switch {
+	case err != nil && b.keys != nil && !rotation.IsPermanent(err):
+		return fmt.Errorf("servicebus: sign the revocation of %s: read the command key: %w", cmd.PATID, err)
+	case err != nil:
+		b.log.WarnContext(ctx, "the early revocation is sent unsigned and will wait for the grace period",
+			"secret", cmd.Secret, "patId", cmd.PATID, "error", err)
+		return nil
+	}
+	cmd.RequestedAt = b.clock.Now().UTC()
+	if err := cmd.Sign(key); err != nil {
+		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
+	}
+	return nil
+}
+
+// SendRevocation enqueues a revocation command as it is (signed or not) with MessageId
+// id, now or at `at` when that is in the future.
+func (b *Bus) SendRevocation(ctx context.Context, cmd contract.RevocationCommand, id string, at time.Time) error {
+	if err := cmd.Validate(); err != nil {
+		return &Error{Op: "schedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
+	}
+	m, err := b.message(cmd, id, "", at)
 	if err != nil {
 		return err
 	}
@@ -157,11 +210,21 @@ func (b *Bus) Publish(ctx context.Context, o rotation.Outcome) error {
 }
 
 // publish sends an outcome to pat-events as the contract says: the body, the status as
-// Subject, and the properties subscription filters use.
+// Subject, and the properties subscription filters use. An outcome that ends a rotation
+// operation goes to pat-replies first (session = operation id), so the HTTP functions,
+// on other instances, can report it (Reply); a repeat after a failed topic send is
+// dropped there by duplicate detection (same MessageId).
 func (b *Bus) publish(ctx context.Context, o contract.Outcome, id string) error {
 	body, err := json.Marshal(o)
 	if err != nil {
 		return &Error{Op: "publish outcome", Entity: contract.TopicEvents, Err: err, permanent: true}
+	}
+	if o.Replies() && !b.noReplies {
+		r := &azservicebus.Message{Body: body, ContentType: to(contentJSON), Subject: to(o.Subject()), MessageID: to(id),
+			SessionID: to(o.OperationID), TimeToLive: to(contract.ReplyTTL), ApplicationProperties: o.Properties()}
+		if err := b.send(ctx, "reply", contract.QueueReplies, r); err != nil {
+			return err
+		}
 	}
 	m := &azservicebus.Message{
 		Body: body, ContentType: to(contentJSON), Subject: to(o.Subject()),
@@ -171,6 +234,38 @@ func (b *Bus) publish(ctx context.Context, o contract.Outcome, id string) error 
 		m.CorrelationID = to(o.OperationID)
 	}
 	return b.send(ctx, "publish outcome", contract.TopicEvents, m)
+}
+
+// Reply returns the outcome that ended operation op, from pat-replies: it accepts the
+// operation's session, peeks (replies are never consumed, so every reader sees them)
+// and lets the session go. ok is false while there is none. When several ended it
+// (a redelivered command that found its work done), the latest counts.
+func (b *Bus) Reply(ctx context.Context, op string) (contract.Outcome, bool, error) {
+	sr, err := b.c.AcceptSessionForQueue(ctx, contract.QueueReplies, op, nil)
+	if err != nil {
+		return contract.Outcome{}, false, translate("accept reply session", contract.QueueReplies, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = sr.Close(cctx)
+	}()
+	msgs, err := sr.PeekMessages(ctx, 32, nil)
+	if err != nil {
+		return contract.Outcome{}, false, translate("peek replies", contract.QueueReplies, err)
+	}
+	var last contract.Outcome
+	found := false
+	for _, m := range msgs {
+		var o contract.Outcome
+		if err := json.Unmarshal(m.Body, &o); err != nil || o.OperationID != op || !o.Ends() {
+			continue
+		}
+		if !found || !o.Time.Before(last.Time) {
+			last, found = o, true
+		}
+	}
+	return last, found, nil
 }
 
 // outcomeID keys an outcome by what it reports, so subscribers can drop repeats.
@@ -213,31 +308,9 @@ func (b *Bus) SendOffboarding(ctx context.Context, msg contract.OffboardingMessa
 	return b.send(ctx, "send offboarding", contract.QueueOffboarding, m)
 }
 
-// DeadLetter moves a message the Functions host holds to its queue's dead-letter
-// queue. The host gives only the lock token (a GUID string); a ReceivedMessage holding
-// just that token makes azservicebus settle through the queue's management link
-// (update-disposition), which works whatever link received the message.
-func (b *Bus) DeadLetter(ctx context.Context, queue, lockToken, reason, description string) error {
-	tok, err := uuid.Parse(strings.Trim(strings.TrimSpace(lockToken), `"`))
-	if err != nil {
-		return &Error{Op: "dead-letter", Entity: queue, Err: fmt.Errorf("lock token %q is not a GUID", clip(lockToken, 40)), permanent: true}
-	}
-	r, err := b.receiver(queue)
-	if err != nil {
-		return err
-	}
-	err = r.DeadLetterMessage(ctx, &azservicebus.ReceivedMessage{LockToken: tok}, &azservicebus.DeadLetterOptions{
-		Reason: to(clip(reason, 256)), ErrorDescription: to(clip(description, 1024)),
-	})
-	if err != nil {
-		return translate("dead-letter", queue, err)
-	}
-	b.log.InfoContext(ctx, "dead-lettered message", "queue", queue, "reason", reason)
-	return nil
-}
-
-// ReportFailure publishes a failed outcome for a message patrol gave up on without
-// dead-lettering it (session queues), in the same shape as the core's outcomes.
+// ReportFailure publishes a failed outcome for a message patrol gave up on (the host
+// abandons it until Service Bus dead-letters it), in the same shape as the core's
+// outcomes.
 func (b *Bus) ReportFailure(ctx context.Context, f contract.Failure) error {
 	o := f.Outcome(b.clock.Now().UTC())
 	return b.publish(ctx, o, outcomeID(rotation.OutcomeOf(o)))
@@ -286,20 +359,6 @@ func (b *Bus) sender(entity string) (*azservicebus.Sender, error) {
 	}
 	b.senders[entity] = s
 	return s, nil
-}
-
-func (b *Bus) receiver(queue string) (*azservicebus.Receiver, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if r, ok := b.receivers[queue]; ok {
-		return r, nil
-	}
-	r, err := b.c.NewReceiverForQueue(queue, nil)
-	if err != nil {
-		return nil, translate("open receiver", queue, err)
-	}
-	b.receivers[queue] = r
-	return r, nil
 }
 
 // Error is a failed Service Bus operation, classified for the core.

@@ -3,13 +3,11 @@ package servicebus_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/google/uuid"
 
 	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
@@ -203,43 +201,6 @@ func TestOutcomesArePublishedWithStatusAsSubject(t *testing.T) {
 	}
 }
 
-func TestDeadLetterByLockTokenSettlesAMessageAnotherLinkHolds(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	rev := rotation.Revocation{Secret: "feed", Org: "contoso", PATID: patID, Account: "svc-build@contoso.com", Op: "op1"}
-	if err := f.bus.ScheduleRevocation(ctx, rev, start); err != nil {
-		t.Fatal(err)
-	}
-	// The Functions host holds the message under a peek-lock and hands patrol only
-	// its lock token, as a GUID string.
-	host, err := f.client.NewReceiverForQueue(contract.QueueRevocations, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := f.receive(t, host, 1)[0]
-	token := `"` + uuid.UUID(m.LockToken).String() + `"`
-	if err := f.bus.DeadLetter(ctx, contract.QueueRevocations, token, contract.DeadLetterRejected, "the PAT belongs to someone else"); err != nil {
-		t.Fatal(err)
-	}
-	if c := f.counts(t, contract.QueueRevocations); c.DeadLettered != 1 || c.Locked != 0 {
-		t.Fatalf("counts = %+v, want the message dead-lettered", c)
-	}
-	dlq, err := f.client.NewReceiverForQueue(contract.QueueRevocations, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := f.receive(t, dlq, 1)[0]
-	if d.DeadLetterReason == nil || *d.DeadLetterReason != contract.DeadLetterRejected || d.MessageID != rev.MessageID() {
-		t.Fatalf("dead-lettered %q with reason %v", d.MessageID, d.DeadLetterReason)
-	}
-
-	err = f.bus.DeadLetter(ctx, contract.QueueRevocations, "not-a-guid", "r", "d")
-	var se *servicebus.Error
-	if !errors.As(err, &se) || !se.Permanent() || !strings.Contains(err.Error(), "not a GUID") {
-		t.Fatalf("a bad lock token: %v", err)
-	}
-}
-
 // Service Bus operations have one retry layer, the SDK's (see the package doc): a
 // persistently busy broker costs the first send and three retries, no more (the core
 // does not retry effects) and no fewer (only the SDK's loop recovers a lost connection).
@@ -272,5 +233,50 @@ func TestADroppedConnectionIsRecovered(t *testing.T) {
 	}
 	if err := f.bus.Publish(ctx, rotation.Outcome{Secret: "feed", Op: "later", Status: rotation.StatusSkipped}); err != nil {
 		t.Fatalf("a later publish: %v", err)
+	}
+}
+
+func TestAMalformedConnectionStringIsNotEchoed(t *testing.T) {
+	const key = "c2VjcmV0LWtleS12YWx1ZQ"
+	// A ',' instead of ';' runs the key into the value before it, which the SDK's
+	// parse error quotes.
+	_, err := servicebus.NewFromConnectionString("Endpoint=sb://localhost:5672/;SharedAccessKeyName=k;UseDevelopmentEmulator=true,SharedAccessKey="+key, servicebus.Options{})
+	if err == nil {
+		t.Fatal("a malformed connection string was accepted")
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("the error carries the key: %v", err)
+	}
+}
+
+// The outcome that ends a rotation operation is readable by operation id from any
+// connection, as often as asked (peeked, not consumed); a revocation's outcome, which
+// carries the id of the rotation that replaced its PAT, is not the operation's.
+func TestReplyReportsHowAnOperationEndedToAnyReader(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	failed := rotation.Outcome{Secret: "feed", Op: "op9", Trigger: rotation.TriggerManual, Status: rotation.StatusFailed,
+		Reason: "create", Message: "devops: 400", Time: start}
+	retrying := failed
+	retrying.Op, retrying.Retryable = "op10", true
+	revoked := rotation.Outcome{Secret: "feed", Op: "op11", Trigger: rotation.TriggerRevoke, Status: rotation.StatusRevoked, Time: start}
+	for _, o := range []rotation.Outcome{failed, failed, retrying, revoked} {
+		if err := f.bus.Publish(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		o, ok, err := f.bus.Reply(ctx, "op9")
+		if err != nil || !ok || o.Status != contract.StatusFailed || o.Message != "devops: 400" || o.Secret != "feed" {
+			t.Fatalf("reply for op9 = %+v, %v, %v; want the failure", o, ok, err)
+		}
+	}
+	if c := f.counts(t, contract.QueueReplies); c.Active != 1 {
+		t.Errorf("pat-replies counts %+v, want the one reply (the repeat dropped as a duplicate)", c)
+	}
+	for _, op := range []string{"op10", "op11", "never-sent"} {
+		if o, ok, err := f.bus.Reply(ctx, op); err != nil || ok {
+			t.Errorf("reply for %s = %+v, %v, %v; want none", op, o, ok, err)
+		}
 	}
 }

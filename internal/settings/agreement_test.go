@@ -22,18 +22,20 @@ import (
 // prose, and TestContractMatchesArchitectureDoc checks each appears in the doc.
 var (
 	wantFunctions = map[string]trigger{
-		"KeyVaultEvents": {kind: "eventGridTrigger"},
-		"Offboarding":    {kind: "serviceBusTrigger", queue: "hr-offboarding"},
-		"Rotate":         {kind: "serviceBusTrigger", queue: "pat-rotations", sessions: true},
-		"Revoke":         {kind: "serviceBusTrigger", queue: "pat-revocations"},
-		"RotateNow":      {kind: "httpTrigger", method: "post", route: "rotate/{secret}"},
-		"SecretStatus":   {kind: "httpTrigger", method: "get", route: "status/{secret?}"},
-		"Sweep":          {kind: "timerTrigger", schedule: "%PATROL_SWEEP_SCHEDULE%"},
+		"KeyVaultEvents":    {kind: "eventGridTrigger"},
+		"Offboarding":       {kind: "serviceBusTrigger", queue: "hr-offboarding"},
+		"Rotate":            {kind: "serviceBusTrigger", queue: "pat-rotations", sessions: true},
+		"Revoke":            {kind: "serviceBusTrigger", queue: "pat-revocations"},
+		"RotateNow":         {kind: "httpTrigger", method: "post", route: "rotate/{secret}"},
+		"SecretStatus":      {kind: "httpTrigger", method: "get", route: "status/{secret?}"},
+		"Sweep":             {kind: "timerTrigger", schedule: "%PATROL_SWEEP_SCHEDULE%"},
+		"OffboardingReport": {kind: "httpTrigger", method: "get", route: "offboarding/{person}"},
 	}
 	wantQueues = map[string]queue{
 		"hr-offboarding":  {},
 		"pat-rotations":   {sessions: true, dedupe: true},
 		"pat-revocations": {dedupe: true},
+		"pat-replies":     {sessions: true, dedupe: true},
 	}
 	wantTopics = []string{"pat-events"}
 	// The Event Grid subscription delivers exactly these, to the eventGridTrigger function.
@@ -519,8 +521,8 @@ func appSettings(t *testing.T, files map[string]string) (map[string]string, stri
 var forbiddenAppSettings = map[string]string{
 	"AzureWebJobsStorage":         "a connection string with the account key; use AzureWebJobsStorage__accountName with the identity",
 	"ServiceBusConnection":        "a connection string with a SAS key; use ServiceBusConnection__fullyQualifiedNamespace",
-	"FUNCTIONS_WORKER_RUNTIME":    "Flex Consumption rejects it; functionAppConfig.runtime.name says custom",
-	"FUNCTIONS_EXTENSION_VERSION": "Flex Consumption rejects it",
+	"FUNCTIONS_WORKER_RUNTIME":    "Flex Consumption rejects it (400 BadRequest); functionAppConfig.runtime.name says custom",
+	"FUNCTIONS_EXTENSION_VERSION": "deprecated on Flex Consumption: the platform sets it",
 	"WEBSITE_RUN_FROM_PACKAGE":    "Flex Consumption deploys from functionAppConfig.deployment.storage",
 	"AzureWebJobsDashboard":       "retired; a connection string",
 }
@@ -628,7 +630,7 @@ func functionsIfPresent(root string) (map[string]functionJSON, error) {
 var paramDecl = regexp.MustCompile(`(?m)^param\s+(\w+)\s+(\w+)\s*=\s*(.+?)\s*$`)
 
 // paramDefaults maps a functionapp module parameter to the default of the main.bicep
-// parameter passed to it (grace: grace -> param grace string = '24h').
+// parameter passed to it (grace: grace -> param grace string = '72h').
 func paramDefaults(files map[string]string) map[string]string {
 	main := files["infra/main.bicep"]
 	mainDefaults := map[string]string{}

@@ -72,6 +72,16 @@ func (i Identities) TokenAdmin(ctx context.Context, auth secret.Value) (secret.V
 	return i.remember(issued{account: who.account, scopes: identity.TokenAdminScopes}, tok.Value()), nil
 }
 
+// ListingToken returns a token for the account to list a person's PATs (Graph and
+// token administration).
+func (i Identities) ListingToken(ctx context.Context, account string) (secret.Value, error) {
+	tok, err := i.sa.ListingToken(ctx, account)
+	if err != nil {
+		return secret.Value{}, err
+	}
+	return i.remember(issued{account: account, scopes: identity.ListingScopes}, tok.Value()), nil
+}
+
 func (i Identities) owner(tok secret.Value) (issued, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()

@@ -43,6 +43,10 @@ const PublicCloudAuthority = "https://login.microsoftonline.com"
 type Options struct {
 	// Logger receives every component's logs; nil discards.
 	Logger *slog.Logger
+	// NoReplies keeps outcomes off pat-replies: the operator's CLI runs its operations in
+	// process and reports them itself, nobody polls pat-replies for them, and the
+	// operator's roles grant no Send on it (servicebus.Options.NoReplies).
+	NoReplies bool
 	// HTTPClient replaces the transport built from PATROL_CA_FILE.
 	HTTPClient *http.Client
 	// Credential replaces the workload credential (DefaultAzureCredential).
@@ -69,14 +73,17 @@ type Services struct {
 	HTTPClient *http.Client
 	Credential azcore.TokenCredential
 	Store      *keyvault.Store
-	DevOps     *devops.Client
-	Accounts   *identity.ServiceAccounts
-	PATs       PATs
-	Identities Identities
-	Bus        *servicebus.Bus
-	Effects    rotation.Effects
-	Defaults   rotation.Defaults
-	Rotator    *rotation.Rotator
+	// IdentityStore is the identity vault's (PATROL_IDENTITY_KEYVAULT_URL): the service
+	// accounts' token caches and passwords. It is Store when the setting is empty.
+	IdentityStore *keyvault.Store
+	DevOps        *devops.Client
+	Accounts      *identity.ServiceAccounts
+	PATs          PATs
+	Identities    Identities
+	Bus           *servicebus.Bus
+	Effects       rotation.Effects
+	Defaults      rotation.Defaults
+	Rotator       *rotation.Rotator
 }
 
 // Build wires everything from cfg (already validated by config.Load).
@@ -119,6 +126,12 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		return nil, fmt.Errorf("wiring: %s: %w", config.SettingKeyVaultURL, err)
 	}
 	s.Store = store
+	caches, err := s.identityVault(cfg, keyvault.Options{
+		ClientOptions: wo.ClientOptions(), DisableChallengeResourceVerification: o.DisableChallengeResourceVerification, Clock: s.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	dc, err := devops.NewClient(devops.Options{
 		BaseURL: cfg.DevOpsURL, HTTPClient: s.HTTPClient, Token: TokenFromContext,
@@ -135,7 +148,7 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	}
 	sa, err := identity.NewServiceAccounts(identity.Options{
 		Authority: strings.TrimSuffix(authority, "/") + "/" + cfg.TenantID, ClientID: cfg.ClientID,
-		HTTPClient: s.HTTPClient, Store: store, AllowROPC: cfg.AllowROPC, Logger: s.Logger.With("component", "identity"),
+		HTTPClient: s.HTTPClient, Store: caches, AllowROPC: cfg.AllowROPC, Logger: s.Logger.With("component", "identity"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wiring: %w", err)
@@ -143,7 +156,9 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 	s.Accounts, s.Identities = sa, NewIdentities(sa)
 	s.PATs = s.PATs.WithTokens(s.Identities.Challenged, s.Identities.TokenAdmin)
 
-	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay}
+	// The command key signs the revocation a revokeNow schedules before the grace end.
+	bo := servicebus.Options{Logger: s.Logger.With("component", "servicebus"), Clock: s.Clock, RetryDelay: o.ServiceBusRetryDelay,
+		CommandKeys: s.IdentityStore.CommandKeys(), NoReplies: o.NoReplies}
 	switch {
 	case cfg.ServiceBusConnection != "":
 		s.Bus, err = servicebus.NewFromConnectionString(cfg.ServiceBusConnection, bo)
@@ -154,11 +169,14 @@ func Build(_ context.Context, cfg config.Config, o Options) (*Services, error) {
 		return nil, fmt.Errorf("wiring: %w", err)
 	}
 	s.Effects = o.Effects
-	if s.Effects == nil {
-		if s.Bus == nil {
-			return nil, fmt.Errorf("wiring: no Service Bus connection: set %s or %s", config.SettingServiceBusConnection, config.SettingServiceBusNamespace)
-		}
+	switch {
+	case s.Effects != nil:
+	case s.Bus != nil:
 		s.Effects = s.Bus
+	default:
+		// Settings loaded for a command that sends nothing (config.LoadFor): it never
+		// reaches the core's last steps, and if it did it is told which setting is missing.
+		s.Effects = noBus{}
 	}
 
 	s.Rotator = rotation.NewRotator(s.Store, s.PATs, s.Identities, s.Effects, rotation.Options{
@@ -178,3 +196,18 @@ func (s *Services) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNoServiceBus is what the core's Service Bus steps return when the settings were
+// loaded without a Service Bus connection.
+var ErrNoServiceBus = errors.New("no Service Bus connection: set " + config.SettingServiceBusConnection + " or " + config.SettingServiceBusNamespace)
+
+// noBus stands in for the Service Bus effects of a command loaded without them.
+type noBus struct{}
+
+func (noBus) ScheduleRevocation(context.Context, rotation.Revocation, time.Time) error {
+	return ErrNoServiceBus
+}
+func (noBus) ScheduleWakeup(context.Context, rotation.Wakeup, time.Time) error {
+	return ErrNoServiceBus
+}
+func (noBus) Publish(context.Context, rotation.Outcome) error { return ErrNoServiceBus }

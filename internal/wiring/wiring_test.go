@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/patrol-dev/patrol/internal/config"
+	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
 
@@ -83,5 +84,28 @@ func TestTheDevOpsClientGetsTheTokenOfTheCall(t *testing.T) {
 	tok, err := TokenFromContext(withAuth(context.Background(), secret.New("t1")))
 	if err != nil || tok != "t1" {
 		t.Fatalf("token = %q, %v", tok, err)
+	}
+}
+
+func TestBuildWithoutServiceBusGivesEffectsThatNameTheSetting(t *testing.T) {
+	env := map[string]string{
+		config.SettingKeyVaultURL: "https://patrol.vault.azure.net",
+		config.SettingTenantID:    "11111111-1111-4111-8111-111111111111",
+		config.SettingClientID:    "33333333-3333-4333-8333-333333333333",
+	}
+	cfg, err := config.LoadFor(func(k string) string { return env[k] }, config.Needs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(context.Background(), cfg, Options{HTTPClient: &http.Client{Transport: failTransport{t}}})
+	if err != nil {
+		t.Fatalf("Build without Service Bus (patrol status, plan, login): %v", err)
+	}
+	defer s.Close(context.Background())
+	if s.Bus != nil || s.Store == nil || s.Accounts == nil {
+		t.Fatalf("services: bus %v, store %v, accounts %v", s.Bus, s.Store, s.Accounts)
+	}
+	if err := s.Effects.Publish(context.Background(), rotation.Outcome{}); !errors.Is(err, ErrNoServiceBus) || !strings.Contains(err.Error(), config.SettingServiceBusConnection) {
+		t.Errorf("Publish without a bus: %v, want ErrNoServiceBus naming the setting", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,11 +21,15 @@ import (
 const (
 	// SecretBuild is adopted by patrol under the service account with the default
 	// policy: 90-day PATs, replaced when Key Vault says they are near expiry (30 days
-	// before exp), the old one revoked a day later.
+	// before exp), the old one revoked after the default grace (3 days).
 	SecretBuild = "pat-build"
 	// SecretLegacy holds a PAT a person (alice) created by hand long ago, tagged for
 	// patrol: the offboarding part of the tour re-issues it under the service account.
 	SecretLegacy = "pat-legacy"
+	// UnmanagedPATName is the display name of a PAT alice made for a release pipeline
+	// and pasted somewhere no secret of the vault holds: the offboarding report names it
+	// as unmanaged.
+	UnmanagedPATName = "release pipeline (pasted into a variable group)"
 )
 
 // Demo policies: patrol's defaults (lifetime, renew window, grace), so the tour shows
@@ -40,7 +45,8 @@ var (
 	}
 )
 
-// Seed signs the service account in, adopts SecretBuild and plants SecretLegacy.
+// Seed signs the service account in, adopts SecretBuild, plants SecretLegacy and gives
+// alice a second PAT that no secret holds (UnmanagedPATName).
 func (s *System) Seed(ctx context.Context) error {
 	if err := s.SignIn(ctx, stack.ServiceAccount); err != nil {
 		return err
@@ -48,13 +54,20 @@ func (s *System) Seed(ctx context.Context) error {
 	if _, err := s.Adopt(ctx, SecretBuild, BuildPolicy); err != nil {
 		return err
 	}
-	_, err := s.PlantPersonalPAT(ctx, SecretLegacy, stack.Person, LegacyPolicy, 90*24*time.Hour)
+	tok, err := s.PersonToken(ctx, stack.Person)
+	if err != nil {
+		return err
+	}
+	if _, err := s.PlantWithToken(ctx, tok, SecretLegacy, stack.Person, LegacyPolicy, 90*24*time.Hour); err != nil {
+		return err
+	}
+	_, err = s.CreatePAT(ctx, tok, stack.Organization, UnmanagedPATName, "vso.release vso.build", s.Stack.Clock.Now().Add(60*24*time.Hour))
 	return err
 }
 
 // SignIn completes a service account's device-code sign-in (what `patrol login --device-code` asks a
 // person to do in a browser), approving the code through the Entra emulator so no
-// person is needed. The MSAL cache lands in Key Vault, where the handler reads it.
+// person is needed. The MSAL cache lands in the identity vault, where the handler reads it.
 func (s *System) SignIn(ctx context.Context, upn string) error {
 	var approveErr error
 	err := s.Ops.Accounts.Login(ctx, upn, func(dc identity.DeviceCode) {
@@ -164,21 +177,26 @@ func (s *System) CreatePAT(ctx context.Context, tok, org, displayName, scope str
 // memCache keeps a person's MSAL cache in memory (only the service accounts' caches
 // belong in Key Vault).
 type memCache struct {
-	mu   sync.Mutex
-	blob []byte
+	mu      sync.Mutex
+	blob    []byte
+	version int
 }
 
-func (m *memCache) LoadCache(context.Context, string) ([]byte, error) {
+func (m *memCache) LoadCache(context.Context, string) (identity.StoredCache, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.blob, nil
+	if m.version == 0 {
+		return identity.StoredCache{}, nil
+	}
+	return identity.StoredCache{Blob: m.blob, Version: strconv.Itoa(m.version)}, nil
 }
 
-func (m *memCache) SaveCache(_ context.Context, _ string, blob []byte) error {
+func (m *memCache) SaveCache(_ context.Context, _ string, blob []byte, _ string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.blob = append([]byte(nil), blob...)
-	return nil
+	m.version++
+	return strconv.Itoa(m.version), nil
 }
 
 func (m *memCache) Password(context.Context, string) (string, bool, error) { return "", false, nil }

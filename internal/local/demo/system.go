@@ -62,6 +62,9 @@ type Options struct {
 	Settings map[string]string
 	// DisableTriggers is passed to devhost.
 	DisableTriggers []string
+	// OneProcess runs every function in one handler process (devhost.Options.OneProcess);
+	// by default each Flex Consumption scale group has its own, as in Azure.
+	OneProcess bool
 	// Addrs pins emulator listen addresses (stack.Options.Addrs); HTTPAddr the
 	// devhost's.
 	Addrs    map[string]string
@@ -185,6 +188,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	sys.Host, err = devhost.Start(ctx, devhost.Options{
 		Definition: def, Settings: sys.Settings, Command: o.Command, Clock: sys.Stack.Clock, Logger: hostLog,
 		HTTPAddr: o.HTTPAddr, ManagedIdentity: mi, IdentityHeader: header, DisableTriggers: o.DisableTriggers,
+		OneProcess:    o.OneProcess,
 		RestartOnExit: true, // as the Functions host does after a crash
 	})
 	if err != nil {
@@ -218,7 +222,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 // HandlerSettings are the function app's settings under devhost: the stack's, minus
 // the workload client's AZURE_* credentials (the app must authenticate as its managed
 // identity, as in Azure, not with the operator's credentials), plus the emulated
-// clock's URL. The handler also inherits this process's environment (as under the real
+// clock's URL and the admin API token that reading it needs. The handler also inherits this process's environment (as under the real
 // host), so a caller that may have AZURE_* variables set — a shell that sourced
 // patrol.env — must unset them first (`patrol-dev local` does).
 func HandlerSettings(env map[string]string, admin string) map[string]string {
@@ -230,6 +234,7 @@ func HandlerSettings(env map[string]string, admin string) map[string]string {
 		}
 	}
 	out[config.LocalClockURL] = admin + "/clock"
+	out[config.LocalAdminToken] = env[config.LocalAdminToken]
 	if _, ok := out[config.SettingSweepSchedule]; !ok {
 		out[config.SettingSweepSchedule] = config.DefaultSweepSchedule
 	}
@@ -270,7 +275,7 @@ func (s *System) startOps(ctx context.Context) error {
 // access token cached before a clock jump is used after it. patrol copes with such tokens
 // on its own (Key Vault's claims challenge, a refresh after Azure DevOps refuses one);
 // tests call this when they must not depend on that recovery path.
-// The service accounts' MSAL caches live in Key Vault; sign them in again with SignIn
+// The service accounts' MSAL caches live in the identity vault; sign them in again with SignIn
 // after calling this.
 func (s *System) RefreshCredentials(ctx context.Context) error {
 	if err := s.startOps(ctx); err != nil {

@@ -12,7 +12,7 @@ func TestHandlerSettings(t *testing.T) {
 	env := map[string]string{
 		"PATROL_KEYVAULT_URL": "https://patrol.vault.localhost:1", "ServiceBusConnection": "Endpoint=sb://localhost:2;SharedAccessKeyName=k;SharedAccessKey=s;UseDevelopmentEmulator=true",
 		"AZURE_CLIENT_ID": "22222222-2222-4222-8222-222222222222", "AZURE_CLIENT_SECRET": "secret", "AZURE_TENANT_ID": "t",
-		"PATROL_LOCAL_SERVICE_ACCOUNT_PWD": "pw", "NODE_EXTRA_CA_CERTS": "/ca.pem",
+		"PATROL_LOCAL_SERVICE_ACCOUNT_PWD": "pw", "NODE_EXTRA_CA_CERTS": "/ca.pem", config.LocalAdminToken: "admintoken",
 	}
 	got := HandlerSettings(env, "http://127.0.0.1:9")
 	tests := map[string]struct {
@@ -26,6 +26,7 @@ func TestHandlerSettings(t *testing.T) {
 		"the operator's client id is not (it would select a user-assigned identity)": {key: "AZURE_CLIENT_ID"},
 		"the service account's password is not":                                      {key: "PATROL_LOCAL_SERVICE_ACCOUNT_PWD"},
 		"the handler is told where the emulated clock is":                            {key: config.LocalClockURL, present: true, want: "http://127.0.0.1:9/clock"},
+		"the handler gets the admin token reading the clock needs":                   {key: config.LocalAdminToken, present: true, want: "admintoken"},
 		"the sweep schedule defaults to the documented one":                          {key: "PATROL_SWEEP_SCHEDULE", present: true, want: "0 0 */6 * * *"},
 	}
 	for name, tc := range tests {

@@ -62,7 +62,7 @@ func (t *timeline) detail(format string, a ...any) {
 // The returned error is for a tour that could not run; failed invariants are in the
 // Report.
 //
-// The demo secrets use patrol's defaults (90-day PATs, a 30-day renew window, a day
+// The demo secrets use patrol's defaults (90-day PATs, a 30-day renew window, three days
 // of grace), and the tour moves the emulated clock by months. That used to be unsafe:
 // the SDKs judge a cached access token's expiry by the wall clock, the emulators by
 // the emulated one, so after a jump every cached token looked valid to its client and
@@ -156,6 +156,24 @@ func Tour(ctx context.Context, sys *System, w io.Writer) (Report, error) {
 	t.say("Offboarding → Rotate: %s re-issued under %s (%s): PAT %s replaces %s's PAT %s, revoked after the %s grace",
 		SecretLegacy, off.Owner, off.Reason, off.PATID, stack.Person, off.PreviousPATID, days(grace))
 	t.detail("%s was not touched: its PAT belongs to %s", SecretBuild, stack.ServiceAccount)
+	report, err := wait("the offboarding report", func(o rotation.Outcome) bool {
+		return o.Status == contract.StatusOffboardingReport && o.Account != nil && o.Account.EventID == eventID
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	t.say("Offboarding → pat-events: offboarding-report for %s: %s", stack.Person, report.Message)
+	for _, org := range report.Account.Organizations {
+		if org.Problem != "" {
+			t.detail("%s: %s", org.Org, org.Problem)
+		}
+		for _, p := range org.PATs {
+			if p.Class == contract.PATUnmanaged {
+				t.detail("unmanaged in %s: %q (%s, expires %s), PAT %s: no secret holds it — find what uses it before the account is disabled",
+					org.Org, p.DisplayName, strings.Join(p.Scopes, " "), p.Expires.Format("Jan 02"), p.PATID)
+			}
+		}
+	}
 
 	// 3. Near expiry: move the emulated clock to the day Key Vault raises
 	// SecretNearExpiry for pat-build (30 days before exp, where patrol's renew window
@@ -317,6 +335,20 @@ func (s *System) Status(ctx context.Context) (contract.StatusResult, error) {
 		err = fmt.Errorf("demo: GET status: HTTP %d", status)
 	}
 	return res, err
+}
+
+// Account calls OffboardingReport: the account of a person (UPN or object id), live.
+func (s *System) Account(ctx context.Context, person string) (contract.PersonAccount, error) {
+	u, err := s.Host.FunctionURL("OffboardingReport", map[string]string{"person": person})
+	if err != nil {
+		return contract.PersonAccount{}, err
+	}
+	var acc contract.PersonAccount
+	status, err := s.callFunction(ctx, http.MethodGet, u, "", &acc)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("demo: GET offboarding/%s: HTTP %d", person, status)
+	}
+	return acc, err
 }
 
 func (s *System) callFunction(ctx context.Context, method, u, body string, out any) (int, error) {

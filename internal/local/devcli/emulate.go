@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -73,19 +74,22 @@ other tools in any language can be pointed at them. Runs until interrupted.`,
 // printEndpoints tells a person what runs where and how to point tools at it.
 func printEndpoints(w io.Writer, s *stack.Stack, caFile, envFile, admin string) {
 	env := s.Env(caFile)
+	operatorFile := filepath.Join(filepath.Dir(envFile), stack.OperatorEnvFile)
 	fmt.Fprintf(w, `Emulators running (Ctrl-C stops them):
   Entra ID      %s  (tenant %s)
   Key Vault     %s  (challenge resource %s)
+                %s  (identity vault: token caches)
   Azure DevOps  %s/%s
   Service Bus   %s
   Managed identity endpoint  %s
   Device sign-in page        %s
-  Inspection/control API     %s
+  Inspection/control API     %s   (send Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN)
 CA certificate  %s
 Settings        %s   (load with: set -a; . %s; set +a)
-`, env["AZURE_AUTHORITY_HOST"], stack.TenantID, s.VaultURL, env["PATROL_LOCAL_KEYVAULT_RESOURCE"],
+Operator        %s   (patrol --env-file %s adopt …: Service Bus with only the operator's roles)
+`, env["AZURE_AUTHORITY_HOST"], stack.TenantID, s.VaultURL, env["PATROL_LOCAL_KEYVAULT_RESOURCE"], s.IdentityVaultURL,
 		s.DevOpsURL, stack.Organization, "sb://"+s.SB.Addr().String()+"  (connection string: ServiceBusConnection in the settings file)", s.MSI.Endpoint, env["PATROL_LOCAL_DEVICE_LOGIN_URL"],
-		admin, caFile, envFile, envFile)
+		admin, caFile, envFile, envFile, operatorFile, operatorFile)
 	if _, err := os.Stat(envFile); err != nil {
 		fmt.Fprintln(w, "warning: the settings file is missing:", err)
 	}

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 	"github.com/patrol-dev/patrol/internal/cli"
 	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/local/demo"
+	"github.com/patrol-dev/patrol/internal/local/devhost"
 	"github.com/patrol-dev/patrol/internal/local/emulator/servicebus/store"
 	"github.com/patrol-dev/patrol/internal/local/stack"
 )
@@ -21,7 +24,7 @@ import (
 func newLocalCmd() *cobra.Command {
 	var dir, sbConfig, appRoot, adminAddr, handler string
 	var portBase int
-	var tour, verbose bool
+	var tour, verbose, oneProcess bool
 	cmd := &cobra.Command{
 		Use:   "local",
 		Short: "Run the whole system on this machine against local emulators",
@@ -53,7 +56,7 @@ prints a timeline, checks patrol's invariants and exits non-zero if any failed.`
 			}
 			opts := demo.Options{
 				AppRoot: root, Dir: dir, Command: []string{exe, "serve"}, Seed: true, AdminAddr: adminAddr,
-				Logger: slog.New(slog.NewTextHandler(logOut, nil)),
+				Logger: slog.New(slog.NewTextHandler(logOut, nil)), OneProcess: oneProcess,
 			}
 			if verbose {
 				opts.HandlerLog = cmd.ErrOrStderr()
@@ -115,6 +118,7 @@ prints a timeline, checks patrol's invariants and exits non-zero if any failed.`
 	cmd.Flags().StringVar(&adminAddr, "admin", "127.0.0.1:0", "address of the emulators' inspection and control API")
 	cmd.Flags().IntVar(&portBase, "port-base", 0, "listen on fixed ports from this one up (Entra, Key Vault, Azure DevOps, Service Bus, managed identity, Functions host, admin API); 0 = free ports")
 	cmd.Flags().StringVar(&handler, "handler", "", "patrol binary to run as the custom handler (default: build ./cmd/patrol into --dir)")
+	cmd.Flags().BoolVar(&oneProcess, "one-process", false, "run every function in one patrol serve process (default: one per Flex Consumption scale group, as in Azure)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log emulator requests and the handler's output to stderr")
 	return cli.OperatorCommand(cmd)
 }
@@ -135,7 +139,7 @@ func printLocal(w io.Writer, sys *demo.System, took time.Duration) error {
 	fmt.Fprintf(w, `
 patrol is running (started in %s; Ctrl-C stops everything).
 
-Function app (devhost → patrol serve, pid %d)
+Function app (devhost → patrol serve, pids %s)
   RotateNow     POST %s?code=%s
   SecretStatus  GET  %s?code=%s
   Event Grid    %s/runtime/webhooks/eventgrid  (Key Vault near-expiry/expired events are subscribed)
@@ -151,7 +155,8 @@ Emulators
   Managed identity for the app: served by the devhost (IDENTITY_ENDPOINT)
   Device sign-in page        %s
   Inspection/control API     %s   (POST %s/clock/advance?by=1440h moves time 60 days
-                             ahead: Key Vault raises SecretNearExpiry, patrol rotates)
+                             ahead: Key Vault raises SecretNearExpiry, patrol rotates;
+                             send Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN)
 
 Seeded: %s signed in; %s adopted (90-day PATs, renewed 30 days before they expire);
         %s holds a PAT created by %s (send an offboarding message to see it re-issued).
@@ -162,8 +167,8 @@ Settings        %s   (load with: set -a; . %s; set +a)
 Try:
   curl -s '%s?code=%s'
   curl -s -X POST '%s?code=%s&wait=30s' -d '{"revokeNow":true,"reason":"leaked"}'
-  curl -s -X POST '%s/clock/advance?by=1440h'
-`, took.Round(100*time.Millisecond), h.HandlerPID(),
+  curl -s -H "Authorization: Bearer $PATROL_LOCAL_ADMIN_TOKEN" -X POST '%s/clock/advance?by=1440h'
+`, took.Round(100*time.Millisecond), groupPIDs(h),
 		rotate, key, status, key, h.URL(), sys.Settings["PATROL_SWEEP_SCHEDULE"], sys.LogFile,
 		env["AZURE_AUTHORITY_HOST"], stack.TenantID, sys.Stack.VaultURL, sys.Stack.DevOpsURL, stack.Organization,
 		config.RedactConnectionString(env["ServiceBusConnection"])+"  (full connection string in the settings file)", env["PATROL_LOCAL_DEVICE_LOGIN_URL"], sys.Admin, sys.Admin,
@@ -171,4 +176,19 @@ Try:
 		sys.CAFile, sys.EnvFile, sys.EnvFile,
 		status, key, rotate, key, sys.Admin)
 	return nil
+}
+
+// groupPIDs names each scale group's handler process, e.g. "http 4101, function:Rotate 4102".
+func groupPIDs(h *devhost.Host) string {
+	pids := h.HandlerPIDs()
+	groups := make([]string, 0, len(pids))
+	for g := range pids {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = fmt.Sprintf("%s %d", g, pids[g])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -22,7 +22,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLocalCmd(), newEmulateCmd(), newPackageCmd())
+	root.AddCommand(newLocalCmd(), newEmulateCmd(), newPackageCmd(), newReleaseNotesCmd())
 	return root
 }
 

@@ -35,13 +35,14 @@ func TestLoadReadsPatrolsOwnApp(t *testing.T) {
 		typ, entity, route, schedule string
 		sessions                     bool
 	}{
-		"KeyVaultEvents": {typ: TypeEventGridTrigger},
-		"Offboarding":    {typ: TypeServiceBusTrigger, entity: "hr-offboarding"},
-		"Rotate":         {typ: TypeServiceBusTrigger, entity: "pat-rotations", sessions: true},
-		"Revoke":         {typ: TypeServiceBusTrigger, entity: "pat-revocations"},
-		"RotateNow":      {typ: TypeHTTPTrigger, route: "rotate/{secret}"},
-		"SecretStatus":   {typ: TypeHTTPTrigger, route: "status/{secret?}"},
-		"Sweep":          {typ: TypeTimerTrigger, schedule: "%PATROL_SWEEP_SCHEDULE%"},
+		"KeyVaultEvents":    {typ: TypeEventGridTrigger},
+		"Offboarding":       {typ: TypeServiceBusTrigger, entity: "hr-offboarding"},
+		"Rotate":            {typ: TypeServiceBusTrigger, entity: "pat-rotations", sessions: true},
+		"Revoke":            {typ: TypeServiceBusTrigger, entity: "pat-revocations"},
+		"RotateNow":         {typ: TypeHTTPTrigger, route: "rotate/{secret}"},
+		"SecretStatus":      {typ: TypeHTTPTrigger, route: "status/{secret?}"},
+		"Sweep":             {typ: TypeTimerTrigger, schedule: "%PATROL_SWEEP_SCHEDULE%"},
+		"OffboardingReport": {typ: TypeHTTPTrigger, route: "offboarding/{person}"},
 	}
 	if len(app.Functions) != len(want) {
 		t.Fatalf("functions = %d, want %d", len(app.Functions), len(want))

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -70,6 +69,12 @@ type Options struct {
 	// started (they can still be invoked with Invoke or TriggerTimer).
 	DisableTriggers []string
 
+	// OneProcess runs every function in one handler process. By default each scale
+	// group gets its own process, as Flex Consumption runs each on its own instances:
+	// the HTTP functions together, every other function alone (ScaleGroup), so a
+	// handler that keeps state in memory for another function fails here as in Azure.
+	OneProcess bool
+
 	// RestartOnExit restarts the handler when it exits on its own (a crash), as the host
 	// does; Kill, Restart and Close are not crashes.
 	RestartOnExit bool
@@ -99,12 +104,9 @@ type Host struct {
 	msiSrv   *http.Server
 	identity map[string]string // IDENTITY_ENDPOINT/IDENTITY_HEADER, when served
 
-	proc      *process      // guarded by procMu
-	ready     chan struct{} // closed while proc is ready; guarded by procMu
-	procMu    sync.Mutex
-	lifecycle sync.Mutex // serialises starting and stopping the handler
-	restarts  atomic.Int64
-	out       *outputs
+	workers    []*worker          // one per scale group; the HTTP group first
+	byFunction map[string]*worker // by lower-case function name
+	out        *outputs
 
 	client *http.Client
 
@@ -151,7 +153,6 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 		keys:  keys{function: opts.FunctionKey, master: opts.MasterKey, eventGrid: opts.EventGridKey},
 	}
 	h.idle = sync.NewCond(&h.statsMu)
-	h.ready = make(chan struct{})
 	h.out = &outputs{h: h, clients: map[string]*azservicebus.Client{}, senders: map[string]*azservicebus.Sender{}}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -159,6 +160,7 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	if h.clk == nil {
 		h.clk = clock.New()
 	}
+	h.planWorkers()
 	for _, k := range []*string{&h.keys.function, &h.keys.master, &h.keys.eventGrid} {
 		if *k == "" {
 			*k = newKey()
@@ -211,16 +213,18 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 		_ = h.Close(context.Background())
 		return nil, err
 	}
-	h.lifecycle.Lock()
-	err = h.startProcess(ctx)
-	h.lifecycle.Unlock()
+	err = h.eachWorker(func(w *worker) error {
+		w.lifecycle.Lock()
+		defer w.lifecycle.Unlock()
+		return w.startProcess(ctx)
+	})
 	if err != nil {
 		_ = h.Close(context.Background())
 		return nil, err
 	}
 	h.sb.start()
 	h.timers.start()
-	h.log.Info("devhost: started", "url", h.URL(), "functions", len(app.Functions))
+	h.log.Info("devhost: started", "url", h.URL(), "functions", len(app.Functions), "processes", len(h.workers))
 	return h, nil
 }
 
@@ -430,17 +434,18 @@ func (h *Host) Close(ctx context.Context) error {
 			_ = h.msiSrv.Close()
 		}
 		h.out.close(ctx)
-		h.lifecycle.Lock()
-		h.procMu.Lock()
-		p := h.proc
-		h.proc = nil
-		h.procMu.Unlock()
-		if p != nil {
-			if err := p.stop(h.opts.StopTimeout); err != nil {
-				errs = append(errs, err)
+		errs = append(errs, h.eachWorker(func(w *worker) error {
+			w.lifecycle.Lock()
+			defer w.lifecycle.Unlock()
+			w.procMu.Lock()
+			p := w.proc
+			w.proc = nil
+			w.procMu.Unlock()
+			if p != nil {
+				return p.stop(h.opts.StopTimeout)
 			}
-		}
-		h.lifecycle.Unlock()
+			return nil
+		}))
 		h.client.CloseIdleConnections()
 		h.closeErr = errors.Join(errs...)
 	})

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,7 @@ type logCapture struct {
 
 func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
 func (c *logCapture) Handle(_ context.Context, r slog.Record) error {
-	m := map[string]string{"msg": r.Message, "time": r.Time.Format("05.000")}
+	m := map[string]string{"msg": r.Message, "time": r.Time.Format("05.000"), "level": r.Level.String()}
 	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
 	c.mu.Lock()
 	c.records = append(c.records, m)
@@ -131,6 +132,9 @@ func startTestHost(t *testing.T, files map[string]string, mutate func(*Options))
 		Definition: app,
 		Settings:   map[string]string{"SWEEP": "0 */5 * * * *", "ECHO_RECORD": record, "SETTING_X": "x-value"},
 		Command:    []string{echoBin},
+		// These tests look at one handler's view (its environment, its concurrency);
+		// TestEachScaleGroupRunsInItsOwnProcess covers the default.
+		OneProcess: true,
 		Clock:      clk,
 		Logger:     slog.New(logs),
 	}
@@ -632,6 +636,12 @@ func TestCloseStopsTheHandlerGracefully(t *testing.T) {
 func TestWaitIdleWaitsForInFlightInvocations(t *testing.T) {
 	th := startTestHost(t, testAppFiles, nil)
 	done := make(chan error, 1)
+	// The handler sleeps 200 ms before it answers, so a WaitIdle that waited for the
+	// invocation returns at least that long after it was sent. (Receiving from done
+	// right after WaitIdle would race: Invoke returns after the host counts the
+	// invocation finished.)
+	const sleep = 200 * time.Millisecond
+	sent := time.Now()
 	go func() {
 		_, err := th.Invoke(context.Background(), "Open", map[string]any{"marker": "sleep-ms-200"}, nil)
 		done <- err
@@ -640,13 +650,16 @@ func TestWaitIdleWaitsForInFlightInvocations(t *testing.T) {
 	if err := th.WaitIdle(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if waited := time.Since(sent); waited < sleep {
+		t.Fatalf("WaitIdle returned %s after the invocation was sent, before the handler's %s sleep ended", waited, sleep)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	default:
-		t.Fatal("WaitIdle returned while an invocation was in flight")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the invocation never returned")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -671,11 +684,51 @@ func TestRestartOnExitRestartsACrashedHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A deliberate Kill is not a crash: the supervisor sees it marked as expected.
-	p := th.current()
+	p := th.workers[0].current()
 	if err := th.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	if !p.expected.Load() {
 		t.Error("a killed handler is not marked as stopped on purpose; RestartOnExit would restart it")
+	}
+}
+
+// By default devhost runs each Flex Consumption scale group in its own handler process:
+// the HTTP functions together, every other function alone, so no function can lean on
+// another's memory.
+func TestEachScaleGroupRunsInItsOwnProcess(t *testing.T) {
+	th := startTestHost(t, testAppFiles, func(o *Options) { o.OneProcess = false })
+	want := map[string][]string{
+		"http":                    {"AdminOnly", "NoOutput", "Open", "RotateNow", "SecretStatus"},
+		"function:KeyVaultEvents": {"KeyVaultEvents"},
+		"function:Sweep":          {"Sweep"},
+		"function:Warmup":         {"Warmup"},
+	}
+	got := th.Groups()
+	for _, fns := range got {
+		sort.Strings(fns)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("groups = %v, want %v", got, want)
+	}
+	pids := map[int]bool{}
+	for g, pid := range th.HandlerPIDs() {
+		if pid == 0 || pids[pid] {
+			t.Errorf("group %s runs in pid %d, shared or missing", g, pid)
+		}
+		pids[pid] = true
+	}
+	if len(pids) != len(want) {
+		t.Errorf("%d handler processes, want %d", len(pids), len(want))
+	}
+	if th.HandlerPortOf("Open") != th.HandlerPortOf("RotateNow") || th.HandlerPortOf("Open") == th.HandlerPortOf("KeyVaultEvents") {
+		t.Errorf("ports: Open %d, RotateNow %d, KeyVaultEvents %d; want the HTTP functions together and the event function apart",
+			th.HandlerPortOf("Open"), th.HandlerPortOf("RotateNow"), th.HandlerPortOf("KeyVaultEvents"))
+	}
+	ctx := context.Background()
+	for _, fn := range []string{"Open", "KeyVaultEvents"} {
+		if _, err := th.Invoke(ctx, fn, map[string]any{}, nil); err != nil {
+			t.Errorf("invoke %s: %v", fn, err)
+		}
 	}
 }

@@ -90,7 +90,7 @@ func (h *Host) send(ctx context.Context, f Function, id string, req InvocationRe
 		res.Status = status
 		return res, &InvocationError{Function: f.Name, InvocationID: id, Status: status, Reason: fmt.Sprintf(format, args...)}
 	}
-	p := h.current()
+	p := h.workerFor(f).current()
 	if p == nil || !p.ready.Load() {
 		return fail(0, "no handler process ready")
 	}

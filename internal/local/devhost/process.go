@@ -136,20 +136,21 @@ var errExitedEarly = errors.New("exited before it listened")
 // the kernel naming it and the handler binding it.
 const startAttempts = 3
 
-// startProcess starts the handler and waits for readiness.
-func (h *Host) startProcess(ctx context.Context) error {
+// startProcess starts the group's handler and waits for readiness.
+func (w *worker) startProcess(ctx context.Context) error {
 	var err error
 	for range startAttempts {
-		if err = h.startOnce(ctx); !errors.Is(err, errExitedEarly) {
+		if err = w.startOnce(ctx); !errors.Is(err, errExitedEarly) {
 			return err
 		}
-		h.log.Warn("devhost: handler exited before it listened; starting it again on a fresh port", "error", err)
+		w.log.Warn("devhost: handler exited before it listened; starting it again on a fresh port", "error", err)
 	}
 	return err
 }
 
-// startOnce starts the handler on a fresh port and waits for readiness.
-func (h *Host) startOnce(ctx context.Context) error {
+// startOnce starts the group's handler on a fresh port and waits for readiness.
+func (w *worker) startOnce(ctx context.Context) error {
+	h := w.h
 	argv, wd, err := h.command()
 	if err != nil {
 		return err
@@ -175,7 +176,7 @@ func (h *Host) startOnce(ctx context.Context) error {
 		return fmt.Errorf("devhost: start %s: %w", quoteArgv(argv), err)
 	}
 	p.cmd = cmd
-	log := h.log.With("pid", cmd.Process.Pid)
+	log := w.log.With("pid", cmd.Process.Pid)
 	p.output.Add(2)
 	go h.forward(&p.output, stdout, log, "stdout")
 	go h.forward(&p.output, stderr, log, "stderr")
@@ -183,62 +184,62 @@ func (h *Host) startOnce(ctx context.Context) error {
 		p.output.Wait() // Wait closes the pipes; let the forwarders drain them first
 		p.exitErr = cmd.Wait()
 		log.Info("devhost: handler exited", "status", exitStatus(p.exitErr))
-		h.handlerDown(p) // before done: whoever sees done sees the gate closed
+		w.handlerDown(p) // before done: whoever sees done sees the gate closed
 		close(p.done)
 	}()
-	h.procMu.Lock()
-	h.proc = p
-	h.procMu.Unlock()
+	w.procMu.Lock()
+	w.proc = p
+	w.procMu.Unlock()
 	start := time.Now()
 	if err := h.waitReady(ctx, p); err != nil {
 		_ = p.kill()
 		return err
 	}
 	log.Info("devhost: handler ready", "port", port, "after", time.Since(start).Round(time.Millisecond))
-	h.handlerUp(p)
+	w.handlerUp(p)
 	if h.opts.RestartOnExit {
-		go h.supervise(p)
+		go w.supervise(p)
 	}
 	return nil
 }
 
-// handlerUp opens the gate the triggers wait at: p is ready.
-func (h *Host) handlerUp(p *process) {
-	h.procMu.Lock()
-	defer h.procMu.Unlock()
-	if h.proc != p {
+// handlerUp opens the gate the group's triggers wait at: p is ready.
+func (w *worker) handlerUp(p *process) {
+	w.procMu.Lock()
+	defer w.procMu.Unlock()
+	if w.proc != p {
 		return
 	}
 	p.ready.Store(true)
 	select {
-	case <-h.ready:
+	case <-w.ready:
 	default:
-		close(h.ready)
+		close(w.ready)
 	}
 }
 
-// handlerDown closes the gate when the current handler exits: like the host, which
-// stops its listeners while the worker restarts, devhost pulls no Service Bus message
-// and fires no timer without a handler (each would fail and, for messages, count
-// against MaxDeliveryCount).
-func (h *Host) handlerDown(p *process) {
-	h.procMu.Lock()
-	defer h.procMu.Unlock()
-	if h.proc != p {
+// handlerDown closes the gate when the group's current handler exits: like the host,
+// which stops its listeners while the worker restarts, devhost pulls no Service Bus
+// message and fires no timer without a handler (each would fail and, for messages,
+// count against MaxDeliveryCount).
+func (w *worker) handlerDown(p *process) {
+	w.procMu.Lock()
+	defer w.procMu.Unlock()
+	if w.proc != p {
 		return
 	}
 	select {
-	case <-h.ready:
-		h.ready = make(chan struct{})
+	case <-w.ready:
+		w.ready = make(chan struct{})
 	default:
 	}
 }
 
-// waitHandler returns when a handler is ready, or ctx's error.
-func (h *Host) waitHandler(ctx context.Context) error {
-	h.procMu.Lock()
-	ready := h.ready
-	h.procMu.Unlock()
+// waitHandler returns when the group's handler is ready, or ctx's error.
+func (w *worker) waitHandler(ctx context.Context) error {
+	w.procMu.Lock()
+	ready := w.ready
+	w.procMu.Unlock()
 	select {
 	case <-ready:
 		return nil
@@ -247,14 +248,15 @@ func (h *Host) waitHandler(ctx context.Context) error {
 	}
 }
 
-// supervise restarts the handler when it exits on its own, as the host restarts a
-// crashed worker: after 1 s, doubling up to 30 s while starts keep failing.
-func (h *Host) supervise(p *process) {
+// supervise restarts the group's handler when it exits on its own, as the host
+// restarts a crashed worker: after 1 s, doubling up to 30 s while starts keep failing.
+func (w *worker) supervise(p *process) {
+	h := w.h
 	<-p.done
 	if p.expected.Load() || h.ctx.Err() != nil {
 		return
 	}
-	h.log.Warn("devhost: handler exited unexpectedly; restarting", "status", exitStatus(p.exitErr))
+	w.log.Warn("devhost: handler exited unexpectedly; restarting", "status", exitStatus(p.exitErr))
 	backoff := time.Second
 	for {
 		t := time.NewTimer(backoff)
@@ -264,21 +266,21 @@ func (h *Host) supervise(p *process) {
 			return
 		case <-t.C:
 		}
-		h.lifecycle.Lock()
-		if h.ctx.Err() != nil || h.current() != p {
-			h.lifecycle.Unlock()
+		w.lifecycle.Lock()
+		if h.ctx.Err() != nil || w.current() != p {
+			w.lifecycle.Unlock()
 			return // closed, or restarted by someone else
 		}
-		err := h.startProcess(h.ctx)
+		err := w.startProcess(h.ctx)
 		if err != nil {
-			p = h.current() // the failed attempt is the one to replace next
+			p = w.current() // the failed attempt is the one to replace next
 		}
-		h.lifecycle.Unlock()
+		w.lifecycle.Unlock()
 		if err == nil {
-			h.restarts.Add(1)
+			w.restarts.Add(1)
 			return
 		}
-		h.log.Error("devhost: restart handler", "err", err)
+		w.log.Error("devhost: restart handler", "err", err)
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
@@ -380,53 +382,93 @@ func (p *process) stop(grace time.Duration) error {
 	}
 }
 
-func (h *Host) current() *process {
-	h.procMu.Lock()
-	defer h.procMu.Unlock()
-	return h.proc
+func (w *worker) current() *process {
+	w.procMu.Lock()
+	defer w.procMu.Unlock()
+	return w.proc
 }
 
-// Kill kills the handler process at once (SIGKILL), the way a crash would. Invocations
-// fail (Service Bus messages are abandoned, HTTP callers get 500) until Restart; a
-// deliberate Kill is not restarted by Options.RestartOnExit.
+// Kill kills every handler process at once (SIGKILL), the way a crash would.
+// Invocations fail (Service Bus messages are abandoned, HTTP callers get 500) until
+// Restart; a deliberate Kill is not restarted by Options.RestartOnExit.
 func (h *Host) Kill() error {
-	p := h.current()
-	if p == nil {
-		return errors.New("devhost: no handler process")
+	var errs []error
+	for _, w := range h.workers {
+		p := w.current()
+		if p == nil {
+			errs = append(errs, fmt.Errorf("devhost: group %s: no handler process", w.group))
+			continue
+		}
+		errs = append(errs, p.kill())
 	}
-	return p.kill()
+	return errors.Join(errs...)
 }
 
-// Restart stops the handler (SIGTERM, then SIGKILL after StopTimeout) if it is still
-// running, starts a new one on a new port and waits until it is ready.
+// Restart stops every handler (SIGTERM, then SIGKILL after StopTimeout) still
+// running, starts new ones on new ports and waits until they are ready.
 func (h *Host) Restart(ctx context.Context) error {
-	h.lifecycle.Lock()
-	defer h.lifecycle.Unlock()
 	if h.ctx.Err() != nil {
 		return errors.New("devhost: restart: host is closed")
 	}
-	if p := h.current(); p != nil {
-		if err := p.stop(h.opts.StopTimeout); err != nil {
-			return err
+	return h.eachWorker(func(w *worker) error {
+		w.lifecycle.Lock()
+		defer w.lifecycle.Unlock()
+		if p := w.current(); p != nil {
+			if err := p.stop(h.opts.StopTimeout); err != nil {
+				return err
+			}
 		}
-	}
-	return h.startProcess(ctx)
+		return w.startProcess(ctx)
+	})
 }
 
-// Restarts counts the automatic restarts after unexpected exits (Options.RestartOnExit).
-func (h *Host) Restarts() int { return int(h.restarts.Load()) }
+// Restarts counts the automatic restarts after unexpected exits (Options.RestartOnExit),
+// over every group.
+func (h *Host) Restarts() int {
+	n := 0
+	for _, w := range h.workers {
+		n += int(w.restarts.Load())
+	}
+	return n
+}
 
-// HandlerPID is the process id of the running handler (0 if none).
+// HandlerPID is the process id of the first group's running handler (the HTTP
+// group's when there is one; with OneProcess, the handler): 0 if none. HandlerPIDs
+// lists every group's.
 func (h *Host) HandlerPID() int {
-	if p := h.current(); p != nil && p.cmd != nil {
+	if p := h.workers[0].current(); p != nil && p.cmd != nil {
 		return p.cmd.Process.Pid
 	}
 	return 0
 }
 
-// HandlerPort is the port the handler was told to listen on (0 if none).
+// HandlerPIDs returns each scale group's running handler process id.
+func (h *Host) HandlerPIDs() map[string]int {
+	out := map[string]int{}
+	for _, w := range h.workers {
+		if p := w.current(); p != nil && p.cmd != nil {
+			out[w.group] = p.cmd.Process.Pid
+		}
+	}
+	return out
+}
+
+// HandlerPort is the port the first group's handler was told to listen on (0 if
+// none); HandlerPortOf names the function.
 func (h *Host) HandlerPort() int {
-	if p := h.current(); p != nil {
+	if p := h.workers[0].current(); p != nil {
+		return p.port
+	}
+	return 0
+}
+
+// HandlerPortOf is the port of the handler process that runs function (0 if none).
+func (h *Host) HandlerPortOf(function string) int {
+	w, ok := h.byFunction[strings.ToLower(function)]
+	if !ok {
+		return 0
+	}
+	if p := w.current(); p != nil {
 		return p.port
 	}
 	return 0

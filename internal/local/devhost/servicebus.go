@@ -175,7 +175,7 @@ func (t *serviceBusTriggers) receiveLoop(f Function) {
 				break fill
 			}
 		}
-		if t.h.waitHandler(ctx) != nil {
+		if t.h.workerFor(f).waitHandler(ctx) != nil {
 			return
 		}
 		msgs, err := r.ReceiveMessages(ctx, n, nil)
@@ -218,7 +218,7 @@ func (t *serviceBusTriggers) sessionLoop(f Function) {
 			sr  *azservicebus.SessionReceiver
 			err error
 		)
-		if t.h.waitHandler(ctx) != nil {
+		if t.h.workerFor(f).waitHandler(ctx) != nil {
 			return
 		}
 		if b.QueueName != "" {
@@ -259,7 +259,7 @@ func (t *serviceBusTriggers) runSession(f Function, sr *azservicebus.SessionRece
 	stop := t.renewSession(sr, log)
 	defer stop()
 	for ctx.Err() == nil {
-		if t.h.waitHandler(ctx) != nil {
+		if t.h.workerFor(f).waitHandler(ctx) != nil {
 			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, sbc.SessionIdleTimeout)
@@ -306,7 +306,7 @@ func (t *serviceBusTriggers) process(f Function, settle settlement, renew lockRe
 	}
 	// A message received just as the handler died waits (under a renewed lock) for
 	// the restarted one rather than failing against nothing.
-	if err := t.h.waitHandler(t.h.ctx); err != nil {
+	if err := t.h.workerFor(f).waitHandler(t.h.ctx); err != nil {
 		stopRenew()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(t.h.ctx), settleTimeout)
 		defer cancel()
@@ -320,24 +320,17 @@ func (t *serviceBusTriggers) process(f Function, settle settlement, renew lockRe
 	stopRenew()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(t.h.ctx), settleTimeout)
 	defer scancel()
+	// A failed settlement is an error, as the Functions host logs it: the message comes
+	// back (or was settled by someone else, which a handler must not do: the host owns
+	// the lock), so it is never quietly ignored.
 	if err == nil {
 		if serr := settle.CompleteMessage(sctx, m, nil); serr != nil {
-			if isLockLost(serr) {
-				// The handler settled it itself (e.g. dead-lettered a bad message), or the
-				// lock expired; either way the broker owns the message now.
-				log.Debug("devhost: complete: message already settled or lock lost", "err", serr)
-				return
-			}
-			log.Warn("devhost: complete message", "err", serr)
+			log.Error("devhost: complete message", "err", serr, "lockLost", isLockLost(serr))
 		}
 		return
 	}
 	if serr := settle.AbandonMessage(sctx, m, nil); serr != nil {
-		if isLockLost(serr) {
-			log.Debug("devhost: abandon: message already settled or lock lost", "err", serr)
-			return
-		}
-		log.Warn("devhost: abandon message", "err", serr)
+		log.Error("devhost: abandon message", "err", serr, "lockLost", isLockLost(serr))
 	}
 }
 

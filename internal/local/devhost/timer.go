@@ -109,7 +109,7 @@ func (t *timerTriggers) worker(ts *timerState) {
 		case <-t.h.ctx.Done():
 			return
 		case tk := <-ts.ticks:
-			if t.h.waitHandler(t.h.ctx) != nil {
+			if t.h.workerFor(ts.fn).waitHandler(t.h.ctx) != nil {
 				return
 			}
 			if err := t.run(t.h.ctx, ts, tk); err != nil {

@@ -42,6 +42,9 @@ const (
 	StageDir = "app"
 	// MainPackage is the Go package that builds the binary.
 	MainPackage = "./cmd/patrol"
+	// VersionSymbol is the variable `go build -ldflags -X` sets to Options.Version;
+	// `patrol --version` prints it (internal/cli.Version).
+	VersionSymbol = "github.com/patrol-dev/patrol/internal/cli.version"
 
 	stageMarker = ".patrol-package" // suffix of the file beside a stage folder Build may replace
 )
@@ -52,6 +55,10 @@ var modTime = time.Date(1980, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // functionName is what the Functions host accepts as a function (folder) name.
 var functionName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,127}$`)
+
+// releaseVersion is what Options.Version may be: a tag such as v1.2.0 or v1.2.0-rc.1,
+// nothing the linker flag or a shell would split or interpret.
+var releaseVersion = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 
 // Options says what to package and where.
 type Options struct {
@@ -64,6 +71,9 @@ type Options struct {
 	GOARCH string
 	// Compile builds the binary; nil means GoBuild. Tests inject a fake to stay fast.
 	Compile CompileFunc
+	// Version is the release the binary reports (`patrol --version`), e.g. the tag
+	// v1.2.0; empty leaves the binary's own answer ("devel" and its commit).
+	Version string
 }
 
 // CompileRequest is one build of the handler binary.
@@ -73,6 +83,7 @@ type CompileRequest struct {
 	Output   string // file to write
 	GOOS     string
 	GOARCH   string
+	Version  string // set as VersionSymbol when not empty
 }
 
 // CompileFunc builds the handler binary described by req.
@@ -82,7 +93,11 @@ type CompileFunc func(ctx context.Context, req CompileRequest) error
 // matching libc guarantees, so the binary must be static) and -trimpath (no local
 // paths in the binary, and the same tree builds the same bytes).
 func GoBuild(ctx context.Context, req CompileRequest) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", req.Output, req.Package)
+	ldflags := "-s -w"
+	if req.Version != "" {
+		ldflags += " -X " + VersionSymbol + "=" + req.Version
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags="+ldflags, "-o", req.Output, req.Package)
 	cmd.Dir = req.RepoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+req.GOOS, "GOARCH="+req.GOARCH)
 	var out bytes.Buffer
@@ -121,7 +136,7 @@ func Build(ctx context.Context, opts Options) (zipPath string, err error) {
 	}
 
 	binary := filepath.Join(stage, BinaryName)
-	req := CompileRequest{RepoRoot: opts.RepoRoot, Package: MainPackage, Output: binary, GOOS: opts.GOOS, GOARCH: opts.GOARCH}
+	req := CompileRequest{RepoRoot: opts.RepoRoot, Package: MainPackage, Output: binary, GOOS: opts.GOOS, GOARCH: opts.GOARCH, Version: opts.Version}
 	if err := opts.Compile(ctx, req); err != nil {
 		return "", fmt.Errorf("packaging: %w", err)
 	}
@@ -159,6 +174,9 @@ func withDefaults(opts Options) (Options, error) {
 	}
 	if opts.OutDir == "" {
 		return opts, errors.New("packaging: Options.OutDir is empty")
+	}
+	if opts.Version != "" && !releaseVersion.MatchString(opts.Version) {
+		return opts, fmt.Errorf("packaging: version %q: want a tag such as v1.2.0 (letters, digits, '.', '+', '-')", opts.Version)
 	}
 	if opts.GOOS == "" {
 		opts.GOOS = "linux"

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +327,76 @@ func FuzzHostExecutable(f *testing.F) {
 			t.Errorf("accepted executable %q is empty or untrimmed", exe)
 		}
 	})
+}
+
+func TestBuildPassesTheReleaseVersionAndRefusesOneTheLinkerWouldSplit(t *testing.T) {
+	for name, tc := range map[string]struct {
+		version string
+		wantErr bool
+	}{
+		"a release tag reaches the compiler":   {version: "v1.2.0"},
+		"a pre-release tag reaches it too":     {version: "v1.2.0-rc.1+build.7"},
+		"no version leaves the binary's devel": {version: ""},
+		"a space would split -ldflags":         {version: "v1 -X main.evil=1", wantErr: true},
+		"a quote is refused":                   {version: `v1"`, wantErr: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fc := &fakeCompiler{}
+			_, err := Build(context.Background(), Options{RepoRoot: repo(t, validRepo()), OutDir: t.TempDir(), Compile: fc.compile, Version: tc.version})
+			if tc.wantErr {
+				if err == nil || len(fc.reqs) != 0 {
+					t.Fatalf("Build with version %q: err %v after %d compiles, want a refusal before compiling", tc.version, err, len(fc.reqs))
+				}
+				return
+			}
+			if err != nil || len(fc.reqs) != 1 || fc.reqs[0].Version != tc.version {
+				t.Fatalf("Build: %v, requests %+v, want one with version %q", err, fc.reqs, tc.version)
+			}
+		})
+	}
+}
+
+// TestGoBuildStampsTheVersion builds a fixture module that has patrol's module path and
+// the variable VersionSymbol names, runs the binary and reads the version it prints.
+func TestGoBuildStampsTheVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go binary; skipped with -short")
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("runs the linux/amd64 binary it builds")
+	}
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOTOOLCHAIN", "local")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	dot := strings.LastIndex(VersionSymbol, ".")
+	pkg, name := strings.TrimPrefix(VersionSymbol[:dot], "github.com/patrol-dev/patrol/"), VersionSymbol[dot+1:]
+	files := validRepo()
+	files["go.mod"] = "module github.com/patrol-dev/patrol\n\ngo 1.22\n"
+	files[pkg+"/version.go"] = "package cli\n\nvar " + name + " string\n\nfunc Version() string { return " + name + " }\n"
+	files["cmd/patrol/main.go"] = "package main\n\nimport (\n\t\"fmt\"\n\n\t\"github.com/patrol-dev/patrol/" + pkg + "\"\n)\n\nfunc main() { fmt.Print(cli.Version()) }\n"
+	out := t.TempDir()
+	if _, err := Build(context.Background(), Options{RepoRoot: repo(t, files), OutDir: out, Version: "v1.2.3"}); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	got, err := exec.Command(filepath.Join(out, StageDir, BinaryName)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "v1.2.3" {
+		t.Errorf("the built binary reports %q, want v1.2.3", got)
+	}
+}
+
+// VersionSymbol must name the variable patrol's CLI prints: the linker ignores -X for a
+// symbol that does not exist, so a rename would silently ship "devel".
+func TestVersionSymbolNamesTheCLIsVariable(t *testing.T) {
+	dot := strings.LastIndex(VersionSymbol, ".")
+	rel := strings.TrimPrefix(VersionSymbol[:dot], "github.com/patrol-dev/patrol/")
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", filepath.FromSlash(rel), "version.go"))
+	if err != nil {
+		t.Fatalf("read the package VersionSymbol names: %v", err)
+	}
+	if !strings.Contains(string(src), "\nvar "+VersionSymbol[dot+1:]+" string\n") {
+		t.Errorf("%s/version.go declares no `var %s string`", rel, VersionSymbol[dot+1:])
+	}
 }

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patrol-dev/patrol/internal/config"
 	"github.com/patrol-dev/patrol/internal/local/emulator/fault"
 	"github.com/patrol-dev/patrol/internal/local/emulator/journal"
 )
@@ -23,21 +25,68 @@ import (
 //	GET|PUT|DELETE /faults/{emulator}/{operation}   fault rules (entra, keyvault, devops, servicebus)
 //	GET  /devops/pats?org=contoso   PATs with status, never values
 //	GET  /keyvault/secrets?vault=patrol             secrets and current versions, never values
+//	                                                (vault=patrol-identity: the token caches)
 //	GET  /servicebus/entities       message counts per entity
 //	POST /entra/approve?code=X&upn=Y                complete a device-code sign-in
 //	POST /sessions/revoke?upn=Y     "revoke sessions": CAE challenges and no refresh
+//
+// It moves time, injects faults and approves sign-ins, so a web page the operator
+// happens to visit must not reach it (DNS rebinding, a cross-site form post), nor another
+// local user: every request must name the listener in Host (127.0.0.1, localhost or
+// [::1] with its port), carry no foreign Origin or Sec-Fetch-Site, and present the
+// per-run token (AdminToken, PATROL_LOCAL_ADMIN_TOKEN in patrol.env) as
+// "Authorization: Bearer <token>".
 func (s *Stack) ServeAdmin(addr string) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("stack: admin API: %w", err)
 	}
-	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	s.admin = &http.Server{Handler: adminGuard(port, s.AdminToken, s.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Warn("admin API stopped", "err", err)
 		}
 	}()
 	return "http://" + ln.Addr().String(), nil
+}
+
+// AdminTokenSetting names the admin API's token in patrol.env.
+const AdminTokenSetting = config.LocalAdminToken
+
+// adminGuard admits a request only when it is addressed to this loopback listener, is
+// not cross-origin, and carries the token.
+func adminGuard(port, token string, next http.Handler) http.Handler {
+	hosts := map[string]bool{}
+	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		hosts[h+":"+port] = true
+	}
+	deny := func(w http.ResponseWriter, status int, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hosts[strings.ToLower(r.Host)] {
+			deny(w, http.StatusMisdirectedRequest, "Host must be 127.0.0.1:"+port+" or localhost:"+port)
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && !hosts[strings.TrimPrefix(strings.ToLower(o), "http://")] {
+			deny(w, http.StatusForbidden, "cross-origin requests are refused")
+			return
+		}
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+			deny(w, http.StatusForbidden, "cross-site requests are refused")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="patrol local admin"`)
+			deny(w, http.StatusUnauthorized, "send Authorization: Bearer $"+AdminTokenSetting+" (from patrol.env)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Stack) faults(name string) *fault.Injector {
@@ -78,7 +127,7 @@ func (s *Stack) adminHandler() http.Handler {
 	fail := func(w http.ResponseWriter, status int, msg string) { reply(w, status, map[string]string{"error": msg}) }
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]string{
-			"entra": s.Entra.AuthorityHost(), "keyvault": s.VaultURL, "devops": s.DevOpsURL,
+			"entra": s.Entra.AuthorityHost(), "keyvault": s.VaultURL, "identityKeyvault": s.IdentityVaultURL, "devops": s.DevOpsURL,
 			"servicebus": s.SB.Addr().String(), "managedIdentity": s.MSI.Endpoint, "deviceLogin": s.Entra.VerificationURI(),
 		})
 	})

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patrol-dev/patrol/internal/contract"
 	"github.com/patrol-dev/patrol/internal/local/emulator/authn"
 	"github.com/patrol-dev/patrol/internal/local/emulator/clock"
 	devopsemu "github.com/patrol-dev/patrol/internal/local/emulator/devops"
@@ -42,7 +43,29 @@ const (
 	Person           = "alice@contoso.com"
 	Organization     = "contoso"
 	Vault            = "patrol"
+	// IdentityVault holds the service accounts' token caches and passwords, apart from
+	// the PATs (PATROL_IDENTITY_KEYVAULT_URL), with the same roles as in Azure: the
+	// app's identity and the operator only.
+	IdentityVault = "patrol-identity"
 )
+
+// OperatorKeyName is the Service Bus key of the local operator: `patrol` run with
+// operator.env (Stack.OperatorEnv) may do exactly what OperatorRights say, so a command
+// that needs a right the operator is not given in Azure fails here too.
+const OperatorKeyName = "patrol-operator"
+
+// OperatorRights mirror the Service Bus roles infra/modules/servicebus.bicep assigns to
+// operatorPrincipalId (Data Sender: Send, Data Receiver: Listen); internal/settings
+// holds the two in agreement. adopt and rotate run the rotation in the operator's
+// process, so their last steps publish to pat-events and schedule on pat-revocations
+// (and a wake-up on pat-rotations); offboard sends to hr-offboarding; the operator
+// follows outcomes on pat-events.
+var OperatorRights = sbemu.Rights{
+	contract.QueueOffboarding: sbemu.Send,
+	contract.QueueRotations:   sbemu.Send,
+	contract.QueueRevocations: sbemu.Send,
+	contract.TopicEvents:      sbemu.Send | sbemu.Listen,
+}
 
 // LocalAddrs are the fixed loopback ports `patrol-dev local` and `patrol-dev emulate` use by
 // default, so local.settings.json.example and a person's bookmarks stay valid between
@@ -80,12 +103,17 @@ type Stack struct {
 	SB     *sbemu.Emulator
 	MSI    *entraemu.ManagedIdentityServer
 
-	DevOpsURL      string
-	VaultURL       string
-	WorkloadSecret string
+	DevOpsURL        string
+	VaultURL         string
+	IdentityVaultURL string
+	WorkloadSecret   string
 	// ServiceAccountPassword is the seeded service account's password: tests and the
 	// demo complete device-code sign-ins with it.
 	ServiceAccountPassword string
+
+	// AdminToken is the per-run token the inspection/control API requires (ServeAdmin),
+	// written to patrol.env as PATROL_LOCAL_ADMIN_TOKEN.
+	AdminToken string
 
 	// SBFaults injects faults into the Service Bus broker (the other emulators own theirs).
 	SBFaults *fault.Injector
@@ -121,16 +149,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.WorkloadSecret, s.ServiceAccountPassword = randomSecret(), randomSecret()
+	s.AdminToken = randomSecret()
 
 	s.Entra, err = entraemu.New(entraemu.Options{
 		Directory: entraemu.Directory{
 			TenantID: TenantID, Domain: Domain,
 			AppRegistrations: []entraemu.AppRegistration{
 				{ClientID: WorkloadClientID, Secret: s.WorkloadSecret, DisplayName: "patrol workload (local)"},
-				// Consented as docs/deploy.md tells operators: the PAT scopes, and token
-				// administration for revoking PATs people made before patrol adopted them.
+				// Consented as docs/deploy.md tells operators: the PAT scopes, token
+				// administration for revoking PATs people made before patrol adopted them,
+				// and Graph read for the offboarding report (docs/offboarding.md).
 				{ClientID: PublicClientID, PublicClient: true, DisplayName: "patrol sign-in (local)", RedirectURIs: []string{"http://localhost"}, Consent: entraemu.Consent{
-					devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister}}},
+					devopsemu.ResourceID: {devopsemu.ScopePATs, devopsemu.ScopePATsManage, devopsemu.ScopeTokenAdminister, devopsemu.ScopeGraph}}},
 				{ClientID: ManagedIdentity, ManagedIdentity: true, DisplayName: "patrol function app identity (local)"},
 			},
 			Users: []entraemu.User{
@@ -159,7 +189,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	sessions := authn.NewSessions()
 	s.KV, err = kvemu.New(kvemu.Options{Sessions: sessions,
 		Verifier: s.Entra.Verifier(), Authority: strings.TrimSuffix(s.Entra.AuthorityHost(), "/"), TenantID: TenantID,
-		Vaults: []string{Vault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
+		Vaults: []string{Vault, IdentityVault}, Clock: s.Clock, Logger: s.log.With("emulator", "keyvault"), TLS: tlsCfg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stack: key vault: %w", err)
@@ -167,10 +197,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err = s.KV.Start(addr("keyvault")); err != nil {
 		return nil, fmt.Errorf("stack: key vault: %w", err)
 	}
-	s.VaultURL = s.KV.VaultURL(Vault)
-	for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
-		if err = s.KV.Grant(Vault, who, kvemu.RoleSecretsOfficer); err != nil {
-			return nil, fmt.Errorf("stack: key vault grant: %w", err)
+	s.VaultURL, s.IdentityVaultURL = s.KV.VaultURL(Vault), s.KV.VaultURL(IdentityVault)
+	for _, vault := range []string{Vault, IdentityVault} {
+		for _, who := range []string{s.objectID(WorkloadClientID), s.objectID(ManagedIdentity)} {
+			if err = s.KV.Grant(vault, who, kvemu.RoleSecretsOfficer); err != nil {
+				return nil, fmt.Errorf("stack: key vault grant: %w", err)
+			}
 		}
 	}
 
@@ -206,7 +238,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 	s.SBFaults = fault.New()
-	if s.SB, err = sbemu.New(sbemu.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults}); err != nil {
+	// The app keeps the emulator's documented key with every right; the operator gets
+	// a key of its own with only the operator's rights.
+	keys := map[string]string{sbemu.DefaultKeyName: sbemu.DefaultKey, OperatorKeyName: randomSecret()}
+	if s.SB, err = sbemu.New(sbemu.Options{Config: cfg, Clock: s.Clock, Logger: s.log.With("emulator", "servicebus"), Faults: s.SBFaults,
+		Keys: keys, Rights: map[string]sbemu.Rights{OperatorKeyName: OperatorRights}}); err != nil {
 		return nil, fmt.Errorf("stack: service bus: %w", err)
 	}
 	if err = s.SB.Start(addr("servicebus")); err != nil {
@@ -245,6 +281,7 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"NODE_EXTRA_CA_CERTS": caFile,
 		// patrol's settings (docs/architecture.md).
 		"PATROL_KEYVAULT_URL":            s.VaultURL,
+		"PATROL_IDENTITY_KEYVAULT_URL":   s.IdentityVaultURL,
 		"ServiceBusConnection":           s.SB.ConnectionString(),
 		"PATROL_TENANT_ID":               TenantID,
 		"PATROL_CLIENT_ID":               PublicClientID,
@@ -261,11 +298,24 @@ func (s *Stack) Env(caFile string) map[string]string {
 		"PATROL_LOCAL_DEVICE_LOGIN_URL":    s.Entra.VerificationURI(),
 		"PATROL_LOCAL_ORGANIZATION":        Organization,
 		"PATROL_LOCAL_SERVICE_ACCOUNT_PWD": s.ServiceAccountPassword,
+		AdminTokenSetting:                  s.AdminToken,
 		"IDENTITY_ENDPOINT_LOCAL":          s.MSI.Endpoint,
 	}
 }
 
-// WriteFiles writes ca.pem and patrol.env into dir and returns their paths.
+// OperatorEnv is Env for the operator's commands: the Service Bus connection is the
+// operator's key (OperatorRights), not the app's.
+func (s *Stack) OperatorEnv(caFile string) map[string]string {
+	env := s.Env(caFile)
+	env["ServiceBusConnection"] = s.SB.KeyConnectionString(OperatorKeyName)
+	return env
+}
+
+// OperatorEnvFile is the name WriteFiles gives OperatorEnv's dotenv file, beside patrol.env.
+const OperatorEnvFile = "operator.env"
+
+// WriteFiles writes ca.pem, patrol.env (the app's settings) and operator.env (the
+// operator's, OperatorEnv) into dir and returns the paths of the first two.
 func (s *Stack) WriteFiles(dir string) (caFile, envFile string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("stack: %w", err)
@@ -280,6 +330,10 @@ func (s *Stack) WriteFiles(dir string) (caFile, envFile string, err error) {
 	}
 	if err := os.WriteFile(envFile, []byte(Dotenv(s.Env(caFile))), 0o600); err != nil {
 		return "", "", fmt.Errorf("stack: write %s: %w", envFile, err)
+	}
+	operatorFile := filepath.Join(dir, OperatorEnvFile)
+	if err := os.WriteFile(operatorFile, []byte(Dotenv(s.OperatorEnv(caFile))), 0o600); err != nil {
+		return "", "", fmt.Errorf("stack: write %s: %w", operatorFile, err)
 	}
 	return caFile, envFile, nil
 }

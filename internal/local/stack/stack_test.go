@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,6 +85,22 @@ func TestStackServesEveryEmulatorToTheRealClients(t *testing.T) {
 
 func strPtr(s string) *string { return &s }
 
+// adminRequest is a request to the admin API as `curl -H "Authorization: Bearer …"`
+// sends it.
+func adminRequest(t *testing.T, s *Stack, method, url, body string) *http.Request {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+	return req
+}
+
 func TestAdminAPIAdvancesTheClockAndInstallsFaults(t *testing.T) {
 	s, err := Start(context.Background(), Options{})
 	if err != nil {
@@ -95,7 +112,7 @@ func TestAdminAPIAdvancesTheClockAndInstallsFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.Clock.Now()
-	resp, err := http.Post(base+"/clock/advance?by=720h", "", nil)
+	resp, err := http.DefaultClient.Do(adminRequest(t, s, http.MethodPost, base+"/clock/advance?by=720h", ""))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("advance: %v %v", resp, err)
 	}
@@ -103,8 +120,7 @@ func TestAdminAPIAdvancesTheClockAndInstallsFaults(t *testing.T) {
 	if got := s.Clock.Now().Sub(before); got < 720*time.Hour {
 		t.Fatalf("clock moved %v, want at least 720h", got)
 	}
-	req, _ := http.NewRequest(http.MethodPut, base+"/faults/devops/CreatePat", strings.NewReader(`{"status":503,"times":1}`))
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(adminRequest(t, s, http.MethodPut, base+"/faults/devops/CreatePat", `{"status":503,"times":1}`))
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("install fault: %v %v", resp, err)
 	}
@@ -112,9 +128,62 @@ func TestAdminAPIAdvancesTheClockAndInstallsFaults(t *testing.T) {
 	if f, ok := s.DevOps.Faults().Take("CreatePat"); !ok || f.Status != 503 {
 		t.Fatalf("fault not installed on the devops emulator: %+v %v", f, ok)
 	}
-	resp, err = http.Get(base + "/journal/nowhere")
+	resp, err = http.DefaultClient.Do(adminRequest(t, s, http.MethodGet, base+"/journal/nowhere", ""))
 	if err != nil || resp.StatusCode != 404 {
 		t.Fatalf("unknown emulator journal: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+func TestAdminAPIAnswersOnlyItsOwnTokenBearingSameOriginCallers(t *testing.T) {
+	s, err := Start(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base, err := s.ServeAdmin("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := base[strings.LastIndexByte(base, ':')+1:]
+	cases := map[string]struct {
+		edit func(*http.Request)
+		want int // status of POST /clock/advance
+	}{
+		"the token from patrol.env is admitted":               {edit: func(*http.Request) {}, want: 200},
+		"localhost with the listener's port is the same host": {edit: func(r *http.Request) { r.Host = "localhost:" + port }, want: 200},
+		"the browser's own same-origin fetch is admitted": {edit: func(r *http.Request) {
+			r.Header.Set("Origin", "http://127.0.0.1:"+port)
+			r.Header.Set("Sec-Fetch-Site", "same-origin")
+		}, want: 200},
+		"no token is refused":                     {edit: func(r *http.Request) { r.Header.Del("Authorization") }, want: 401},
+		"a wrong token is refused":                {edit: func(r *http.Request) { r.Header.Set("Authorization", "Bearer guess") }, want: 401},
+		"the token as Basic is refused":           {edit: func(r *http.Request) { r.Header.Set("Authorization", "Basic "+s.AdminToken) }, want: 401},
+		"a rebound DNS name is refused":           {edit: func(r *http.Request) { r.Host = "attacker.example:" + port }, want: http.StatusMisdirectedRequest},
+		"another port on loopback is refused":     {edit: func(r *http.Request) { r.Host = "127.0.0.1:1" }, want: http.StatusMisdirectedRequest},
+		"a foreign Origin is refused":             {edit: func(r *http.Request) { r.Header.Set("Origin", "https://attacker.example") }, want: 403},
+		"a cross-site fetch is refused":           {edit: func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "cross-site") }, want: 403},
+		"a same-site other-port fetch is refused": {edit: func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "same-site") }, want: 403},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before := s.Clock.Now()
+			req := adminRequest(t, s, http.MethodPost, base+"/clock/advance?by=1h", "")
+			tc.edit(req)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if moved := s.Clock.Now().Sub(before) >= time.Hour; moved != (tc.want == 200) {
+				t.Errorf("clock moved: %v, want %v", moved, tc.want == 200)
+			}
+		})
+	}
+	if got := s.Env("ca.pem")[AdminTokenSetting]; got == "" || got != s.AdminToken {
+		t.Errorf("patrol.env's %s = %q, want the admin token", AdminTokenSetting, got)
+	}
 }

@@ -55,8 +55,24 @@ func newLimiter(cfg RateLimit) *limiter {
 	return &limiter{cfg: cfg.withDefaults(), uses: map[string][]usage{}}
 }
 
+// set replaces the budget; usage already charged stays charged.
+func (l *limiter) set(cfg RateLimit) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg = cfg.withDefaults()
+}
+
+// resource is X-RateLimit-Resource.
+func (l *limiter) resource() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg.Resource
+}
+
 // take charges op to identity at now, or refuses it. Blocked requests are not charged.
 func (l *limiter) take(identity, op string, now time.Time) rateDecision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.cfg.Limit < 0 {
 		return rateDecision{allowed: true, limit: -1}
 	}
@@ -64,8 +80,6 @@ func (l *limiter) take(identity, op string, now time.Time) rateDecision {
 	if c, ok := l.cfg.Costs[op]; ok {
 		cost = c
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	kept, used := window(l.uses[identity], now.Add(-l.cfg.Window))
 	d := decideRate(kept, used, cost, l.cfg.Limit, l.cfg.Window, now)
 	if d.allowed && cost > 0 {

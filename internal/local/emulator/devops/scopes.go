@@ -15,6 +15,8 @@ const (
 	ScopePATs            = "vso.pats"
 	ScopePATsManage      = "vso.pats_manage"
 	ScopeTokenAdminister = "vso.tokenadministration"
+	// ScopeGraph reads users and groups (graph.json: every GET of graph/users).
+	ScopeGraph = "vso.graph"
 )
 
 // requiredScope is the scope a bearer token must carry for op ("" = any).
@@ -26,6 +28,8 @@ func requiredScope(op string) string {
 		return ScopePATsManage
 	case OpAdminList, OpAdminRevoke:
 		return ScopeTokenAdminister
+	case OpGraphUsers, OpGraphUser:
+		return ScopeGraph
 	}
 	return ""
 }

@@ -1,7 +1,8 @@
 // Package devops emulates the parts of Azure DevOps patrol depends on: the PAT lifecycle
 // API (create, list, get, update, revoke), the token-admin API (list a user's PATs,
-// revoke), and _apis/connectionData with Basic PAT authentication — with organization
-// policies, per-identity rate limiting, fault injection and a request journal.
+// revoke), the Graph users API (a person's subject descriptor, graph.go), and
+// _apis/connectionData with Basic PAT authentication — with organization policies,
+// per-identity rate limiting, fault injection and a request journal.
 //
 // One HTTPS listener serves the paths of both vssps.dev.azure.com and dev.azure.com
 // (/{org}/_apis/...), matched case-insensitively as the service does. The lifecycle and
@@ -45,6 +46,8 @@ const (
 	OpConnectionData = "ConnectionData"
 	OpAdminRevoke    = "AdminRevoke"
 	OpAdminList      = "AdminList"
+	OpGraphUsers     = "GraphUsers"
+	OpGraphUser      = "GraphUser"
 )
 
 // Options configure an Emulator.
@@ -65,6 +68,9 @@ type Options struct {
 	// Sessions records revoked sessions (RevokeSessions); share one with the Key Vault
 	// emulator. Default: a record of this emulator's own.
 	Sessions *authn.Sessions
+	// GraphPageSize is how many users one page of the Graph users list holds; default
+	// 100. Small values let tests walk continuation tokens.
+	GraphPageSize int
 	// TLS is the server configuration Start uses (tlsca's ServerTLSConfig); required there:
 	// the service is HTTPS only. ServeHTTP alone needs none.
 	TLS *tls.Config
@@ -83,13 +89,14 @@ type Emulator struct {
 	deployment string
 	authority  string
 
-	mu       sync.Mutex
-	srv      *http.Server // set by Start
-	url      string
-	orgs     map[string]*org // by lower-case name
-	pats     map[string]*pat // by lower-case authorization id
-	byHash   map[[32]byte]string
-	sessions *authn.Sessions
+	mu            sync.Mutex
+	srv           *http.Server // set by Start
+	url           string
+	orgs          map[string]*org // by lower-case name
+	pats          map[string]*pat // by lower-case authorization id
+	byHash        map[[32]byte]string
+	sessions      *authn.Sessions
+	graphPageSize int
 	// propagation is how many connectionData calls a new PAT refuses (DelayPATPropagation).
 	propagation int
 }
@@ -102,7 +109,10 @@ func New(o Options) (*Emulator, error) {
 	s := &Emulator{verifier: o.Verifier, clock: o.Clock, faults: o.Faults, journal: o.Journal, log: o.Logger,
 		limiter: newLimiter(o.RateLimit), autoEnroll: o.AutoEnroll, deployment: newGUID(), tls: o.TLS,
 		orgs: map[string]*org{}, pats: map[string]*pat{}, byHash: map[[32]byte]string{}, sessions: o.Sessions,
-		authority: o.Authority}
+		authority: o.Authority, graphPageSize: o.GraphPageSize}
+	if s.graphPageSize <= 0 {
+		s.graphPageSize = graphPageSizeDefault
+	}
 	if s.sessions == nil {
 		s.sessions = authn.NewSessions()
 	}
@@ -126,6 +136,10 @@ func New(o Options) (*Emulator, error) {
 
 // Faults returns the fault injector (operations are the Op* constants).
 func (s *Emulator) Faults() *fault.Injector { return s.faults }
+
+// SetRateLimit replaces the per-identity budget (Options.RateLimit) of a running
+// emulator; what each identity already spent stays charged.
+func (s *Emulator) SetRateLimit(rl RateLimit) { s.limiter.set(rl) }
 
 // Journal returns the request journal.
 func (s *Emulator) Journal() *journal.Journal { return s.journal }
@@ -210,6 +224,10 @@ func parseRoute(method, path string) (route, bool) {
 		r.op = OpAdminRevoke
 	case len(parts) == 5 && strings.HasPrefix(tail, "tokenadmin/personalaccesstokens/") && method == http.MethodGet:
 		r.op, r.rest = OpAdminList, parts[4]
+	case tail == "graph/users" && method == http.MethodGet:
+		r.op = OpGraphUsers
+	case len(parts) == 5 && strings.HasPrefix(tail, "graph/users/") && method == http.MethodGet:
+		r.op, r.rest = OpGraphUser, parts[4]
 	}
 	return r, r.op != ""
 }
@@ -267,10 +285,11 @@ func (s *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.limiter.take(req.principal, rt.op, s.clock.Now())
-	d.setHeaders(rec.Header(), s.limiter.cfg.Resource)
+	resource := s.limiter.resource()
+	d.setHeaders(rec.Header(), resource)
 	if !d.allowed {
 		writeVSS(rec, http.StatusTooManyRequests, "RequestBlockedException",
-			fmt.Sprintf("TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource '%s' in namespace 'User'.", s.limiter.cfg.Resource))
+			fmt.Sprintf("TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource '%s' in namespace 'User'.", resource))
 		return
 	}
 	if err := checkAPIVersion(rt.op, r.URL.Query()); err != nil {
@@ -294,6 +313,10 @@ func (s *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.adminList(rec, req, rt.rest)
 	case OpAdminRevoke:
 		s.adminRevoke(rec, req)
+	case OpGraphUsers:
+		s.graphUsers(rec, req)
+	case OpGraphUser:
+		s.graphUser(rec, req, rt.rest)
 	}
 }
 

@@ -687,6 +687,7 @@ func TestEachOperationRequiresItsScope(t *testing.T) {
 		"admin list":     {"GET", "/contoso/_apis/tokenadmin/personalaccesstokens/" + admin.Descriptor + "?isPublic=false&api-version=7.1-preview.1"},
 		"admin revoke":   {"POST", "/contoso/_apis/tokenadmin/revocations?isPublic=false&api-version=7.1-preview.1"},
 		"connectionData": {"GET", "/contoso/_apis/connectionData"},
+		"graph users":    {"GET", "/contoso/_apis/graph/users?api-version=7.1-preview.1"},
 	}
 	cases := map[string]struct {
 		scp     string
@@ -697,6 +698,7 @@ func TestEachOperationRequiresItsScope(t *testing.T) {
 		"vso.pats_manage changes PATs but cannot read them":    {"vso.pats_manage", []string{"create", "revoke", "connectionData"}},
 		"both PAT scopes manage PATs but not other users'":     {"vso.pats vso.pats_manage", []string{"list", "get", "create", "revoke", "connectionData"}},
 		"vso.tokenadministration reaches only token admin":     {"vso.tokenadministration", []string{"admin list", "admin revoke", "connectionData"}},
+		"vso.graph reads users and nothing of PATs":            {"vso.graph", []string{"graph users", "connectionData"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

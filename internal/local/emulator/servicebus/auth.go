@@ -25,6 +25,8 @@ var (
 type grant struct {
 	Path    string
 	Expires time.Time
+	// KeyName signed the token: its Rights say what the grant allows on Path.
+	KeyName string
 }
 
 // validateSAS checks a "SharedAccessSignature sr=…&sig=…&se=…&skn=…" token against keys
@@ -79,7 +81,7 @@ func validateSAS(token string, keys map[string]string, now time.Time) (grant, er
 	if err != nil {
 		return grant{}, errTokenMalformed
 	}
-	return grant{Path: audiencePath(aud), Expires: exp}, nil
+	return grant{Path: audiencePath(aud), Expires: exp, KeyName: skn}, nil
 }
 
 // audiencePath reduces "amqp://host:port/Orders/" or "sb://host/orders" to "orders".

@@ -56,9 +56,11 @@ type conn struct {
 	peerIdle     time.Duration
 	sessions     map[uint16]*session
 	grants       []grant
-	allAccess    bool // SASL PLAIN with a configured key: the whole namespace
-	closed       bool
-	nextOwner    uint64
+	// plainKey is the key a SASL PLAIN login named: its Rights cover the whole
+	// connection, without CBS tokens ("" = no PLAIN login).
+	plainKey  string
+	closed    bool
+	nextOwner uint64
 }
 
 type session struct {
@@ -227,7 +229,7 @@ func (c *conn) sasl(br *bufio.Reader) error {
 			code = amqp.SASLAuth
 			c.log.Warn("servicebus: SASL PLAIN rejected", "user", user)
 		} else {
-			c.allAccess = true
+			c.plainKey = user
 		}
 	default:
 		code = amqp.SASLAuth

@@ -123,10 +123,25 @@ func (c *conn) onAttach(s *session, a *amqp.Attach) error {
 			return c.refuse(s, a, &amqp.Error{Condition: "amqp:not-allowed", Description: fmt.Sprintf("cannot receive from topic %q; use a subscription", ent.Path)})
 		}
 	}
-	if !l.cbs && !c.authorized(addr) {
-		c.log.Warn("servicebus: attach without a valid token", "address", addr)
-		return c.refuse(s, a, &amqp.Error{Condition: "amqp:unauthorized-access",
-			Description: fmt.Sprintf("no valid CBS token for %q; put one on $cbs first", addr)})
+	if !l.cbs {
+		// A management link is opened by senders (to schedule) and receivers alike; each
+		// of its operations is checked for its own claim (mgmtRequest).
+		need := Send | Listen
+		switch l.kind {
+		case linkSend:
+			need = Send
+		case linkReceive:
+			need = Listen
+		}
+		switch ok, tokened := c.authorized(addr, need); {
+		case !tokened:
+			c.log.Warn("servicebus: attach without a valid token", "address", addr)
+			return c.refuse(s, a, &amqp.Error{Condition: "amqp:unauthorized-access",
+				Description: fmt.Sprintf("no valid CBS token for %q; put one on $cbs first", addr)})
+		case !ok:
+			c.log.Warn("servicebus: attach without the claim it needs", "address", addr, "claim", need.String())
+			return c.refuse(s, a, &amqp.Error{Condition: "amqp:unauthorized-access", Description: missingClaim(need, addr)})
+		}
 	}
 
 	reply := &amqp.Attach{
@@ -180,18 +195,23 @@ func pick(cond bool, a, b linkKind) linkKind {
 	return b
 }
 
-// authorized reports whether the connection may use address.
-func (c *conn) authorized(address string) bool {
-	if c.allAccess {
-		return true
+// authorized reports whether the connection may use address with one of the claims in
+// need, and whether it holds a live token (or PLAIN login) for address at all, so that a
+// refusal can say which is missing.
+func (c *conn) authorized(address string, need Claim) (ok, tokened bool) {
+	if c.plainKey != "" {
+		return c.b.rights[c.plainKey].allows(address, need), true
 	}
 	now := time.Now()
 	for _, g := range c.grants {
 		if g.Expires.After(now) && covers(g.Path, address) {
-			return true
+			tokened = true
+			if c.b.rights[g.KeyName].allows(address, need) {
+				return true, true
+			}
 		}
 	}
-	return false
+	return false, tokened
 }
 
 // refuse rejects an attach: a reply with the client's terminus null, then a closing detach.

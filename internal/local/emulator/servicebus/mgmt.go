@@ -177,17 +177,30 @@ func (c *conn) mgmtRequest(l *link, op string, req *goamqp.Message) response {
 	body := asStringMap(req.Value)
 	st := c.b.store
 	addr := l.entity
+	need := claimFor(op)
+	if ok, _ := c.authorized(addr, need); !ok {
+		return response{status: 401, desc: missingClaim(need, addr), condition: "amqp:unauthorized-access"}
+	}
+	// linkHeld is the session of the receiver link the request is associated with, on
+	// this connection: the only session whose messages it may settle (D5).
+	linkHeld := ""
+	if name, ok := req.ApplicationProperties["associated-link-name"].(string); ok {
+		linkHeld = c.linkSession(name)
+	}
 	sessionID, _ := body["session-id"].(string)
 	if sessionID == "" {
-		if name, ok := req.ApplicationProperties["associated-link-name"].(string); ok {
-			sessionID = c.linkSession(name)
-		}
+		sessionID = linkHeld
 	}
 	switch op {
 	case opRenewLock:
 		toks, err := uuids(body["lock-tokens"])
 		if err != nil {
 			return badRequest("lock-tokens: %v", err)
+		}
+		for _, tok := range toks {
+			if err := st.CheckSessionLock(addr, tok, linkHeld); err != nil {
+				return failure(err)
+			}
 		}
 		until, err := st.RenewLock(addr, toks...)
 		if err != nil {
@@ -250,6 +263,9 @@ func (c *conn) mgmtRequest(l *link, op string, req *goamqp.Message) response {
 		reason, _ := body["deadletter-reason"].(string)
 		desc, _ := body["deadletter-description"].(string)
 		for _, tok := range toks {
+			if err := st.CheckSessionLock(addr, tok, linkHeld); err != nil {
+				return failure(err)
+			}
 			switch status {
 			case "completed":
 				err = st.Complete(addr, tok)

@@ -187,6 +187,52 @@ func TestSettleByLockTokenFromAnotherReceiver(t *testing.T) {
 	}
 }
 
+// D5: on an entity that requires sessions only the session receiver holding the
+// session may settle its messages; a lock token alone, from another receiver, is
+// refused (the Functions host holds pat-rotations' sessions, so patrol cannot settle
+// them itself). The session receiver still settles, by link or by management link.
+func TestSessionMessageSettlesOnlyThroughItsSessionReceiver(t *testing.T) {
+	f := newFixture(t)
+	f.send(t, "sessions", sessionMsg("s1", "held"), sessionMsg("s1", "held too"))
+	sr, err := f.client.AcceptSessionForQueue(ctxT(t, 10*time.Second), "sessions", "s1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sr.Close(ctxT(t, 5*time.Second)) })
+	msgs, err := sr.ReceiveMessages(ctxT(t, 10*time.Second), 2, nil)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("receive: %d messages, %v", len(msgs), err)
+	}
+	byToken := func(m *azservicebus.ReceivedMessage) *azservicebus.ReceivedMessage {
+		return &azservicebus.ReceivedMessage{LockToken: m.LockToken}
+	}
+	// A receiver on another connection (as patrol's own Bus is to the host's) can only
+	// be a session receiver on this queue (a plain one cannot attach); it holds
+	// another session.
+	c2 := f.newClient(t, f.broker.ConnectionString())
+	other, err := c2.AcceptSessionForQueue(ctxT(t, 10*time.Second), "sessions", "s2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close(ctxT(t, 5*time.Second)) })
+	// A session receiver's SDK treats lock-lost as recoverable and retries until its
+	// context ends, hence the short contexts.
+	if err := other.DeadLetterMessage(ctxT(t, time.Second), byToken(msgs[0]), nil); err == nil {
+		t.Fatal("dead-letter by lock token from another connection settled a session message")
+	}
+	if err := other.CompleteMessage(ctxT(t, time.Second), byToken(msgs[1]), nil); err == nil {
+		t.Fatal("complete by lock token from another connection settled a session message")
+	}
+	if c := f.counts(t, "sessions"); c.DeadLettered != 0 || c.Locked != 2 {
+		t.Fatalf("after the refused settlements: counts = %+v, want both still locked", c)
+	}
+	for _, m := range msgs {
+		if err := sr.CompleteMessage(ctxT(t, 10*time.Second), m, nil); err != nil {
+			t.Fatalf("the session receiver completes its message: %v", err)
+		}
+	}
+}
+
 func TestLockExpiryRedeliversAndOldLockIsLost(t *testing.T) {
 	f := newFixture(t)
 	f.send(t, "plain", body("slow"))

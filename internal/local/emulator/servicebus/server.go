@@ -8,7 +8,10 @@
 //   - negotiates SASL (ANONYMOUS, PLAIN, MSSBCBS), open, sessions and links, keeps
 //     connections alive with empty frames and enforces its max-frame-size;
 //   - answers CBS put-token on $cbs, and refuses an entity link (amqp:unauthorized-access)
-//     unless the connection holds a valid token covering that entity;
+//     unless the connection holds a valid token covering that entity, signed by a key
+//     whose Rights grant the claim the link needs (Send to send or schedule, Listen to
+//     receive, peek or settle; Manage both), as Azure checks a SAS rule's claims or a
+//     principal's Data Sender / Data Receiver role per entity;
 //   - accepts messages and batches (format 0x80013700) with link credit and session
 //     windows, and pushes messages to receivers as their credit allows, with the lock
 //     token as a 16-byte .NET-order delivery tag;
@@ -65,8 +68,11 @@ type Options struct {
 	Config store.Config      // entities; store.PatrolConfig() for patrol's own
 	Clock  *clock.Clock      // default clock.New()
 	Keys   map[string]string // SAS key name → key; default {DefaultKeyName: DefaultKey}
-	Logger *slog.Logger      // default: discard
-	Faults *fault.Injector   // optional
+	// Rights limit what a key's tokens (or a PLAIN login with it) may do, per entity;
+	// a key not named here may do everything.
+	Rights map[string]Rights
+	Logger *slog.Logger    // default: discard
+	Faults *fault.Injector // optional
 }
 
 // Emulator is a running (or ready to run) Service Bus emulator.
@@ -74,6 +80,7 @@ type Emulator struct {
 	store  *store.Store
 	clk    *clock.Clock
 	keys   map[string]string
+	rights map[string]Rights
 	log    *slog.Logger
 	faults *fault.Injector
 
@@ -104,11 +111,16 @@ func New(opts Options) (*Emulator, error) {
 			return nil, fmt.Errorf("servicebus: SAS key name and key must not be empty")
 		}
 	}
+	for name := range opts.Rights {
+		if _, ok := keys[name]; !ok {
+			return nil, fmt.Errorf("servicebus: rights for %q, which is not a configured key", name)
+		}
+	}
 	st, err := store.New(opts.Config, clk, store.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: %w", err)
 	}
-	return &Emulator{store: st, clk: clk, keys: keys, log: log, faults: opts.Faults, conns: map[*conn]struct{}{}}, nil
+	return &Emulator{store: st, clk: clk, keys: keys, rights: opts.Rights, log: log, faults: opts.Faults, conns: map[*conn]struct{}{}}, nil
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves connections in the
@@ -172,20 +184,38 @@ func (b *Emulator) Addr() net.Addr {
 	return b.ln.Addr()
 }
 
-// ConnectionString is an emulator connection string for the first key (by name):
+// ConnectionString is an emulator connection string for the first key (by name) that
+// has every right:
 // Endpoint=sb://localhost:PORT;SharedAccessKeyName=…;SharedAccessKey=…;UseDevelopmentEmulator=true.
 func (b *Emulator) ConnectionString() string {
 	names := make([]string, 0, len(b.keys))
 	for n := range b.keys {
-		names = append(names, n)
+		if _, limited := b.rights[n]; !limited {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		for n := range b.keys {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
+	return b.KeyConnectionString(names[0])
+}
+
+// KeyConnectionString is an emulator connection string for the named key (one with
+// Rights, for a principal that may do only what they say), or "" if there is no such key.
+func (b *Emulator) KeyConnectionString(name string) string {
+	key, ok := b.keys[name]
+	if !ok {
+		return ""
+	}
 	port := 5672
 	if a, ok := b.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
 	return fmt.Sprintf("Endpoint=sb://localhost:%d;SharedAccessKeyName=%s;SharedAccessKey=%s;UseDevelopmentEmulator=true",
-		port, names[0], b.keys[names[0]])
+		port, name, key)
 }
 
 // Store is the broker's entity store, for inspection.

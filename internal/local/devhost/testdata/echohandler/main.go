@@ -217,8 +217,9 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(res)
 }
 
-// deadLetter settles the invocation's message itself, by lock token, the way patrol's
-// servicebus.Bus.DeadLetter does.
+// deadLetter settles the invocation's message itself, by lock token, the way a handler
+// must not (the host owns the lock; patrol once did this): devhost's own completion then
+// fails, and it must say so.
 func deadLetter(ctx context.Context, body []byte) error {
 	var inv struct {
 		Metadata struct {

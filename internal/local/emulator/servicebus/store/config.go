@@ -235,6 +235,16 @@ func PatrolConfig() Config {
 				queue("hr-offboarding", false, false),
 				queue("pat-rotations", true, true),
 				queue("pat-revocations", false, true),
+				// Replies are copies of pat-events outcomes, read by peeking: they
+				// expire after a day without dead-lettering (contract.ReplyTTL).
+				{Name: "pat-replies", Properties: QueueProperties{
+					DefaultMessageTimeToLive:            "P1D",
+					DuplicateDetectionHistoryTimeWindow: "PT10M",
+					LockDuration:                        "PT1M",
+					MaxDeliveryCount:                    10,
+					RequiresDuplicateDetection:          true,
+					RequiresSession:                     true,
+				}},
 			},
 			Topics: []Topic{{
 				Name:       "pat-events",

@@ -169,6 +169,26 @@ func (s *Store) settleable(address string, token uuid.UUID) (*entity, *item, err
 	return e, it, nil
 }
 
+// CheckSessionLock refuses to settle or renew, by lock token alone, a message of an
+// entity that requires sessions unless heldSession (the session of the receiver link the
+// request is associated with) is the message's session: on the service only the session
+// receiver that holds the session lock may settle its messages (azservicebus
+// example_receiver_test.go: settling with only a lock token "does not work if you're
+// using Service Bus sessions"). Non-session entities pass.
+func (s *Store) CheckSessionLock(address string, token uuid.UUID, heldSession string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, it, err := s.settleable(address, token)
+	if err != nil {
+		return err
+	}
+	if !e.cfg.requiresSession || (heldSession != "" && heldSession == it.m.SessionID) {
+		return nil
+	}
+	return fmt.Errorf("store: %q lock token %s: a session's message settles only through the receiver holding session %q: %w",
+		e.path, token, it.m.SessionID, ErrLockLost)
+}
+
 // Complete removes a locked message.
 func (s *Store) Complete(address string, token uuid.UUID) error {
 	s.mu.Lock()
