@@ -207,8 +207,9 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
 // itself; a permanent failure is therefore acknowledged (it is on pat-events with its
 // reason, and a redelivery could not help), a transient one is returned for a retry:
-// the core has already retried it and sat out throttling, so what is left is the
-// trigger's redelivery.
+// the core has already retried it and sat out short throttling, so what is left is the
+// trigger's redelivery. A throttle longer than the core waits reschedules the command
+// instead (reschedule.go).
 //
 // A command that must be signed (manual, revokeNow) is verified first; a refusal is
 // returned as a permanent contract.ErrUnauthenticated error, which the handler reports
