@@ -40,8 +40,9 @@ import (
 // — run by the real function app (internal/functionapp) over the real adapters and
 // SDKs against the emulators, in this process. A small stand-in for the Functions host
 // (campaign.pump) receives every queue with the real azservicebus client and settles
-// each message the way the handlers do (complete; abandon on a transient error; report
-// or dead-letter a permanent one). Into that it injects: crashes right after every
+// each message the way the handlers do (complete on success; otherwise fail the
+// invocation, recording a permanent failure once, and let the broker redeliver and
+// dead-letter at MaxDeliveryCount). Into that it injects: crashes right after every
 // protocol step and in the middle of a request (the server acted, the answer was lost),
 // 429 with short and long Retry-After, 5xx, dropped connections, duplicate deliveries,
 // sessions delivered late and out of order, locks that expire under the handler,
@@ -246,20 +247,19 @@ type campaign struct {
 	quiet  bool
 	jumped time.Duration
 
-	mu      sync.Mutex
-	ledger  map[string]*received // queue/sequence number → what happened to it
-	hrSent  []string             // HR event ids sent
-	bodies  []string             // HTTP bodies answered (RotateNow, SecretStatus)
-	trace   []string
-	stats   campaignStats
-	opsSeen map[string]bool
+	mu     sync.Mutex
+	ledger map[string]*received // queue/sequence number → what happened to it
+	hrSent []string             // HR event ids sent
+	bodies []string             // HTTP bodies answered (RotateNow, SecretStatus)
+	trace  []string
+	stats  campaignStats
 }
 
 // received is one message the stand-in host received, and how it ended.
 type received struct {
 	queue, id string
 	seq       int64
-	final     string // completed, failure-reported, dead-lettered; "" while not settled
+	final     string // "completed" once the function succeeded and the message was completed
 }
 
 func newCampaign(t *testing.T, seed uint64) *campaign {
@@ -267,7 +267,7 @@ func newCampaign(t *testing.T, seed uint64) *campaign {
 	// A connection the client dialed but never used holds the emulators' Shutdown for
 	// its full 5s grace; closing idle connections first lets each seed end at once.
 	t.Cleanup(e.st.HTTP.CloseIdleConnections)
-	c := &campaign{began: time.Now(), t: t, e: e, seed: seed, rng: rand.New(rand.NewPCG(seed, 0)), ledger: map[string]*received{}, opsSeen: map[string]bool{}}
+	c := &campaign{began: time.Now(), t: t, e: e, seed: seed, rng: rand.New(rand.NewPCG(seed, 0)), ledger: map[string]*received{}}
 	c.cp = &crashPoint{}
 	c.mid = &midCrash{next: e.seen.next}
 	e.seen.next = c.mid
@@ -736,9 +736,6 @@ func (c *campaign) invoke(ctx context.Context, queue string, m *azservicebus.Rec
 		if cmd.Attempt > 0 {
 			c.count(func(s *campaignStats) { s.rescheduled++ })
 		}
-		c.mu.Lock()
-		c.opsSeen[cmd.OperationID] = true
-		c.mu.Unlock()
 		return c.app.Rotate(ctx, cmd)
 	}
 }
@@ -953,7 +950,8 @@ func (c *campaign) check() []string {
 			}
 		}
 	}
-	c.stats.rotated += c.rotations()
+	n := c.rotations()
+	c.count(func(s *campaignStats) { s.rotated += n })
 	slices.Sort(out)
 	return out
 }
