@@ -146,7 +146,7 @@ func (f *functionHost) deps(ctx context.Context) (handlers.Deps, error) {
 		People:    wiring.People{PATs: svc.PATs, Identities: svc.Identities},
 		Unmanaged: functionapp.UnmanagedPolicy(f.cfg.OffboardingUnmanaged),
 		Defaults:  svc.Defaults, Vault: VaultName(f.cfg.KeyVaultURL), Clock: svc.Clock, Logger: f.log,
-		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown,
+		CommandKeys: svc.IdentityStore.CommandKeys(), History: svc.Store, ManualCooldown: cooldown, Reschedule: svc.Bus,
 	})
 	if err != nil {
 		return handlers.Deps{}, err

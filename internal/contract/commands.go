@@ -33,6 +33,10 @@ type RotationCommand struct {
 	// having it silently dropped.
 	Policy      map[string]string `json:"policy,omitempty"`
 	RequestedAt time.Time         `json:"requestedAt,omitzero"`
+	// Attempt counts how often the command was rescheduled after throttling (0: never);
+	// it keys the rescheduled message's MessageId (ThrottledMessageID) and bounds the
+	// reschedules. Not signed: it changes neither what the command does nor what it records.
+	Attempt int `json:"attempt,omitempty"`
 	// Signature proves the command comes from patrol (see NeedsSignature).
 	Signature *CommandSignature `json:"signature,omitempty"`
 }
@@ -66,6 +70,8 @@ type RevocationCommand struct {
 	// the replaced PAT's grace period ends (an emergency, revokeNow) and every
 	// RevokeUnmanaged need one.
 	Signature *CommandSignature `json:"signature,omitempty"`
+	// Attempt: as RotationCommand.Attempt.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // RevocationKind is what a revocation command revokes.
@@ -127,6 +133,9 @@ func (c *RotationCommand) Validate() error {
 	}
 	if c.Reason != "" && (len(c.Reason) > 256 || strings.ContainsFunc(c.Reason, unicode.IsControl)) {
 		return Malformed(doc, "reason", "must be at most 256 printable characters")
+	}
+	if err := checkAttempt(doc, c.Attempt); err != nil {
+		return err
 	}
 	return checkSignature(doc, c.Signature)
 }
@@ -199,6 +208,9 @@ func (c *RevocationCommand) Validate() error {
 		}
 	}
 	if err := CheckOpID(doc, "operationId", c.OperationID); err != nil {
+		return err
+	}
+	if err := checkAttempt(doc, c.Attempt); err != nil {
 		return err
 	}
 	return checkSignature(doc, c.Signature)

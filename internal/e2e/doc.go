@@ -13,6 +13,11 @@
 // token refused before its cached expiry; and the search of every log line and CLI
 // output for any credential that crossed the wire. The emulators' inspection APIs are
 // the ground truth for "exactly one working PAT stored, no orphan left active".
+// TestFaultCampaign plays seeded random schedules over every trigger (Key Vault events
+// through the emulator's Event Grid dispatcher, HR messages, RotateNow, sweeps, wake-ups,
+// revocations) through the function app, with a small stand-in for the Functions host
+// settling Service Bus messages as the handlers do, injects crashes and faults of every
+// kind into them, and checks the invariants after each (campaign_test.go).
 // BenchmarkRotation measures one manual rotation without process start-up.
 //
 // The package has no non-test code; this file exists for the package comment.

@@ -107,6 +107,9 @@ type Options struct {
 	PollInterval time.Duration
 	// FanOut bounds concurrent sends in Offboarding and Sweep; default 8.
 	FanOut int
+	// Reschedule sends throttled commands again later (reschedule.go); without it a
+	// throttled command goes back to the trigger.
+	Reschedule Rescheduler
 }
 
 // App implements handlers.App.
@@ -175,7 +178,7 @@ func (a *App) KeyVaultEvent(ctx context.Context, ev handlers.KeyVaultEvent) erro
 // the account of every PAT the person holds (offboarding.go).
 func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) error {
 	log := a.log.With("eventId", msg.EventID, "person", msg.Person.UPN, "personObjectId", msg.Person.ObjectID)
-	versions, err := a.o.Inventory.ListManaged(ctx)
+	versions, err := a.offboardingInventory(ctx)
 	if err != nil {
 		return fmt.Errorf("functionapp: list managed secrets: %w", err)
 	}
@@ -204,8 +207,9 @@ func (a *App) Offboard(ctx context.Context, msg contract.OffboardingMessage) err
 // Rotate runs the rotation protocol for one command. The core publishes the outcome
 // itself; a permanent failure is therefore acknowledged (it is on pat-events with its
 // reason, and a redelivery could not help), a transient one is returned for a retry:
-// the core has already retried it and sat out throttling, so what is left is the
-// trigger's redelivery.
+// the core has already retried it and sat out short throttling, so what is left is the
+// trigger's redelivery. A throttle longer than the core waits reschedules the command
+// instead (reschedule.go).
 //
 // A command that must be signed (manual, revokeNow) is verified first; a refusal is
 // returned as a permanent contract.ErrUnauthenticated error, which the handler reports
@@ -236,6 +240,9 @@ func (a *App) Rotate(ctx context.Context, cmd contract.RotationCommand) error {
 		}
 	}
 	o, err := a.o.Rotator.Run(ctx, cmd.Secret, TriggerOf(cmd))
+	if handled, rerr := a.rescheduleRotation(ctx, cmd, err); handled {
+		return rerr
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -267,9 +274,14 @@ func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error 
 	if deferred, err := a.checkEarly(ctx, cmd, versions); deferred || err != nil {
 		return err
 	}
+	held := cmd // as it came: what a reschedule sends again (the signature covers the owner)
+	cmd = withOwnerOnRecord(cmd, versions)
 	_, err = a.o.Rotator.Revoke(ctx, RevocationOf(cmd))
 	if err != nil && errors.Is(err, rotation.ErrNotFound) {
 		return nil
+	}
+	if handled, rerr := a.rescheduleRevocation(ctx, held, err); handled {
+		return rerr
 	}
 	return err
 }
@@ -278,7 +290,7 @@ func (a *App) Revoke(ctx context.Context, cmd contract.RevocationCommand) error 
 // wake-ups and lost events) and schedules the revocation of orphaned PATs.
 func (a *App) Sweep(ctx context.Context, tick handlers.SweepTick) error {
 	now := a.now()
-	versions, err := a.o.Inventory.ListManaged(ctx)
+	versions, err := a.sweepInventory(ctx, now)
 	if err != nil {
 		return fmt.Errorf("functionapp: sweep: list managed secrets: %w", err)
 	}

@@ -23,12 +23,16 @@ import (
 //     azservicebus client retries them, because only its retry loop recovers a lost
 //     AMQP connection or link (package servicebus). Their idempotence comes from the
 //     broker's duplicate detection, not from anything the core would add.
-//   - Throttling is sat out here too, up to MaxRetryWait, rather than handed to the
-//     trigger: a failed invocation makes the host abandon its message, Service Bus
-//     redelivers an abandoned message at once, and a Retry-After of a minute would burn
-//     the queue's MaxDeliveryCount in seconds. Azure DevOps throttles per identity over
-//     a sliding 5 minutes, hence the bound. No wait runs past the caller's deadline
-//     (less deadlineMargin, to report the failure).
+//   - A short throttle is sat out here, up to MaxRetryWait, rather than handed to the
+//     trigger: a failed invocation makes the host abandon its message, and Service Bus
+//     redelivers an abandoned message at once, burning MaxDeliveryCount in seconds.
+//     A longer Retry-After (Azure DevOps throttles per identity over a sliding 5
+//     minutes) is not waited out inside the invocation, which would hold the message's
+//     session and the instance for minutes: the step fails with an error carrying it
+//     (RetryAfter), and the function app reschedules the command as a scheduled message
+//     at now + Retry-After and completes the one it holds (functionapp's reschedule.go).
+//     No wait runs past the caller's deadline (less deadlineMargin, to report the
+//     failure).
 //   - What outlasts that fails the invocation, and the trigger's redelivery is the
 //     retry: Service Bus redelivers the command (every step is idempotent per operation
 //     id), Event Grid retries its delivery, the next Sweep repeats the sweep, an HTTP
@@ -38,9 +42,12 @@ import (
 const (
 	// RetryAttempts is how many times the core tries one step, the first included.
 	RetryAttempts = 3
-	// MaxRetryWait is the longest Retry-After the core waits for; a longer one is
-	// surfaced as a retryable error carrying it.
-	MaxRetryWait = 5 * time.Minute
+	// MaxRetryWait is the longest Retry-After the core waits for inside one
+	// invocation; a longer one is surfaced as a retryable error carrying it, and the
+	// function app reschedules the command. 30s keeps a throttled invocation short
+	// next to the Functions timeout and the 5-minute session lock, while a Retry-After
+	// of a few seconds (Key Vault's usual) is still sat out in place.
+	MaxRetryWait = 30 * time.Second
 
 	retryBase      = time.Second
 	deadlineMargin = 30 * time.Second

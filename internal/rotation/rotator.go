@@ -125,6 +125,9 @@ func (r *Rotator) Run(ctx context.Context, secret string, trig Trigger) (Outcome
 			if err != nil {
 				return r.failed(ctx, log, o, StepGather, err)
 			}
+			// The previous PAT's owner was recorded only on the replaced version: the
+			// revocation goes without it, and the function app takes it from the vault's
+			// history (functionapp.OwnerOnRecord).
 			prev := Revocation{Secret: secret, Org: pol.Org, PATID: d.State.PreviousPATID, Account: pol.ServiceAccount, Op: trig.Op}
 			return r.finish(ctx, log, trig, in.Current, prev, pol, o)
 		}

@@ -348,16 +348,19 @@ func TestRotateRetryBounds(t *testing.T) {
 		"a persistent 503 costs three attempts of the step, then a retryable failure": {
 			fault: rt.Fault{Err: rt.Unavailable()}, wantCalls: 3,
 		},
-		"throttling for five minutes is sat out inside the invocation": {
-			fault: rt.Fault{Err: rt.Throttled(5 * time.Minute), Times: 2}, wantCalls: 3,
-			wantSlept: []time.Duration{5 * time.Minute, 5 * time.Minute}, wantOK: true,
+		"throttling for up to MaxRetryWait is sat out inside the invocation": {
+			fault: rt.Fault{Err: rt.Throttled(rotation.MaxRetryWait), Times: 2}, wantCalls: 3,
+			wantSlept: []time.Duration{rotation.MaxRetryWait, rotation.MaxRetryWait}, wantOK: true,
+		},
+		"throttling for longer than MaxRetryWait is handed back at once, for the function app to reschedule": {
+			fault: rt.Fault{Err: rt.Throttled(10 * time.Minute), Times: 1}, wantCalls: 1, wantSlept: []time.Duration{},
 		},
 		"a Retry-After that would outlast the invocation's deadline is not waited for": {
-			fault: rt.Fault{Err: rt.Throttled(time.Minute), Times: 1}, deadline: 80 * time.Second, wantCalls: 1,
+			fault: rt.Fault{Err: rt.Throttled(20 * time.Second), Times: 1}, deadline: 40 * time.Second, wantCalls: 1,
 		},
 		"a Retry-After that leaves time to report is waited for": {
-			fault: rt.Fault{Err: rt.Throttled(time.Minute), Times: 1}, deadline: 2 * time.Minute, wantCalls: 2,
-			wantSlept: []time.Duration{time.Minute}, wantOK: true,
+			fault: rt.Fault{Err: rt.Throttled(20 * time.Second), Times: 1}, deadline: 2 * time.Minute, wantCalls: 2,
+			wantSlept: []time.Duration{20 * time.Second}, wantOK: true,
 		},
 	}
 	for name, tc := range tests {
