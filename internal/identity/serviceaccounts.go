@@ -161,30 +161,17 @@ func (s *ServiceAccounts) Token(ctx context.Context, upn string) (Token, error) 
 }
 
 func (s *ServiceAccounts) token(ctx context.Context, upn string) (Token, error) {
+	tok, err := s.silent(ctx, upn, nil, "")
+	var se *SignInError
+	if !errors.As(err, &se) || se.Kind != NotSignedIn && se.Kind != SignInExpired {
+		return tok, err
+	}
+	s.opts.Logger.InfoContext(ctx, "no token from the cache", "serviceAccount", upn, "reason", se.Kind.String())
 	a, err := s.account(upn)
 	if err != nil {
 		return Token{}, err
 	}
-	accts, err := a.client.Accounts(ctx)
-	if err != nil {
-		return Token{}, fmt.Errorf("identity: read cache of %s: %w", upn, err)
-	}
-	for _, acct := range accts {
-		if !strings.EqualFold(acct.PreferredUsername, upn) {
-			continue
-		}
-		res, err := a.client.AcquireTokenSilent(ctx, s.opts.Scopes, public.WithSilentAccount(acct))
-		if err == nil {
-			return Token{value: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
-		}
-		se := s.signInError(upn, s.opts.Scopes, err)
-		if se.Kind != NotSignedIn && se.Kind != SignInExpired {
-			return Token{}, se
-		}
-		s.opts.Logger.InfoContext(ctx, "silent token refresh failed", "serviceAccount", upn, "reason", se.Kind.String())
-		return s.passwordOr(ctx, a, se)
-	}
-	return s.passwordOr(ctx, a, &SignInError{Account: upn, Kind: NotSignedIn})
+	return s.passwordOr(ctx, a, se)
 }
 
 // passwordOr signs in with the stored password where allowed, else returns fallback.

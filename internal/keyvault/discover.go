@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/patrol-dev/patrol/internal/rotation"
 	"github.com/patrol-dev/patrol/internal/secret"
 )
@@ -20,28 +21,21 @@ type Unmanaged struct {
 // It reads names and attributes only.
 func (s *Store) ListUnmanaged(ctx context.Context) ([]Unmanaged, error) {
 	var out []Unmanaged
-	p := s.c.NewListSecretPropertiesPager(nil)
-	for p.More() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("keyvault: list secrets: %w", translate(err))
+	err := s.eachSecret(ctx, func(sp *azsecrets.SecretProperties) {
+		tags := tagsIn(sp.Tags)
+		name := sp.ID.Name()
+		if rotation.IsManaged(tags) || rotation.IsInternalSecret(name, tags) ||
+			(sp.Attributes != nil && sp.Attributes.Enabled != nil && !*sp.Attributes.Enabled) {
+			return
 		}
-		for _, sp := range page.Value {
-			if sp == nil || sp.ID == nil || (sp.Managed != nil && *sp.Managed) {
-				continue // Managed: a certificate's backing secret
-			}
-			tags := tagsIn(sp.Tags)
-			name := sp.ID.Name()
-			if rotation.IsManaged(tags) || rotation.IsInternalSecret(name, tags) ||
-				(sp.Attributes != nil && sp.Attributes.Enabled != nil && !*sp.Attributes.Enabled) {
-				continue
-			}
-			u := Unmanaged{Name: name}
-			if sp.Attributes != nil && sp.Attributes.Expires != nil {
-				u.Expires = sp.Attributes.Expires.UTC()
-			}
-			out = append(out, u)
+		u := Unmanaged{Name: name}
+		if sp.Attributes != nil && sp.Attributes.Expires != nil {
+			u.Expires = sp.Attributes.Expires.UTC()
 		}
+		out = append(out, u)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

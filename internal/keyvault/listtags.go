@@ -2,8 +2,8 @@ package keyvault
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/patrol-dev/patrol/internal/rotation"
 )
 
@@ -14,20 +14,13 @@ import (
 // on tags alone: an offboarding looks for the person among thousands of secrets.
 func (s *Store) ListManagedTags(ctx context.Context) ([]rotation.Version, error) {
 	var out []rotation.Version
-	p := s.c.NewListSecretPropertiesPager(nil)
-	for p.More() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("keyvault: list secrets: %w", translate(err))
+	err := s.eachSecret(ctx, func(sp *azsecrets.SecretProperties) {
+		if v := versionOf(sp.ID.Name(), sp.ID, sp.Attributes, sp.Tags); rotation.IsManaged(v.Tags) {
+			out = append(out, v)
 		}
-		for _, sp := range page.Value {
-			if sp == nil || sp.ID == nil || (sp.Managed != nil && *sp.Managed) {
-				continue // Managed: a certificate's backing secret
-			}
-			if v := versionOf(sp.ID.Name(), sp.ID, sp.Attributes, sp.Tags); rotation.IsManaged(v.Tags) {
-				out = append(out, v)
-			}
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -45,20 +45,13 @@ func belongsInIdentityVault(name string) bool {
 // command-signing key (patrol-command-key). One list, no values.
 func (s *Store) IdentitySecretNames(ctx context.Context) ([]string, error) {
 	var names []string
-	p := s.c.NewListSecretPropertiesPager(nil)
-	for p.More() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("keyvault: list secrets: %w", translate(err))
+	err := s.eachSecret(ctx, func(sp *azsecrets.SecretProperties) {
+		if n := sp.ID.Name(); belongsInIdentityVault(n) {
+			names = append(names, n)
 		}
-		for _, sp := range page.Value {
-			if sp == nil || sp.ID == nil {
-				continue
-			}
-			if n := sp.ID.Name(); belongsInIdentityVault(n) {
-				names = append(names, n)
-			}
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return names, nil
 }
