@@ -44,6 +44,55 @@ type OrgAccount struct {
 	// refused: …"): the organization's PATs are then unknown, not absent.
 	Problem string       `json:"problem,omitempty"`
 	PATs    []AccountPAT `json:"pats"`
+	// Omitted counts this organization's PATs left out of PATs by Trimmed (an outcome
+	// on pat-events must fit one Service Bus message); the full list is in the log and
+	// at GET /api/offboarding/{person}.
+	Omitted int `json:"omitted,omitempty"`
+}
+
+// MaxReportedPATs bounds the PATs an offboarding-report outcome lists. Service Bus
+// refuses a message over 256 KB (Standard tier); a PAT entry is a few hundred bytes, so
+// 200 of them leave room for the rest of the outcome.
+const MaxReportedPATs = 200
+
+// Trimmed returns the account with at most max PATs listed in all, the ones that need a
+// person first: held by a secret whose service account is leaving, then unmanaged,
+// then managed (re-issued by patrol). Each organization's Omitted counts what it
+// leaves out; the organizations themselves, and their problems, are all kept.
+func (a PersonAccount) Trimmed(max int) PersonAccount {
+	total := 0
+	for _, o := range a.Organizations {
+		total += len(o.PATs)
+	}
+	if total <= max {
+		return a
+	}
+	out := a
+	out.Organizations = make([]OrgAccount, len(a.Organizations))
+	for i, o := range a.Organizations {
+		out.Organizations[i] = o
+		out.Organizations[i].PATs = nil
+		out.Organizations[i].Omitted = o.Omitted + len(o.PATs)
+	}
+	left := max
+	for _, class := range []PATClass{PATServiceAccount, PATUnmanaged, PATManaged} {
+		for i, o := range a.Organizations {
+			for _, p := range o.PATs {
+				if p.Class != class || left == 0 {
+					continue
+				}
+				out.Organizations[i].PATs = append(out.Organizations[i].PATs, p)
+				out.Organizations[i].Omitted--
+				left--
+			}
+		}
+	}
+	for i := range out.Organizations {
+		if out.Organizations[i].PATs == nil {
+			out.Organizations[i].PATs = []AccountPAT{}
+		}
+	}
+	return out
 }
 
 // AccountPAT is one active PAT of the person.

@@ -131,8 +131,11 @@ func (a *App) report(ctx context.Context, msg contract.OffboardingMessage, versi
 			return fmt.Errorf("functionapp: offboarding %s: revocations of unmanaged PATs: %w", msg.EventID, err)
 		}
 	}
+	// The outcome lists the PATs that need a person first and counts the rest, so it
+	// always fits one Service Bus message; the log below lists every one.
+	published := acc.Trimmed(contract.MaxReportedPATs)
 	o := rotation.Outcome{Status: contract.StatusOffboardingReport, Op: ReportOpID(msg.EventID), Trigger: rotation.TriggerOffboarding,
-		Owner: firstNonEmpty(msg.Person.UPN, msg.Person.ObjectID), Message: Summary(acc), Time: now, Account: &acc}
+		Owner: firstNonEmpty(msg.Person.UPN, msg.Person.ObjectID), Message: Summary(acc), Time: now, Account: &published}
 	if err := a.o.Publisher.Publish(ctx, o); err != nil {
 		return fmt.Errorf("functionapp: offboarding %s: publish the report: %w", msg.EventID, err)
 	}

@@ -37,13 +37,15 @@ type Rescheduler interface {
 }
 
 // Reschedule is when a command that failed with err runs again, if it is to be
-// rescheduled rather than redelivered: err is transient and carries a Retry-After
-// longer than the core waits, and the command has reschedules left. signedAt, when
+// rescheduled rather than redelivered: err is transient and carries a Retry-After —
+// the core has already sat out what it would (up to rotation.MaxRetryWait), so a throttle
+// that reaches here is rescheduled, never redelivered at once nor reported failed — and
+// the command has reschedules left. signedAt, when
 // not zero, is a signed command's requestedAt: a command that would run past its
 // contract.MaxCommandAge is not rescheduled (its signature would be refused).
 func Reschedule(err error, attempt int, signedAt, now time.Time) (time.Time, bool) {
 	after := rotation.RetryAfter(err)
-	if err == nil || rotation.IsPermanent(err) || after <= rotation.MaxRetryWait || attempt >= MaxReschedules {
+	if err == nil || rotation.IsPermanent(err) || after <= 0 || attempt >= MaxReschedules {
 		return time.Time{}, false
 	}
 	at := now.Add(after)

@@ -23,8 +23,8 @@ func TestReschedule(t *testing.T) {
 	}{
 		"a Retry-After longer than the core waits is rescheduled at now + Retry-After": {
 			err: throttled(10 * time.Minute), want: now.Add(10 * time.Minute)},
-		"a Retry-After the core waits for is not (the core gave up for another reason)": {
-			err: throttled(rotation.MaxRetryWait)},
+		"a throttle the core already sat out as long as it would is rescheduled, not redelivered": {
+			err: throttled(rotation.MaxRetryWait), want: now.Add(rotation.MaxRetryWait)},
 		"an error without Retry-After goes back to the trigger": {err: errors.New("connection reset")},
 		"a permanent error is never rescheduled": {
 			err: &rotation.StepError{Secret: "pat-a", Step: rotation.StepCreate, Err: permanentThrottle{}}},

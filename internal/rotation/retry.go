@@ -23,7 +23,8 @@ import (
 //     azservicebus client retries them, because only its retry loop recovers a lost
 //     AMQP connection or link (package servicebus). Their idempotence comes from the
 //     broker's duplicate detection, not from anything the core would add.
-//   - A short throttle is sat out here, up to MaxRetryWait, rather than handed to the
+//   - A short throttle is sat out here, up to MaxRetryWait in all (throttles do not
+//     count against RetryAttempts), rather than handed to the
 //     trigger: a failed invocation makes the host abandon its message, and Service Bus
 //     redelivers an abandoned message at once, burning MaxDeliveryCount in seconds.
 //     A longer Retry-After (Azure DevOps throttles per identity over a sliding 5
@@ -53,21 +54,35 @@ const (
 	deadlineMargin = 30 * time.Second
 )
 
-// do calls f, retrying transient errors (see the Decision above).
+// do calls f, retrying transient errors (see the Decision above). A throttle (an error
+// carrying a Retry-After) does not use up an attempt: it is sat out while the waits add
+// up to no more than MaxRetryWait, so a busy vault slows a step down instead of failing
+// it; past that the error goes back with its Retry-After and the function app
+// reschedules the command.
 func do[T any](ctx context.Context, r *Rotator, f func() (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
+	var throttled time.Duration
+	for attempt := 1; ; {
 		v, err := f()
-		if err == nil || IsPermanent(err) || errors.Is(err, ErrNotFound) || attempt >= RetryAttempts || ctx.Err() != nil {
+		if err == nil || IsPermanent(err) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return v, err
 		}
 		wait := RetryAfter(err)
-		if wait <= 0 {
+		switch {
+		case wait > 0:
+			if throttled+wait > MaxRetryWait {
+				return v, err
+			}
+			throttled += wait
+		case attempt >= RetryAttempts:
+			return v, err
+		default:
 			wait = retryBase << (attempt - 1)
 			// ±20% jitter so throttled callers do not retry in step; scheduling only,
 			// never a decision.
 			wait += time.Duration((rand.Float64()*0.4 - 0.2) * float64(wait))
+			attempt++
 		}
-		if wait > MaxRetryWait || !fitsDeadline(ctx, wait) {
+		if !fitsDeadline(ctx, wait) {
 			return v, err
 		}
 		if serr := r.clock.Sleep(ctx, wait); serr != nil {

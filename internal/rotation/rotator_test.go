@@ -348,9 +348,17 @@ func TestRotateRetryBounds(t *testing.T) {
 		"a persistent 503 costs three attempts of the step, then a retryable failure": {
 			fault: rt.Fault{Err: rt.Unavailable()}, wantCalls: 3,
 		},
-		"throttling for up to MaxRetryWait is sat out inside the invocation": {
-			fault: rt.Fault{Err: rt.Throttled(rotation.MaxRetryWait), Times: 2}, wantCalls: 3,
-			wantSlept: []time.Duration{rotation.MaxRetryWait, rotation.MaxRetryWait}, wantOK: true,
+		"throttling is sat out inside the invocation while the waits add up to MaxRetryWait": {
+			fault: rt.Fault{Err: rt.Throttled(10 * time.Second), Times: 2}, wantCalls: 3,
+			wantSlept: []time.Duration{10 * time.Second, 10 * time.Second}, wantOK: true,
+		},
+		"throttles do not use up attempts (a busy vault slows a step, it does not fail it)": {
+			fault: rt.Fault{Err: rt.Throttled(5 * time.Second), Times: 5}, wantCalls: 6,
+			wantSlept: []time.Duration{5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}, wantOK: true,
+		},
+		"throttles past MaxRetryWait in all are handed back with their Retry-After, for the function app to reschedule": {
+			fault: rt.Fault{Err: rt.Throttled(20 * time.Second), Times: 5}, wantCalls: 2,
+			wantSlept: []time.Duration{20 * time.Second},
 		},
 		"throttling for longer than MaxRetryWait is handed back at once, for the function app to reschedule": {
 			fault: rt.Fault{Err: rt.Throttled(10 * time.Minute), Times: 1}, wantCalls: 1, wantSlept: []time.Duration{},
