@@ -155,7 +155,7 @@ func unixish(raw json.RawMessage) (t time.Time, ok bool, err error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		// Bounds keep time.Unix from overflowing on fuzzed input: years 1970..9999.
 		if f < 0 || f > 253402300799 || f != f {
-			return time.Time{}, false, errors.New("Unix seconds out of range")
+			return time.Time{}, false, errors.New("unix seconds out of range")
 		}
 		return time.Unix(int64(f), 0).UTC(), true, nil
 	}

@@ -243,7 +243,7 @@ func (c *localClock) Sync(ctx context.Context) error {
 	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Now.IsZero() {
 		return fmt.Errorf("serve: read the emulated clock: the answer has no \"now\"")
 	}
-	c.offset.Store(int64(body.Now.Sub(time.Now())))
+	c.offset.Store(int64(time.Until(body.Now)))
 	c.synced.Store(true)
 	return nil
 }

@@ -17,8 +17,6 @@ import (
 
 var opEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-const opLen = 16
-
 // NewOpID returns a random operation id, for commands that start from a person at the
 // command line (patrol rotate, patrol adopt).
 func NewOpID() string {

@@ -203,7 +203,7 @@ func TestPlanOffboarding(t *testing.T) {
 }
 
 func TestOffboardingOperationIDs(t *testing.T) {
-	if OffboardingOpID("hr-1", "pat-a") != OffboardingOpID("hr-1", "pat-a") {
+	if first, again := OffboardingOpID("hr-1", "pat-a"), OffboardingOpID("hr-1", "pat-a"); first != again {
 		t.Error("the same HR event and secret give different ids: a redelivered message would rotate twice")
 	}
 	if OffboardingOpID("hr-1", "pat-a") == OffboardingOpID("hr-1", "pat-b") || OffboardingOpID("hr-1", "pat-a") == OffboardingOpID("hr-2", "pat-a") {

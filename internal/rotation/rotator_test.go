@@ -693,7 +693,7 @@ func TestPlan(t *testing.T) {
 	if len(due) != 1 || due[0].Secret != secret || !due[0].At.Equal(start) {
 		t.Errorf("due = %+v, want pat-build now", due)
 	}
-	if rotation.SweepOpID(due[0]) != rotation.SweepOpID(due[0]) || rotation.ValidateOpID(rotation.SweepOpID(due[0])) != nil {
+	if first, again := rotation.SweepOpID(due[0]), rotation.SweepOpID(due[0]); first != again || rotation.ValidateOpID(first) != nil {
 		t.Error("sweep op id is not stable and valid")
 	}
 }

@@ -381,17 +381,6 @@ func (s *System) callFunction(ctx context.Context, method, u, body string, out a
 	return res.StatusCode, nil
 }
 
-// sweeps counts the sweep-triggered outcomes.
-func sweeps(all []rotation.Outcome) int {
-	n := 0
-	for _, o := range all {
-		if o.Trigger == rotation.TriggerSweep {
-			n++
-		}
-	}
-	return n
-}
-
 // nearExpiryAt is when Key Vault raises SecretNearExpiry for the secret's current
 // version, and that version.
 func nearExpiryAt(sys *System, secret string) (time.Time, string, error) {

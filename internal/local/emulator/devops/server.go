@@ -338,11 +338,10 @@ func checkAPIVersion(op string, q url.Values) error {
 
 // authFailure is why a request was not authenticated or authorized.
 type authFailure struct {
-	status   int
-	typeKey  string
-	message  string
-	signIn   bool // answered with the sign-in page unless the caller suppresses it
-	loggable string
+	status  int
+	typeKey string
+	message string
+	signIn  bool // answered with the sign-in page unless the caller suppresses it
 	// challenge replaces the Bearer WWW-Authenticate value: a CAE claims challenge.
 	challenge string
 }
