@@ -42,6 +42,24 @@ func busServices(cmd *cobra.Command) (*wiring.Services, error) {
 	return s, nil
 }
 
+// withBus is the RunE of a day-2 command: check the flags (nil: nothing to check),
+// connect, run, close.
+func withBus(check func() error, run func(cmd *cobra.Command, s *wiring.Services) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if check != nil {
+			if err := check(); err != nil {
+				return err
+			}
+		}
+		s, err := busServices(cmd)
+		if err != nil {
+			return err
+		}
+		defer closeServices(cmd, s)
+		return run(cmd, s)
+	}
+}
+
 // safe is how every message's text reaches the terminal: through the same scrubbing
 // as the errors patrol logs. Commands never carry a token; should one ever be put in
 // a message by someone else, it is not printed.
@@ -177,21 +195,13 @@ func newDeadLettersCmd() *cobra.Command {
 		Use:   "list --queue QUEUE",
 		Short: "One line per dead-lettered message: sequence number, message id, session, reason, when",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkQueue(); err != nil {
-				return err
-			}
-			s, err := busServices(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeServices(cmd, s)
+		RunE: withBus(checkQueue, func(cmd *cobra.Command, s *wiring.Services) error {
 			msgs, err := s.Bus.PeekDeadLetters(cmd.Context(), queue, 0)
 			if err != nil {
 				return err
 			}
 			return writeDeadLetterList(cmd.OutOrStdout(), queue, msgs)
-		},
+		}),
 	}
 	queueFlag(list)
 
@@ -199,15 +209,7 @@ func newDeadLettersCmd() *cobra.Command {
 		Use:   "peek --queue QUEUE --message-id ID",
 		Short: "Show one dead-lettered message: reason, description, properties and body",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkID(); err != nil {
-				return err
-			}
-			s, err := busServices(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeServices(cmd, s)
+		RunE: withBus(checkID, func(cmd *cobra.Command, s *wiring.Services) error {
 			msgs, err := s.Bus.PeekDeadLetters(cmd.Context(), queue, 0)
 			if err != nil {
 				return err
@@ -218,7 +220,7 @@ func newDeadLettersCmd() *cobra.Command {
 				}
 			}
 			return fmt.Errorf("deadletters peek: %s has no dead-lettered message %q (list them with `patrol deadletters list --queue %s`)", queue, id, queue)
-		},
+		}),
 	}
 	queueFlag(peek)
 	idFlag(peek)
@@ -231,15 +233,7 @@ func newDeadLettersCmd() *cobra.Command {
 			"then completes the dead-lettered one. Fix what made it fail first: a message that cannot be\n" +
 			"handled (a malformed HR message) fails again and comes back here; discard that one instead.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkID(); err != nil {
-				return err
-			}
-			s, err := busServices(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeServices(cmd, s)
+		RunE: withBus(checkID, func(cmd *cobra.Command, s *wiring.Services) error {
 			m, newID, err := s.Bus.ResubmitDeadLetter(cmd.Context(), queue, id)
 			if err != nil {
 				return err
@@ -250,7 +244,7 @@ func newDeadLettersCmd() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), warn)
 			}
 			return nil
-		},
+		}),
 	}
 	queueFlag(resubmit)
 	idFlag(resubmit)
@@ -259,22 +253,14 @@ func newDeadLettersCmd() *cobra.Command {
 		Use:   "discard --queue QUEUE --message-id ID",
 		Short: "Remove a dead-lettered message for good, printing what is dropped",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkID(); err != nil {
-				return err
-			}
-			s, err := busServices(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeServices(cmd, s)
+		RunE: withBus(checkID, func(cmd *cobra.Command, s *wiring.Services) error {
 			m, err := s.Bus.DiscardDeadLetter(cmd.Context(), queue, id)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Discarded this dead-lettered message of %s:\n", queue)
 			return writeDeadLetter(cmd.OutOrStdout(), m)
-		},
+		}),
 	}
 	queueFlag(discard)
 	idFlag(discard)
@@ -361,18 +347,13 @@ func newRevocationsCmd() *cobra.Command {
 		Use:   "list [--secret SECRET]",
 		Short: "One line per scheduled revocation: sequence number, secret, PAT id, when it runs",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := busServices(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeServices(cmd, s)
+		RunE: withBus(nil, func(cmd *cobra.Command, s *wiring.Services) error {
 			revs, err := scheduledRevocations(cmd, s, secretName, "")
 			if err != nil {
 				return err
 			}
 			return writeRevocations(cmd.OutOrStdout(), revs, s.Clock.Now())
-		},
+		}),
 	}
 	list.Flags().StringVar(&secretName, "secret", "", "only this secret's")
 
