@@ -115,18 +115,8 @@ func (c RotationCommand) NeedsSignature() bool {
 // changes what the command does or what it records, in a fixed order, with a domain
 // label so a MAC made for anything else never verifies here.
 func (c RotationCommand) Canonical() []byte {
-	var at, upn, oid string
-	if !c.RequestedAt.IsZero() {
-		at = c.RequestedAt.UTC().Format(time.RFC3339Nano)
-	}
-	if c.Person != nil {
-		upn, oid = c.Person.UPN, c.Person.ObjectID
-	}
-	b, _ := json.Marshal([]string{
-		"patrol-rotation-command/1", c.SchemaVersion, c.Secret, c.OperationID, string(c.Trigger), c.Version,
-		strconv.FormatBool(c.RevokeNow), c.RequestedBy, c.Reason, at, upn, oid,
-	})
-	return b
+	return canonical(c.RequestedAt, c.Person, "patrol-rotation-command/1", c.SchemaVersion, c.Secret, c.OperationID,
+		string(c.Trigger), c.Version, strconv.FormatBool(c.RevokeNow), c.RequestedBy, c.Reason)
 }
 
 // Sign sets c.Signature with key. The command should be validated first (Validate
@@ -154,17 +144,22 @@ func (c RotationCommand) Verify(key CommandKey, now time.Time) error {
 // command: every field, in a fixed order, under a label of its own so that a MAC made
 // for a rotation command never verifies as a revocation, nor the reverse.
 func (c RevocationCommand) Canonical() []byte {
+	return canonical(c.RequestedAt, c.Person, "patrol-revocation-command/1", c.SchemaVersion, string(c.Kind), c.Secret,
+		c.Org, c.PATID, c.Owner, c.Account, c.OperationID, c.EventID)
+}
+
+// canonical is the JSON array a signature covers: the label and fields of a command,
+// then its requestedAt (RFC 3339, UTC; empty when unset) and its person's UPN and
+// object id (empty when none), always in that order.
+func canonical(requestedAt time.Time, p *Person, labelAndFields ...string) []byte {
 	var at, upn, oid string
-	if !c.RequestedAt.IsZero() {
-		at = c.RequestedAt.UTC().Format(time.RFC3339Nano)
+	if !requestedAt.IsZero() {
+		at = requestedAt.UTC().Format(time.RFC3339Nano)
 	}
-	if c.Person != nil {
-		upn, oid = c.Person.UPN, c.Person.ObjectID
+	if p != nil {
+		upn, oid = p.UPN, p.ObjectID
 	}
-	b, _ := json.Marshal([]string{
-		"patrol-revocation-command/1", c.SchemaVersion, string(c.Kind), c.Secret, c.Org, c.PATID, c.Owner, c.Account,
-		c.OperationID, c.EventID, at, upn, oid,
-	})
+	b, _ := json.Marshal(append(labelAndFields, at, upn, oid))
 	return b
 }
 
