@@ -245,23 +245,7 @@ func decideAuthCode(d *Directory, rec *authCode, req tokenRequest, now time.Time
 			return issue{}, invalidGrant(CodeCodeVerifierMismatch, "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.")
 		}
 	}
-	u := d.userByOID(rec.UserOID)
-	if u == nil {
-		return issue{}, invalidGrant(CodeUserNotFound, "The user account does not exist in the %s directory.", d.TenantID)
-	}
-	scope := req.Scope
-	if scope == "" {
-		scope = rec.Scope
-	}
-	sr, aerr := parseScope(scope)
-	if aerr != nil {
-		return issue{}, aerr
-	}
-	// A person signed in at a browser, which is where MFA happens.
-	if aerr := signInBlocked(u, true, sr); aerr != nil {
-		return issue{}, aerr
-	}
-	return userIssue(d, app, u, sr, req, true), nil
+	return browserSignIn(d, app, req, rec.UserOID, rec.Scope)
 }
 
 // redeemAuthCodeLocked is the token endpoint's authorization_code case: gather the

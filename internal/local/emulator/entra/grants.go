@@ -186,19 +186,25 @@ func decideDeviceCode(d *Directory, auth *deviceAuth, req tokenRequest, now time
 		return issue{}, &aadError{Status: http.StatusBadRequest, Err: "authorization_declined", Code: CodeInvalidGrant,
 			Description: "The end user denied the authorization request."}
 	}
-	u := d.userByOID(auth.UserOID)
+	return browserSignIn(d, app, req, auth.UserOID, auth.Scope)
+}
+
+// browserSignIn issues the tokens of a sign-in a person completed at a browser (a
+// device code approved, an authorization code granted): the user it named, the scopes
+// the token request asks for or else those of the sign-in, MFA satisfied there.
+func browserSignIn(d *Directory, app *AppRegistration, req tokenRequest, userOID, signInScope string) (issue, *aadError) {
+	u := d.userByOID(userOID)
 	if u == nil {
 		return issue{}, invalidGrant(CodeUserNotFound, "The user account does not exist in the %s directory.", d.TenantID)
 	}
 	scope := req.Scope
 	if scope == "" {
-		scope = auth.Scope
+		scope = signInScope
 	}
 	sr, aerr := parseScope(scope)
 	if aerr != nil {
 		return issue{}, aerr
 	}
-	// A person signed in at a browser, which is where MFA happens.
 	if aerr := signInBlocked(u, true, sr); aerr != nil {
 		return issue{}, aerr
 	}
