@@ -29,11 +29,11 @@ import (
 // rotation.MaxRetryWait each outlast any throttle that is not an outage.
 const MaxReschedules = 16
 
-// Rescheduler sends a command again later under its own MessageId (the Service Bus
-// adapter).
+// Rescheduler sends a rotation command again later under its own MessageId, on the
+// secret's session (the Service Bus adapter). A revocation needs nothing of its own:
+// Commands.SendRevocation already takes a MessageId and a time.
 type Rescheduler interface {
 	RescheduleRotation(ctx context.Context, cmd contract.RotationCommand, messageID string, at time.Time) error
-	RescheduleRevocation(ctx context.Context, cmd contract.RevocationCommand, messageID string, at time.Time) error
 }
 
 // Reschedule is when a command that failed with err runs again, if it is to be
@@ -96,7 +96,8 @@ func (a *App) rescheduleRevocation(ctx context.Context, cmd contract.RevocationC
 	next := cmd
 	next.Attempt++
 	id := contract.ThrottledMessageID(RevocationOf(cmd).MessageID(), next.Attempt)
-	if serr := a.o.Reschedule.RescheduleRevocation(ctx, next, id, at); serr != nil {
+	// A revocation is sent as any other, under the throttled attempt's id.
+	if serr := a.o.Commands.SendRevocation(ctx, next, id, at); serr != nil {
 		return true, fmt.Errorf("functionapp: reschedule throttled revocation of PAT %s: %w (after %w)", cmd.PATID, serr, err)
 	}
 	a.log.InfoContext(ctx, "throttled; revocation rescheduled", "secret", cmd.Secret, "patId", cmd.PATID,

@@ -55,7 +55,6 @@ func (permanentThrottle) RetryAfter() time.Duration { return time.Hour }
 type memRescheduler struct {
 	mu   sync.Mutex
 	rot  []rescheduled[contract.RotationCommand]
-	rev  []rescheduled[contract.RevocationCommand]
 	fail error
 }
 
@@ -72,16 +71,6 @@ func (m *memRescheduler) RescheduleRotation(_ context.Context, c contract.Rotati
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rot = append(m.rot, rescheduled[contract.RotationCommand]{c, id, at})
-	return m.fail
-}
-
-func (m *memRescheduler) RescheduleRevocation(_ context.Context, c contract.RevocationCommand, id string, at time.Time) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rev = append(m.rev, rescheduled[contract.RevocationCommand]{c, id, at})
 	return m.fail
 }
 
@@ -128,10 +117,10 @@ func TestRevokeReschedulesALongThrottle(t *testing.T) {
 	}
 	err := &rotation.StepError{Secret: "pat-a", Step: rotation.StepRevoke, Err: throttledErr{5 * time.Minute}}
 	handled, rerr := a.rescheduleRevocation(context.Background(), cmd, err)
-	if !handled || rerr != nil || len(rs.rev) != 1 {
-		t.Fatalf("handled %v, err %v, %d rescheduled; want one", handled, rerr, len(rs.rev))
+	if !handled || rerr != nil || len(b.revocations) != 1 || len(rs.rot) != 0 {
+		t.Fatalf("handled %v, err %v, %d rescheduled; want one", handled, rerr, len(b.revocations))
 	}
-	if got := rs.rev[0]; got.id != "revoke-11111111-2222-3333-4444-555555555555-throttled-1" || !got.at.Equal(now.Add(5*time.Minute)) || got.cmd.Attempt != 1 {
+	if got := b.revocations[0]; got.id != "revoke-11111111-2222-3333-4444-555555555555-throttled-1" || !got.at.Equal(now.Add(5*time.Minute)) || got.cmd.Attempt != 1 {
 		t.Errorf("rescheduled %q at %v attempt %d", got.id, got.at, got.cmd.Attempt)
 	}
 }

@@ -22,16 +22,3 @@ func (b *Bus) RescheduleRotation(ctx context.Context, cmd contract.RotationComma
 	m.Subject = to(string(cmd.Trigger))
 	return b.send(ctx, "reschedule rotation command", contract.QueueRotations, m)
 }
-
-// RescheduleRevocation is RescheduleRotation for a revocation on pat-revocations.
-func (b *Bus) RescheduleRevocation(ctx context.Context, cmd contract.RevocationCommand, messageID string, at time.Time) error {
-	if err := cmd.Validate(); err != nil {
-		return &Error{Op: "reschedule revocation", Entity: contract.QueueRevocations, Err: err, permanent: true}
-	}
-	m, err := b.message(cmd, messageID, "", at)
-	if err != nil {
-		return err
-	}
-	m.Subject = to("revoke")
-	return b.send(ctx, "reschedule revocation", contract.QueueRevocations, m)
-}
