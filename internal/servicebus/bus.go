@@ -276,18 +276,24 @@ func outcomeID(o rotation.Outcome) string {
 // SendRotation enqueues a rotation command on pat-rotations (session = secret,
 // MessageId = operation id), now or at `at` when that is in the future.
 func (b *Bus) SendRotation(ctx context.Context, cmd contract.RotationCommand, at time.Time) error {
-	if err := cmd.Validate(); err != nil {
-		return &Error{Op: "send rotation command", Entity: contract.QueueRotations, Err: err, permanent: true}
-	}
 	if cmd.RequestedAt.IsZero() {
 		cmd.RequestedAt = b.clock.Now().UTC()
 	}
-	m, err := b.message(cmd, cmd.OperationID, cmd.Secret, at)
+	return b.sendRotation(ctx, "send rotation command", cmd, cmd.OperationID, at)
+}
+
+// sendRotation validates cmd and enqueues it on the secret's session of pat-rotations
+// under messageID, now or at `at` when that is in the future.
+func (b *Bus) sendRotation(ctx context.Context, op string, cmd contract.RotationCommand, messageID string, at time.Time) error {
+	if err := cmd.Validate(); err != nil {
+		return &Error{Op: op, Entity: contract.QueueRotations, Err: err, permanent: true}
+	}
+	m, err := b.message(cmd, messageID, cmd.Secret, at)
 	if err != nil {
 		return err
 	}
 	m.Subject = to(string(cmd.Trigger))
-	return b.send(ctx, "send rotation command", contract.QueueRotations, m)
+	return b.send(ctx, op, contract.QueueRotations, m)
 }
 
 // SendOffboarding enqueues an HR-style offboarding message on hr-offboarding
